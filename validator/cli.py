@@ -1,0 +1,57 @@
+"""`argocd-mirror` command line: one dispatcher, one module per sub-command under validator/commands/.
+
+Every failure leaves as a single line on stderr and a gate exit code (0 pass, 1 candidate failed,
+2 could not validate); tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from validator import __version__
+from validator.errors import ExitCode, MirrorError
+
+# Each module defines register(subparsers) that adds its parser and sets `func` (args -> exit code).
+COMMAND_MODULES = (
+    "validator.commands.resolve",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="argocd-mirror",
+        description="Validate an Argo CD release on a throwaway cluster that mirrors production.",
+    )
+    parser.add_argument("--version", action="version", version=f"argocd-mirror {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MirrorError as exc:
+        label = "candidate failed" if exc.exit_code == ExitCode.CANDIDATE_FAILED else "could not validate"
+        print(f"argocd-mirror: {label}: {exc.one_line()}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("argocd-mirror: could not validate: interrupted", file=sys.stderr)
+        return int(ExitCode.COULD_NOT_VALIDATE)
+    except Exception as exc:  # a bug of ours: still one line and exit 2, never a pass
+        if args.debug:
+            raise
+        print(f"argocd-mirror: could not validate: internal error: {type(exc).__name__}: {exc} "
+              "(re-run with --debug for a traceback)", file=sys.stderr)
+        return int(ExitCode.COULD_NOT_VALIDATE)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

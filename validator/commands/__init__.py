@@ -1,0 +1,19 @@
+"""Sub-commands of the argocd-mirror CLI, one module each (see validator.cli)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_candidate_arguments(parser: argparse.ArgumentParser, *, default: str | None = "stable") -> None:
+    """The candidate spec and how to read it, shared by every command that takes one."""
+    if default is None:
+        parser.add_argument("spec", metavar="SPEC",
+                            help="stable, a release tag (v2.11.2), a URL, a local file or a kustomize directory")
+    else:
+        parser.add_argument("spec", metavar="SPEC", nargs="?", default=default,
+                            help=f"stable, a release tag (v2.11.2), a URL, a file or a kustomize dir (default {default})")
+    parser.add_argument("--variant", default="install",
+                        choices=["install", "ha", "namespace-install", "core-install"],
+                        help="which upstream manifest of a release (default install)")
+    parser.add_argument("--namespace", default="argocd", help="namespace to install into (default argocd)")

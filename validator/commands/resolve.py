@@ -1,0 +1,34 @@
+"""`argocd-mirror resolve SPEC`: what exactly a candidate spec is, right now."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from validator.candidate import resolve
+from validator.commands import add_candidate_arguments
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "resolve", help="resolve a candidate to a concrete version with provenance",
+        description="Resolve SPEC to a concrete version: tag, commit, URL, sha256 and the objects it holds.",
+    )
+    add_candidate_arguments(parser, default=None)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    bundle = resolve(args.spec, variant=args.variant, namespace=args.namespace)
+    report = {**bundle.provenance.to_dict(), "objects": len(bundle), "kinds": bundle.kind_counts()}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        prov = bundle.provenance
+        print(f"{prov.label}  sha256:{prov.sha256}  {len(bundle)} objects")
+        for key in ("source", "variant", "version", "commit", "url", "path", "image_version", "fetched_at"):
+            if report.get(key):
+                print(f"  {key:<14}{report[key]}")
+    return 0
