@@ -12,7 +12,7 @@ def add_candidate_arguments(parser: argparse.ArgumentParser, *, default: str | N
                             help="stable, a release tag (v2.11.2), a URL, a local file or a kustomize directory")
     else:
         parser.add_argument("spec", metavar="SPEC", nargs="?", default=default,
-                            help=f"stable, a release tag (v2.11.2), a URL, a file or a kustomize dir (default {default})")
+                            help=f"stable, a tag (v2.11.2), a URL, a file or a kustomize dir (default {default})")
     parser.add_argument("--variant", default="install",
                         choices=["install", "ha", "namespace-install", "core-install"],
                         help="which upstream manifest of a release (default install)")

@@ -1,0 +1,140 @@
+"""Profiles: what the mirror must share with production (Kubernetes version, nodes, CNI, apply mode).
+
+A profile is a small YAML file under scenarios/profiles/ (selectable by name) or any path. Preflight
+reads it to judge scheduling and API removals; the cluster layer turns it into a kind config.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from validator.errors import InputError
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "profiles"
+CNIS = ("kindnet", "calico")
+APPLY_MODES = ("server-side", "client-side")
+ROLES = ("control-plane", "worker")
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    effect: str
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node as the scheduler will see it."""
+
+    role: str = "control-plane"
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    allocatable_cpu_millis: int = 2000
+    allocatable_memory_bytes: int = 7 * 1024**3
+    allocatable_pods: int = 110
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    kubernetes_version: str = "1.35"  # major.minor; the cluster layer maps it to a digest-pinned node image
+    nodes: tuple[NodeSpec, ...] = (NodeSpec(),)
+    cni: str = "kindnet"
+    apply_mode: str = "server-side"
+    namespace: str = "argocd"
+
+    @property
+    def kubernetes_minor(self) -> tuple[int, int]:
+        major, minor = self.kubernetes_version.split(".")[:2]
+        return int(major), int(minor)
+
+    def schedulable_nodes(self) -> tuple[NodeSpec, ...]:
+        """Nodes a pod without tolerations may land on (kind untaints a control plane with no workers)."""
+        return tuple(n for n in self.nodes if not any(t.effect in ("NoSchedule", "NoExecute") for t in n.taints))
+
+
+def _parse_quantity_cpu(value: Any) -> int:
+    text = str(value)
+    return int(float(text[:-1])) if text.endswith("m") else int(float(text) * 1000)
+
+
+_MEMORY_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "K": 1000, "M": 1000**2, "G": 1000**3}
+
+
+def _parse_quantity_memory(value: Any) -> int:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]i?)?", str(value))
+    if not match:
+        raise InputError(f"not a memory quantity: {value!r}")
+    return int(float(match[1]) * _MEMORY_UNITS.get(match[2] or "", 1))
+
+
+def _node(raw: Any, index: int, has_workers: bool) -> NodeSpec:
+    if not isinstance(raw, dict):
+        raise InputError(f"profile node {index} must be a mapping")
+    role = raw.get("role", "control-plane")
+    if role not in ROLES:
+        raise InputError(f"profile node {index}: role must be one of {', '.join(ROLES)}")
+    taints = tuple(Taint(str(t["key"]), str(t["effect"]), str(t.get("value", ""))) for t in raw.get("taints") or [])
+    if role == "control-plane" and has_workers and "taints" not in raw:
+        # kind keeps kubeadm's control-plane taint when the cluster has workers
+        taints = (Taint("node-role.kubernetes.io/control-plane", "NoSchedule"),)
+    alloc = raw.get("allocatable") or {}
+    return NodeSpec(
+        role=role,
+        labels={str(k): str(v) for k, v in (raw.get("labels") or {}).items()},
+        taints=taints,
+        allocatable_cpu_millis=_parse_quantity_cpu(alloc.get("cpu", "2")),
+        allocatable_memory_bytes=_parse_quantity_memory(alloc.get("memory", "7Gi")),
+        allocatable_pods=int(alloc.get("pods", 110)),
+    )
+
+
+def profile_from_dict(raw: Any, name: str) -> Profile:
+    if not isinstance(raw, dict):
+        raise InputError(f"profile {name}: must be a YAML mapping")
+    known = {"name", "kubernetesVersion", "nodes", "cni", "applyMode", "namespace", "description"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InputError(f"profile {name}: unknown field(s) {', '.join(unknown)}")
+    version = str(raw.get("kubernetesVersion", "1.35"))
+    if not re.fullmatch(r"1\.\d{2}", version):
+        raise InputError(f"profile {name}: kubernetesVersion must look like 1.35, not {version!r}")
+    nodes_raw = raw.get("nodes") or [{"role": "control-plane"}]
+    if not isinstance(nodes_raw, list):
+        raise InputError(f"profile {name}: nodes must be a list")
+    has_workers = any(isinstance(n, dict) and n.get("role") == "worker" for n in nodes_raw)
+    nodes = tuple(_node(n, i, has_workers) for i, n in enumerate(nodes_raw))
+    if not any(n.role == "control-plane" for n in nodes):
+        raise InputError(f"profile {name}: needs at least one control-plane node")
+    cni = raw.get("cni", "kindnet")
+    if cni not in CNIS:
+        raise InputError(f"profile {name}: cni must be one of {', '.join(CNIS)}")
+    mode = raw.get("applyMode", "server-side")
+    if mode not in APPLY_MODES:
+        raise InputError(f"profile {name}: applyMode must be one of {', '.join(APPLY_MODES)}")
+    return Profile(name=str(raw.get("name", name)), kubernetes_version=version, nodes=nodes, cni=cni,
+                   apply_mode=mode, namespace=str(raw.get("namespace", "argocd")))
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str = "default") -> Profile:
+    """A profile by name (scenarios/profiles/NAME.yaml) or by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise InputError(f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())} or a path")
+    try:
+        raw = yaml.safe_load(path.read_bytes()[:1_000_000])
+    except yaml.YAMLError as exc:
+        raise InputError(f"profile {path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    return profile_from_dict(raw, path.stem)
