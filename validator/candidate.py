@@ -105,7 +105,7 @@ class _Transient(Exception):
     """A failure worth retrying (connection, timeout, 5xx, 429)."""
 
 
-def _retrying(sources: Sources):  # type: ignore[no-untyped-def]
+def _retrying(sources: Sources):
     return retry(
         retry=retry_if_exception_type(_Transient),
         stop=stop_after_attempt(sources.attempts),
