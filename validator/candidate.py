@@ -48,6 +48,7 @@ class Sources:
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "argocd-mirror")
     timeout_s: float = 30.0
     attempts: int = 4
+    backoff_s: float = 0.5  # first retry delay; doubles each time, capped at 8 s
 
     @classmethod
     def from_env(cls) -> Sources:
@@ -109,7 +110,7 @@ def _retrying(sources: Sources):
     return retry(
         retry=retry_if_exception_type(_Transient),
         stop=stop_after_attempt(sources.attempts),
-        wait=wait_exponential(multiplier=0.5, max=8),
+        wait=wait_exponential(multiplier=sources.backoff_s, max=8),
         reraise=False,
     )
 

@@ -241,13 +241,15 @@ def _documents(text: str, limits: Limits) -> Iterator[tuple[Any, int]]:
             if event is None or isinstance(event, yaml.StreamEndEvent):
                 return
             if isinstance(event, yaml.DocumentStartEvent):
-                doc_line, result, anchors = (event.start_mark.line + 1 if event.start_mark else 0), None, {}
+                doc_line, result, anchors = 0, None, {}
                 continue
             if isinstance(event, yaml.DocumentEndEvent):
                 yield result, doc_line
                 continue
             if isinstance(event, yaml.StreamStartEvent):
                 continue
+            if not doc_line and event.start_mark is not None:
+                doc_line = event.start_mark.line + 1  # the document's first node, where a reader looks
 
             if isinstance(event, yaml.ScalarEvent):
                 value, nodes = _scalar(event), nodes + 1
