@@ -1,1 +1,6 @@
-"""argocd-mirror's pytest plugin (pytest11 entry point). Inert unless a scenario uses its fixtures."""
+"""pytest plugin for argocd-mirror scenarios (registered through the pytest11 entry point).
+
+Auto-loaded by every pytest run, so it must stay inert unless a scenario uses it.
+"""
+
+from __future__ import annotations
