@@ -24,7 +24,7 @@ lint: $(BIN)/argocd-mirror
 	$(BIN)/mypy validator
 
 bench: $(BIN)/argocd-mirror
-	$(BIN)/python -m pytest benchmarks --benchmark-only $(ARGS)
+	$(BIN)/python -m pytest benchmarks -o python_files='bench_*.py' --benchmark-only $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
