@@ -1,0 +1,148 @@
+"""Verdict model and writers: one verdict rendered the same way into JSON, Markdown and the console."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from validator.errors import InputError
+from validator.progress import Progress
+from validator.report import (
+    INTERRUPTED,
+    ScenarioResult,
+    Status,
+    Verdict,
+    decide,
+    read_verdict,
+    render_console,
+    scenario_status,
+    start_run,
+    validate_document,
+    verdict_line,
+    write_verdict,
+)
+
+PROV = {
+    "spec": "stable", "source": "stable", "variant": "install", "version": "v3.5.1",
+    "commit": "109ca7c5e3b4c3f1c0f3e8b1c1a2b3c4d5e6f708", "url": "https://raw.githubusercontent.com/x",
+    "path": None, "sha256": "a" * 64, "size": 10, "fetched_at": "2026-11-28T00:00:00+00:00",
+    "image_version": "v3.5.1",
+}
+
+
+def passing() -> Verdict:
+    return Verdict(status=Status.PASS, spec="stable", candidate=PROV, started_at="t0", finished_at="t1",
+                   scenarios=[ScenarioResult("fresh-install", Status.PASS, 94.2)])
+
+
+@pytest.mark.parametrize(("steps", "expected"), [
+    ([Status.PASS, Status.PASS], Status.PASS),
+    ([Status.PASS, Status.FAIL, Status.ERROR], Status.FAIL),
+    ([Status.PASS, Status.ERROR], Status.ERROR),
+    ([Status.SKIPPED, Status.SKIPPED], Status.SKIPPED),
+    ([Status.PASS, Status.SKIPPED], Status.ERROR),  # half a checklist is not a pass
+    ([], Status.SKIPPED),
+])
+def test_scenario_status_fails_closed(steps: list[Status], expected: Status) -> None:
+    assert scenario_status(steps) == expected
+
+
+def test_decide_pass_only_when_every_scenario_passed() -> None:
+    ok = ScenarioResult("fresh-install", Status.PASS)
+    assert decide([ok]) == (Status.PASS, None)
+    assert decide([]) == (Status.ERROR, "no scenario ran")
+    assert decide([ok, ScenarioResult("ha", Status.SKIPPED, root_cause="Docker engine not reachable")]) == (
+        Status.ERROR, "ha: Docker engine not reachable")
+    assert decide([ok], error="interrupted")[0] == Status.ERROR
+
+
+def test_observed_failure_beats_error() -> None:
+    bad = ScenarioResult("upgrade", Status.FAIL, root_cause="argocd-redis: secret-init timed out")
+    assert decide([ScenarioResult("x", Status.ERROR), bad], error="boom") == (
+        Status.FAIL, "upgrade: argocd-redis: secret-init timed out")
+    assert decide([], preflight_errors=["NetworkPolicy blocks the API"])[0] == Status.FAIL
+
+
+def test_verdict_lines() -> None:
+    assert verdict_line(passing()) == "PASS stable=v3.5.1 (commit 109ca7c) fresh-install 94s"
+    failed = Verdict(status=Status.FAIL, spec="v2.11.1", candidate={**PROV, "spec": "v2.11.1", "version": "v2.11.1"},
+                     root_cause="fresh-install: init container secret-init\n of argocd-redis: i/o timeout")
+    assert verdict_line(failed) == (
+        "FAIL v2.11.1 (commit 109ca7c): fresh-install: init container secret-init of argocd-redis: i/o timeout")
+    error = Verdict(status=Status.ERROR, spec="stable", root_cause="Docker engine not reachable: no daemon")
+    assert verdict_line(error) == "ERROR stable: could not validate: Docker engine not reachable: no daemon"
+    assert error.exit_code == 2 and failed.exit_code == 1 and passing().exit_code == 0
+
+
+def test_console_puts_the_verdict_first_then_detail() -> None:
+    verdict = Verdict(status=Status.FAIL, spec="stable", candidate=PROV, root_cause="fresh-install: x",
+                      scenarios=[ScenarioResult("fresh-install", Status.FAIL, 3, "x", evidence=["d/diagnosis.md"])])
+    lines = render_console(verdict).splitlines()
+    assert lines[0].startswith("FAIL stable=v3.5.1")
+    assert "evidence: d/diagnosis.md" in lines[2]
+
+
+def test_written_files_agree_and_validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    write_verdict(passing(), tmp_path / "out")
+    doc = read_verdict(tmp_path / "out" / "verdict.json")
+    assert doc["status"] == "pass" and doc["schemaVersion"] == "1"
+    first = (tmp_path / "out" / "summary.md").read_text().splitlines()[0]
+    assert first == verdict_line(passing())
+    assert summary.read_text().splitlines()[:2] == ["earlier step", first]  # appended, not overwritten
+    assert not list((tmp_path / "out").glob(".*"))  # no temp files left behind
+
+
+def test_start_run_leaves_an_interrupted_error_until_replaced(tmp_path: Path) -> None:
+    write_verdict(passing(), tmp_path)
+    (tmp_path / "junit.xml").write_text("<stale/>")
+    start_run(tmp_path, "stable")
+    doc = json.loads((tmp_path / "verdict.json").read_text())
+    assert doc["status"] == "error" and doc["root_cause"] == INTERRUPTED  # the old pass is gone
+    assert (tmp_path / "summary.md").read_text().startswith("ERROR stable: could not validate: interrupted")
+    assert not (tmp_path / "junit.xml").exists()
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda d: d.update(status="maybe"),
+    lambda d: d.update(schemaVersion="0"),
+    lambda d: d.update(scenarios=[]),  # a pass needs at least one scenario
+    lambda d: d["scenarios"][0].update(status="fail"),  # a pass cannot hold a failed scenario
+    lambda d: d["candidate"].update(sha256="abc"),
+    lambda d: d.update(candidate=None),
+    lambda d: d.update(extra=1),
+])
+def test_schema_rejects_inconsistent_verdicts(mutate) -> None:  # type: ignore[no-untyped-def]
+    doc = passing().to_dict()
+    validate_document(doc)
+    mutate(doc)
+    with pytest.raises(jsonschema.ValidationError):
+        validate_document(doc)
+
+
+def test_error_verdict_needs_a_reason() -> None:
+    doc = Verdict(status=Status.ERROR, spec="stable", root_cause="").to_dict()
+    with pytest.raises(jsonschema.ValidationError):
+        validate_document(doc)
+
+
+@pytest.mark.parametrize("content", [b"{", b"[]", b'{"status": "pass"}'])
+def test_read_verdict_one_line_errors(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "verdict.json"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as info:
+        read_verdict(path)
+    assert "\n" not in info.value.one_line()
+    with pytest.raises(InputError, match="cannot read"):
+        read_verdict(tmp_path / "absent.json")
+
+
+def test_progress_escapes_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    ticks = iter([0.0, 12.0])
+    Progress(clock=lambda: next(ticks))("installing [bold]argocd[/bold]")
+    assert "[   12s] installing [bold]argocd[/bold]" in capsys.readouterr().err

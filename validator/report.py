@@ -1,0 +1,273 @@
+"""The verdict of one run and the files CI keeps: verdict.json, summary.md, the console lines.
+
+A gate is read by machines (exit code, verdict.json) and by people (the first line of summary.md and
+of the console). All three say the same thing because they are rendered from one Verdict. Every file
+is written atomically, and a run starts by writing an "error: interrupted" verdict that only a
+finished run replaces: a killed run never leaves a stale or partial pass behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from validator import __version__
+from validator.candidate import atomic_write
+from validator.errors import CandidateFailed, ExitCode
+
+SCHEMA_VERSION = "1"
+VERDICT_JSON = "verdict.json"
+SUMMARY_MD = "summary.md"
+JUNIT_XML = "junit.xml"
+STEP_SUMMARY_LIMIT = 1024 * 1024 - 4096  # GitHub refuses step summaries over 1 MiB
+INTERRUPTED = "interrupted: the run did not finish (killed, cancelled or still in progress)"
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIPPED = "skipped"  # only for scenarios; a run whose scenarios were skipped is an error
+
+
+EXIT_CODES = {Status.PASS: ExitCode.PASS, Status.FAIL: ExitCode.CANDIDATE_FAILED,
+              Status.ERROR: ExitCode.COULD_NOT_VALIDATE}
+
+
+class ScenarioFailed(CandidateFailed):
+    """The candidate was observed broken in a scenario; carries the evidence files diagnose wrote."""
+
+    def __init__(self, root_cause: str, evidence: tuple[str, ...] = ()) -> None:
+        super().__init__(root_cause)
+        self.evidence = evidence
+
+
+@dataclass
+class ScenarioResult:
+    """One scenario (a module of checklist steps) as the verdict reports it."""
+
+    name: str
+    status: Status
+    duration_s: float = 0.0
+    root_cause: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)  # {"name", "status", "duration_s", "message"}
+    evidence: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Verdict:
+    status: Status
+    spec: str
+    candidate: dict[str, Any] | None = None  # validator.candidate.Provenance.to_dict()
+    baseline: dict[str, Any] | None = None
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+    root_cause: str | None = None
+    preflight: list[dict[str, Any]] = field(default_factory=list)
+    profile: str | None = None
+    provider: str | None = None
+    started_at: str = ""
+    finished_at: str | None = None
+    duration_s: float = 0.0
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return EXIT_CODES[self.status]
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["status"] = self.status.value
+        for scenario in body["scenarios"]:
+            scenario["status"] = Status(scenario["status"]).value
+        return {"schemaVersion": SCHEMA_VERSION, "tool": f"argocd-mirror {__version__}", **body}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------------------------------
+# deciding (pure)
+# --------------------------------------------------------------------------------------------------
+
+
+def scenario_status(step_statuses: list[Status]) -> Status:
+    """A scenario passes only if every step passed; an observed failure beats an error."""
+    if not step_statuses:
+        return Status.SKIPPED
+    for status in (Status.FAIL, Status.ERROR):
+        if status in step_statuses:
+            return status
+    if all(s == Status.SKIPPED for s in step_statuses):
+        return Status.SKIPPED
+    return Status.ERROR if Status.SKIPPED in step_statuses else Status.PASS
+
+
+def decide(scenarios: list[ScenarioResult], preflight_errors: Sequence[str] = (),
+           error: str | None = None) -> tuple[Status, str | None]:
+    """(status, root cause) of a run. Fail closed: only a run where every scenario was seen to pass passes.
+
+    An observed failure (preflight error or failed scenario) is a FAIL even if something else errored,
+    because the candidate is known to be broken; anything short of observing a pass is an ERROR.
+    """
+    failed = [s for s in scenarios if s.status == Status.FAIL]
+    if preflight_errors:
+        return Status.FAIL, f"preflight: {preflight_errors[0]}"
+    if failed:
+        return Status.FAIL, f"{failed[0].name}: {failed[0].root_cause or 'failed'}"
+    if error:
+        return Status.ERROR, error
+    if not scenarios:
+        return Status.ERROR, "no scenario ran"
+    for scenario in scenarios:
+        if scenario.status != Status.PASS:
+            why = scenario.root_cause or ("skipped" if scenario.status == Status.SKIPPED else "error")
+            return Status.ERROR, f"{scenario.name}: {why}"
+    return Status.PASS, None
+
+
+def candidate_label(verdict: Verdict) -> str:
+    """'stable=v3.5.1 (commit 109ca7c)', or the bare spec when resolution never happened."""
+    prov = verdict.candidate
+    if not prov:
+        return verdict.spec
+    version = prov.get("version") or prov.get("image_version") or "unknown version"
+    head = f"{prov['spec']}={version}" if prov.get("spec") != version else str(version)
+    if prov.get("variant") and prov["variant"] != "install":
+        head += f" [{prov['variant']}]"
+    return f"{head} (commit {prov['commit'][:7]})" if prov.get("commit") else head
+
+
+def verdict_line(verdict: Verdict) -> str:
+    """The one line that goes first everywhere: PASS/FAIL/ERROR, what was tested, and why."""
+    label = candidate_label(verdict)
+    cause = " ".join((verdict.root_cause or "").split())
+    if verdict.status == Status.PASS:
+        timings = ", ".join(f"{s.name} {s.duration_s:.0f}s" for s in verdict.scenarios)
+        return f"PASS {label} {timings}".rstrip()
+    if verdict.status == Status.FAIL:
+        return f"FAIL {label}: {cause or 'candidate failed'}"
+    return f"ERROR {label}: could not validate: {cause or 'unknown reason'}"
+
+
+# --------------------------------------------------------------------------------------------------
+# rendering (pure)
+# --------------------------------------------------------------------------------------------------
+
+_ICONS = {Status.PASS: "✅", Status.FAIL: "❌", Status.ERROR: "⚠️", Status.SKIPPED: "⏭️"}
+
+
+def render_console(verdict: Verdict) -> str:
+    """Verdict line first, then one line per scenario and where the evidence is."""
+    lines = [verdict_line(verdict)]
+    for s in verdict.scenarios:
+        tail = f": {s.root_cause}" if s.root_cause and s.status != Status.PASS else ""
+        lines.append(f"  {s.status.value.upper():<7} {s.name} ({s.duration_s:.0f}s){tail}")
+        lines.extend(f"          evidence: {path}" for path in s.evidence)
+    for finding in verdict.preflight:
+        if finding.get("severity") == "error":
+            lines.append(f"  PREFLIGHT {finding.get('check')}: {finding.get('reason')}")
+    for name, path in sorted(verdict.artifacts.items()):
+        lines.append(f"  {name}: {path}")
+    return "\n".join(lines)
+
+
+def _md_cell(text: str | None) -> str:
+    return " ".join((text or "").split()).replace("|", "\\|")
+
+
+def render_markdown(verdict: Verdict) -> str:
+    """summary.md (and the GitHub step summary): first line is the verdict line, as is."""
+    out = [verdict_line(verdict), ""]
+    prov = verdict.candidate or {}
+    if prov:
+        out += ["| candidate | |", "|---|---|"]
+        for key in ("spec", "version", "commit", "variant", "url", "path", "sha256", "image_version", "fetched_at"):
+            if prov.get(key):
+                out.append(f"| {key} | `{_md_cell(str(prov[key]))}` |")
+        if verdict.baseline:
+            base = verdict.baseline.get("version") or verdict.baseline.get("spec")
+            out.append(f"| baseline | `{_md_cell(str(base))}` |")
+        out.append("")
+    if verdict.scenarios:
+        out += ["| scenario | result | time | root cause |", "|---|---|---|---|"]
+        for s in verdict.scenarios:
+            out.append(f"| {s.name} | {_ICONS[s.status]} {s.status.value} | {s.duration_s:.0f}s | "
+                       f"{_md_cell(s.root_cause)} |")
+        out.append("")
+    errors = [f for f in verdict.preflight if f.get("severity") in ("error", "warning")]
+    if errors:
+        out += ["| preflight | severity | reason |", "|---|---|---|"]
+        out += [f"| {f.get('check')} | {f.get('severity')} | {_md_cell(str(f.get('reason')))} |" for f in errors]
+        out.append("")
+    evidence = [p for s in verdict.scenarios for p in s.evidence]
+    if evidence or verdict.artifacts:
+        out.append("Artifacts: " + ", ".join(f"`{p}`" for p in [*verdict.artifacts.values(), *evidence]))
+    return "\n".join(out).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------------
+
+
+def load_schema() -> dict[str, Any]:
+    text = resources.files("validator").joinpath("verdict.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def validate_document(doc: Any) -> None:
+    """Raise jsonschema.ValidationError if DOC is not a verdict this version can read."""
+    jsonschema.validate(doc, load_schema())
+
+
+def write_verdict(verdict: Verdict, out_dir: Path, step_summary: bool = True) -> None:
+    """verdict.json then summary.md, atomically; append the summary to $GITHUB_STEP_SUMMARY when set."""
+    doc = verdict.to_dict()
+    validate_document(doc)  # a verdict CI cannot parse is a bug: fail loudly rather than write it
+    markdown = render_markdown(verdict)
+    atomic_write(out_dir / VERDICT_JSON, (json.dumps(doc, indent=2) + "\n").encode())
+    atomic_write(out_dir / SUMMARY_MD, markdown.encode())
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary and target:
+        data = markdown.encode()[:STEP_SUMMARY_LIMIT]
+        with open(target, "ab") as fh:
+            fh.write(data + b"\n")
+
+
+def start_run(out_dir: Path, spec: str, profile: str | None = None, provider: str | None = None) -> Verdict:
+    """Mark the run as unfinished on disk before anything else, and clear outputs of an older run."""
+    verdict = Verdict(status=Status.ERROR, spec=spec, root_cause=INTERRUPTED, profile=profile, provider=provider,
+                      started_at=now_iso())
+    (out_dir / JUNIT_XML).unlink(missing_ok=True)
+    write_verdict(verdict, out_dir, step_summary=False)
+    return verdict
+
+
+def read_verdict(path: Path) -> dict[str, Any]:
+    """A verdict.json as a dict, schema-checked; errors are one line (InputError)."""
+    from validator.errors import InputError
+
+    try:
+        doc = json.loads(path.read_bytes()[:10_000_000])
+    except OSError as exc:
+        raise InputError(f"cannot read verdict {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise InputError(f"verdict {path} is not JSON: {exc}") from None
+    try:
+        validate_document(doc)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "top level"
+        raise InputError(f"verdict {path} does not match the verdict schema at {where}: {exc.message}") from None
+    result: dict[str, Any] = doc
+    return result
