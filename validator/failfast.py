@@ -1,0 +1,381 @@
+"""Fail-fast: decide, from the history of observations, when waiting longer cannot turn a failure into a pass.
+
+Argo CD's verdicts alone wait too long (a crash-looping init container leaves a Deployment Progressing for 600 s)
+or stop too early (a fresh Argo CD install legitimately shows CreateContainerConfigError until redis' init container
+writes the `argocd-redis` Secret). This module applies the §6 policy of health-rules.md as a table of rules: each
+signal found in an object has a grace period and/or a restart threshold (configuration, see Thresholds); the
+history per object records since when each signal has persisted. Pure and clock-free: `now` is passed in.
+
+Signals that are usually a *consequence* of another object's failure (a missing Secret/ConfigMap) are "dependent":
+while another pod is still initializing or visibly failing, they wait (bounded), so the root cause named is the
+failing producer (redis' `secret-init`), not the components waiting for its output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from validator.health import (
+    abnormal,
+    condition,
+    container_statuses,
+    describe_termination,
+    last_termination,
+    object_ref,
+    owner_of,
+)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Grace periods (seconds) and restart threshold of the §6 policy; defaults are the spec's proposals."""
+
+    crashloop_restarts: int = 3
+    crashloop_backoff_s: float = 120
+    config_error_grace_s: float = 60
+    unschedulable_grace_s: float = 60
+    image_pull_grace_s: float = 90
+    run_container_error_grace_s: float = 30
+    replica_failure_grace_s: float = 30
+    # Extra (not in the contract's list, defaulted): how much longer a dependent signal (missing Secret/ConfigMap)
+    # may wait, beyond its grace, while another pod is initializing or failing and may be what creates the object.
+    dependent_wait_s: float = 300
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """A certain failure: what failed, where, and one sentence for the report."""
+
+    object: str  # "Kind/namespace/name"
+    container: str | None
+    init_container: bool
+    reason: str
+    message: str
+    root_cause: str  # one sentence
+    owner: str | None = None  # e.g. "Deployment/argocd/argocd-redis" for a pod
+    evidence: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# The policy table (§6). A rule fires when its signal is present and: immediately (grace 0), or it has
+# persisted for its grace, or the container's restartCount reached the threshold.
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    grace: str | None  # name of a Thresholds field; None = never by time alone
+    immediate: bool = False
+    by_restarts: bool = False  # restartCount >= crashloop_restarts fires
+    dependent: bool = False  # may be caused by another object: waits while a producer is busy
+    blocks_dependents: bool = False  # its presence means "something else may still create what is missing"
+    terminal: bool = True  # False: a tracked state that never fires by itself
+
+    def grace_s(self, thresholds: Thresholds) -> float | None:
+        return None if self.grace is None else float(getattr(thresholds, self.grace))
+
+
+RULES: dict[str, Rule] = {r.name: r for r in (
+    Rule("job-failed", None, immediate=True),
+    Rule("progress-deadline", None, immediate=True),
+    Rule("crd-rejected", None, immediate=True),
+    Rule("pvc-lost", None, immediate=True),
+    Rule("hpa-failed", None, immediate=True),
+    Rule("pod-failed", None, immediate=True),
+    Rule("invalid-image", None, immediate=True, blocks_dependents=True),
+    Rule("image-not-found", None, immediate=True, blocks_dependents=True),
+    Rule("image-pull", "image_pull_grace_s", blocks_dependents=True),
+    Rule("crashloop", "crashloop_backoff_s", by_restarts=True, blocks_dependents=True),
+    Rule("restarting", None, by_restarts=True, blocks_dependents=True),
+    Rule("config-error", "config_error_grace_s", dependent=True),
+    Rule("run-error", "run_container_error_grace_s", blocks_dependents=True),
+    Rule("unschedulable", "unschedulable_grace_s"),
+    Rule("replica-failure", "replica_failure_grace_s"),
+    Rule("initializing", None, blocks_dependents=True, terminal=False),
+)}
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One problem seen in one observation. `key` identifies it across observations (for persistence)."""
+
+    rule: str
+    key: str
+    reason: str
+    message: str
+    container: str | None = None
+    init_container: bool = False
+    restarts: int = 0
+    detail: str = ""  # e.g. 'last exit code 1: "dial tcp ..."'
+
+
+# --------------------------------------------------------------------------------------------------
+# Detectors: live object -> signals (pure)
+# --------------------------------------------------------------------------------------------------
+
+_NOT_FOUND = re.compile(r"not found|manifest unknown|unauthorized", re.IGNORECASE)
+_CACHE_SYNC = re.compile(r"failed to sync .*cache", re.IGNORECASE)
+_PULL = frozenset({"ErrImagePull", "ImagePullBackOff"})
+_CONFIG = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+_NEVER = frozenset({"InvalidImageName", "ErrImageNeverPull"})
+
+
+def _container_signals(cs: Mapping[str, Any], init: bool) -> Iterator[Signal]:
+    name = str(cs.get("name", ""))
+    prefix = f"{'init' if init else 'main'}:{name}:"
+    state = cs.get("state") or {}
+    waiting = state.get("waiting") or {}
+    reason = str(waiting.get("reason") or "")
+    message = str(waiting.get("message") or "")
+    restarts = int(cs.get("restartCount") or 0)
+    last = last_termination(cs)
+    detail = f"last {describe_termination(last)}" if abnormal(last) else ""
+
+    def sig(rule: str, family: str, why: str = reason, msg: str = message) -> Signal:
+        return Signal(rule, prefix + family, why, msg, name, init, restarts, detail)
+
+    if reason in _NEVER:
+        yield sig("invalid-image", "image")
+    elif reason in _PULL:
+        yield sig("image-not-found" if _NOT_FOUND.search(message) else "image-pull", "image")
+    elif reason == "CrashLoopBackOff":
+        yield sig("crashloop", "crash", msg=_last_words(last) or message)
+    elif reason in _CONFIG:
+        if not _CACHE_SYNC.search(message):
+            yield sig("config-error", "config")
+    elif reason == "RunContainerError":
+        yield sig("run-error", "run")
+    elif abnormal(last) and not cs.get("ready") and (init or restarts > 0):
+        # Terminated non-zero (init) or restarted after an abnormal exit and not ready: counts towards restarts.
+        term = last
+        yield sig("restarting", "crash", why=str(term.get("reason") or "Error"), msg=_last_words(term))
+    for term in (state.get("terminated") or {}, (cs.get("lastState") or {}).get("terminated") or {}):
+        if term.get("reason") == "ContainerCannotRun" and term.get("exitCode") != 128:
+            yield sig("run-error", "run", why="ContainerCannotRun", msg=str(term.get("message") or ""))
+            break
+    if init and not reason and state.get("running") is not None and not cs.get("ready"):
+        yield sig("initializing", "init")
+
+
+def _last_words(term: Mapping[str, Any]) -> str:
+    return str(term.get("message") or "").strip()
+
+
+def _pod_signals(obj: Mapping[str, Any]) -> Iterator[Signal]:
+    status = obj.get("status") or {}
+    phase = status.get("phase")
+    if phase == "Failed":
+        owner = owner_of(obj)
+        if owner is None and status.get("reason") not in ("Evicted", "Preempting"):
+            yield Signal("pod-failed", "pod:failed", str(status.get("reason") or "Failed"),
+                         str(status.get("message") or _failed_container_message(obj)))
+        return
+    for cs in container_statuses(obj, "initContainerStatuses"):
+        yield from _container_signals(cs, True)
+    for cs in container_statuses(obj):
+        yield from _container_signals(cs, False)
+    scheduled = condition(obj, "PodScheduled")
+    if scheduled is not None and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        yield Signal("unschedulable", "pod:unschedulable", "Unschedulable", str(scheduled.get("message") or ""))
+
+
+def _failed_container_message(obj: Mapping[str, Any]) -> str:
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for cs in container_statuses(obj, key):
+            term = (cs.get("state") or {}).get("terminated") or {}
+            if abnormal(term):
+                return f'container "{cs.get("name")}" {describe_termination(term)}'
+    return ""
+
+
+def _condition_signal(obj: Mapping[str, Any], ctype: str, status: str, rule: str) -> Iterator[Signal]:
+    cond = condition(obj, ctype)
+    if cond is not None and cond.get("status") == status:
+        yield Signal(rule, f"cond:{ctype}", str(cond.get("reason") or ctype), str(cond.get("message") or ""))
+
+
+def _deployment_signals(obj: Mapping[str, Any]) -> Iterator[Signal]:
+    spec, status, meta = obj.get("spec") or {}, obj.get("status") or {}, obj.get("metadata") or {}
+    if spec.get("paused") is True or int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return  # Argo CD does not look at the deadline then (paused, or a new generation not yet observed)
+    progressing = condition(obj, "Progressing")
+    if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
+        yield Signal("progress-deadline", "cond:Progressing", "ProgressDeadlineExceeded",
+                     str(progressing.get("message") or ""))
+    yield from _condition_signal(obj, "ReplicaFailure", "True", "replica-failure")
+
+
+def _job_signals(obj: Mapping[str, Any]) -> Iterator[Signal]:
+    yield from _condition_signal(obj, "Failed", "True", "job-failed")
+
+
+def _replicaset_signals(obj: Mapping[str, Any]) -> Iterator[Signal]:
+    yield from _condition_signal(obj, "ReplicaFailure", "True", "replica-failure")
+
+
+def _crd_signals(obj: Mapping[str, Any]) -> Iterator[Signal]:
+    yield from _condition_signal(obj, "NamesAccepted", "False", "crd-rejected")
+    yield from _condition_signal(obj, "NonStructuralSchema", "True", "crd-rejected")
+
+
+def _pvc_signals(obj: Mapping[str, Any]) -> Iterator[Signal]:
+    if (obj.get("status") or {}).get("phase") == "Lost":
+        yield Signal("pvc-lost", "pvc:lost", "Lost", "the PersistentVolumeClaim lost its PersistentVolume")
+
+
+_HPA_FATAL = frozenset({("AbleToScale", "FailedGetScale"), ("ScalingActive", "InvalidSelector")})
+
+
+def _hpa_signals(obj: Mapping[str, Any]) -> Iterator[Signal]:
+    conds: Any = (obj.get("status") or {}).get("conditions") or []
+    if str(obj.get("apiVersion", "")).endswith("/v1"):
+        raw = ((obj.get("metadata") or {}).get("annotations") or {}).get("autoscaling.alpha.kubernetes.io/conditions")
+        try:
+            conds = json.loads(raw) if raw else []
+        except ValueError:
+            conds = []
+    for cond in conds if isinstance(conds, list) else []:
+        if isinstance(cond, dict) and (cond.get("type"), cond.get("reason")) in _HPA_FATAL:
+            yield Signal("hpa-failed", f"cond:{cond.get('type')}", str(cond.get("reason")),
+                         str(cond.get("message", "")))
+
+
+DETECTORS: dict[tuple[str, str], Callable[[Mapping[str, Any]], Iterator[Signal]]] = {
+    ("", "Pod"): _pod_signals,
+    ("apps", "Deployment"): _deployment_signals,
+    ("apps", "ReplicaSet"): _replicaset_signals,
+    ("batch", "Job"): _job_signals,
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): _crd_signals,
+    ("", "PersistentVolumeClaim"): _pvc_signals,
+    ("autoscaling", "HorizontalPodAutoscaler"): _hpa_signals,
+}
+
+
+def signals(obj: Mapping[str, Any]) -> list[Signal]:
+    """Every §6 signal visible in one observation of an object (empty for kinds with no rule)."""
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    detector = DETECTORS.get((group, str(obj.get("kind", ""))))
+    if detector is None:
+        return []
+    try:
+        return list(detector(obj))
+    except (TypeError, ValueError, AttributeError):
+        return []  # malformed status: health.assess reports it as Unknown; nothing certain to fail fast on
+
+
+# --------------------------------------------------------------------------------------------------
+# History and decisions
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class _History:
+    ref: str
+    first_seen: float
+    since: dict[str, float] = field(default_factory=dict)  # signal key -> first time seen (continuously)
+    active: dict[str, Signal] = field(default_factory=dict)  # signals in the latest observation
+    restarts: dict[str, int] = field(default_factory=dict)  # container -> highest restartCount seen
+
+
+class FailFast:
+    """Feed every observed version of every watched object; get a Terminal as soon as failure is certain."""
+
+    def __init__(self, thresholds: Thresholds = Thresholds()) -> None:  # frozen, so a shared default is safe
+        self.thresholds = thresholds
+        self._objects: dict[str, _History] = {}
+        self._producer_busy_until = float("-inf")  # last time another object blocked dependents
+
+    @staticmethod
+    def _key(obj: Mapping[str, Any]) -> str:
+        meta = obj.get("metadata") or {}
+        return str(meta.get("uid") or f"{obj.get('apiVersion')}|{object_ref(obj)}")
+
+    def forget(self, obj: dict[str, Any]) -> None:
+        """The object was deleted: its history no longer says anything (a replacement starts afresh)."""
+        self._objects.pop(self._key(obj), None)
+
+    def history(self, obj: Mapping[str, Any]) -> Mapping[str, float]:
+        """Since when each signal of this object has persisted (for diagnostics)."""
+        hist = self._objects.get(self._key(obj))
+        return dict(hist.since) if hist else {}
+
+    def observe(self, obj: dict[str, Any], now: float) -> Terminal | None:
+        """Record one observation; return a Terminal if the object's history is certainly terminal, else None."""
+        key = self._key(obj)
+        hist = self._objects.get(key)
+        if hist is None:
+            hist = self._objects[key] = _History(object_ref(obj), now)
+        found = {sig.key: sig for sig in signals(obj)}
+        for gone in hist.since.keys() - found.keys():
+            del hist.since[gone]
+        for sig_key, sig in found.items():
+            hist.since.setdefault(sig_key, now)
+            if sig.container is not None:
+                hist.restarts[sig.key] = max(hist.restarts.get(sig.key, 0), sig.restarts)
+        hist.active = found
+        if self._producers_busy(exclude=key):
+            self._producer_busy_until = now
+        for sig in found.values():
+            if self._fires(sig, hist, key, now):
+                return self._terminal(obj, sig, now - hist.since[sig.key], hist)
+        return None
+
+    def _producers_busy(self, exclude: str) -> bool:
+        return any(
+            RULES[sig.rule].blocks_dependents
+            for k, h in self._objects.items() if k != exclude
+            for sig in h.active.values()
+        )
+
+    def _fires(self, sig: Signal, hist: _History, key: str, now: float) -> bool:
+        rule = RULES[sig.rule]
+        if not rule.terminal:
+            return False
+        if rule.immediate:
+            return True
+        th = self.thresholds
+        if rule.by_restarts and max(sig.restarts, hist.restarts.get(sig.key, 0)) >= th.crashloop_restarts:
+            return True
+        grace = rule.grace_s(th)
+        if grace is None or now - hist.since[sig.key] < grace:
+            return False
+        if not rule.dependent:
+            return True
+        # A missing Secret/ConfigMap may be what a busy producer is about to create: wait while one is busy,
+        # and a full grace after it stopped being busy (kubelet retries), but never beyond the bounded extra wait.
+        if now - hist.since[sig.key] >= grace + th.dependent_wait_s:
+            return True
+        if self._producers_busy(exclude=key):
+            return False
+        return now - self._producer_busy_until >= grace
+
+    def _terminal(self, obj: Mapping[str, Any], sig: Signal, persisted: float, hist: _History) -> Terminal:
+        ref = hist.ref
+        owner = owner_of(obj) if obj.get("kind") == "Pod" else None
+        where = ""
+        if sig.container is not None:
+            where = f"{'init container' if sig.init_container else 'container'} {sig.container}"
+        if owner:
+            where = f"{where} of {owner}" if where else f"of {owner}"
+        head = f"{ref} ({where})" if where else ref
+        rule = RULES[sig.rule]
+        if rule.by_restarts and max(sig.restarts, hist.restarts.get(sig.key, 0)) >= self.thresholds.crashloop_restarts:
+            how = f"{sig.reason} after {max(sig.restarts, hist.restarts.get(sig.key, 0))} restarts"
+        elif not rule.immediate:
+            how = f"{sig.reason} for {persisted:.0f} s"
+        else:
+            how = sig.reason
+        quoted = f': "{sig.message}"' if sig.message else ""
+        tail = f", {sig.detail}" if rule.by_restarts and sig.detail else quoted  # detail: the last words
+        others = sorted(
+            f"{h.ref}: {s.reason}" for k, h in self._objects.items() if k != self._key(obj)
+            for s in h.active.values() if RULES[s.rule].terminal
+        )
+        evidence: dict[str, Any] = {"rule": rule.name, "persisted_s": round(persisted, 3), "restarts": sig.restarts}
+        if others:
+            evidence["also_failing"] = others
+        return Terminal(ref, sig.container, sig.init_container, sig.reason, sig.message, f"{head}: {how}{tail}",
+                        owner, evidence)
