@@ -17,6 +17,7 @@ from validator.errors import ExitCode, MirrorError
 # Each module defines register(subparsers) that adds its parser and sets `func` (args -> exit code).
 COMMAND_MODULES = (
     "validator.commands.resolve",
+    "validator.commands.pin",
 )
 
 

@@ -1,0 +1,216 @@
+"""Promotion gate: move a team's Argo CD pin to the version that just passed, and only that version.
+
+Pins live in files people maintain by hand (an Application, a kustomization, a README), so the edit is
+a targeted text replacement of the version token: comments, quoting, key order and indentation stay
+as they were. A YAML round-trip would lose them. Pinning is refused unless a passing verdict says the
+manifest at that tag, for that variant, is byte-for-byte (sha256) the one that was validated.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from validator.candidate import RELEASE_TAG, Sources, atomic_write, resolve
+from validator.errors import CandidateFailed, InputError
+from validator.report import read_verdict
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+ARGOCD_REPO = re.compile(r"^(?:https?://|git@)?github\.com[/:]argoproj/argo-cd(?:\.git)?/?$")
+RAW_URL = re.compile(
+    r"https://raw\.githubusercontent\.com/argoproj/argo-cd/(?:refs/tags/)?(?P<ref>[\w.\-]+)/(?P<path>manifests/[\w./-]+)"
+)
+KUSTOMIZE_REF = re.compile(
+    r"github\.com/argoproj/argo-cd(?:\.git)?/{1,2}(?P<path>manifests[\w./-]*)\?(?:[\w=&.-]*&)?ref=(?P<ref>[\w.\-]+)"
+)
+# manifests/<this> -> variant, for both the rendered files and their kustomize directories
+_VARIANT_PATHS = {
+    "install.yaml": "install", "cluster-install": "install",
+    "ha/install.yaml": "ha", "ha/cluster-install": "ha",
+    "namespace-install.yaml": "namespace-install", "namespace-install": "namespace-install",
+    "core-install.yaml": "core-install", "core-install": "core-install",
+}
+
+
+@dataclass(frozen=True)
+class PinSite:
+    """One place in a file that pins an Argo CD version: the text span of the version token."""
+
+    start: int
+    end: int
+    old: str
+    line: int
+    kind: str  # application | kustomize-ref | raw-url
+    variant: str | None  # None: the pin's manifests are not a variant we validate
+
+
+def variant_of(manifest_path: str) -> str | None:
+    """'manifests/ha/install.yaml' -> 'ha'; None for anything we never validated (e.g. ha/namespace-install)."""
+    rest = manifest_path.strip("/").removeprefix("manifests").strip("/")
+    return _VARIANT_PATHS.get(rest)
+
+
+def _line_of(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _mapping_nodes(node: yaml.Node) -> Iterator[yaml.MappingNode]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            yield current
+            for key, value in current.value:
+                stack.extend((key, value))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+
+
+def _scalar(mapping: yaml.MappingNode, key: str) -> yaml.ScalarNode | None:
+    for k, v in mapping.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == key and isinstance(v, yaml.ScalarNode):
+            return v
+    return None
+
+
+def _application_variant(source: yaml.MappingNode) -> str | None:
+    path = _scalar(source, "path")
+    base = path.value if path is not None else ""
+    for k, v in source.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == "directory" and isinstance(v, yaml.MappingNode):
+            include = _scalar(v, "include")
+            if include is not None and re.fullmatch(r"[\w.-]+\.yaml", include.value):
+                return variant_of(f"{base}/{include.value}")
+    return variant_of(base) or (variant_of(f"{base}/install.yaml") if base.strip("/") == "manifests" else None)
+
+
+def application_sites(text: str) -> list[PinSite]:
+    """targetRevision of every source whose repoURL is upstream Argo CD (Application, ApplicationSet template)."""
+    try:
+        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return []  # not YAML (a README): the URL patterns still apply
+    sites = []
+    for document in documents:
+        if document is None:
+            continue
+        for mapping in _mapping_nodes(document):
+            repo, revision = _scalar(mapping, "repoURL"), _scalar(mapping, "targetRevision")
+            if repo is None or revision is None or not ARGOCD_REPO.match(repo.value.strip()):
+                continue
+            start, end = revision.start_mark.index, revision.end_mark.index
+            if revision.style in ('"', "'"):
+                start, end = start + 1, end - 1
+            if text[start:end] != revision.value:
+                continue  # escapes or folding: not a token we can replace exactly
+            sites.append(PinSite(start, end, revision.value, _line_of(text, start), "application",
+                                 _application_variant(mapping)))
+    return sites
+
+
+def url_sites(text: str) -> list[PinSite]:
+    """Raw install URLs and kustomize remote resources (?ref=) anywhere in the text."""
+    sites = []
+    for kind, pattern in (("raw-url", RAW_URL), ("kustomize-ref", KUSTOMIZE_REF)):
+        for match in pattern.finditer(text):
+            path = match["path"].rstrip(".")
+            sites.append(PinSite(match.start("ref"), match.end("ref"), match["ref"], _line_of(text, match.start()),
+                                 kind, variant_of(path)))
+    return sorted(sites, key=lambda s: s.start)
+
+
+def find_pins(text: str) -> list[PinSite]:
+    return sorted(application_sites(text) + url_sites(text), key=lambda s: s.start)
+
+
+def rewrite(text: str, sites: list[PinSite], new: str) -> str:
+    """TEXT with every site's token replaced by NEW; nothing else changes."""
+    out, cursor = [], 0
+    for site in sorted(sites, key=lambda s: s.start):
+        out += [text[cursor:site.start], new]
+        cursor = site.end
+    out.append(text[cursor:])
+    return "".join(out)
+
+
+def unified_diff(path: Path, before: str, after: str) -> str:
+    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                        fromfile=f"a/{path}", tofile=f"b/{path}"))
+
+
+@dataclass(frozen=True)
+class PinPlan:
+    path: Path
+    version: str
+    sites: list[PinSite]
+    before: str
+    after: str
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    @property
+    def diff(self) -> str:
+        return unified_diff(self.path, self.before, self.after)
+
+
+def passing_release(verdict: dict[str, Any], verdict_path: Path) -> dict[str, Any]:
+    """The candidate provenance of a PASS verdict for a release tag, or a one-line refusal."""
+    status = verdict["status"]
+    if status == "fail":
+        raise CandidateFailed(f"refusing to pin: {verdict_path} is a FAIL verdict ({verdict.get('root_cause')})")
+    if status != "pass":
+        why = verdict.get("root_cause")
+        raise InputError(f"refusing to pin: {verdict_path} is not a pass (status {status}: {why})")
+    prov: dict[str, Any] = verdict["candidate"]
+    version = prov.get("version")
+    if prov.get("source") not in ("stable", "tag") or not version or not RELEASE_TAG.match(version) \
+            or not prov.get("commit"):
+        raise InputError(f"refusing to pin: {verdict_path} validated a {prov.get('source')} candidate, not a release "
+                         "tag resolved to a commit; only stable or tag candidates can be pinned")
+    return prov
+
+
+def plan_pin(path: Path, verdict_path: Path, sources: Sources | None = None) -> PinPlan:
+    """Everything `pin` will change, after checking the verdict, every site's variant and upstream's sha256."""
+    prov = passing_release(read_verdict(verdict_path), verdict_path)
+    try:
+        data = path.read_bytes()[: MAX_FILE_BYTES + 1]
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{path}: larger than {MAX_FILE_BYTES} bytes; not a pin file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    sites = find_pins(text)
+    if not sites:
+        raise InputError(f"no Argo CD pin in {path}: looked for an Application source with repoURL "
+                         "github.com/argoproj/argo-cd, a kustomize ?ref= resource and a raw install URL")
+    for site in sites:
+        if site.variant != prov["variant"]:
+            raise InputError(f"refusing to pin {path}:{site.line}: it pins the {site.variant or 'unrecognised'} "
+                             f"manifests but the verdict validated the {prov['variant']} variant")
+    upstream = resolve(prov["version"], variant=prov["variant"], sources=sources).provenance
+    if (upstream.sha256, upstream.commit) != (prov["sha256"], prov["commit"]):
+        raise InputError(
+            f"refusing to pin: {prov['version']} ({prov['variant']}) now resolves to commit {upstream.commit} sha256 "
+            f"{upstream.sha256}, but the verdict passed commit {prov['commit']} sha256 {prov['sha256']}: validate again"
+        )
+    return PinPlan(path, prov["version"], sites, text, rewrite(text, sites, prov["version"]))
+
+
+def apply_plan(plan: PinPlan) -> None:
+    """Write the edit atomically, keeping the file's permissions (mkstemp would leave 0600)."""
+    if plan.changed:
+        mode = plan.path.stat().st_mode & 0o7777
+        atomic_write(plan.path, plan.after.encode("utf-8"))
+        plan.path.chmod(mode)
