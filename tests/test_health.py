@@ -1,0 +1,345 @@
+"""Health rules beyond the §7 vectors: version gating, malformed input, remaining rule branches, exemptions,
+owners, root-cause sentences, and aggregation (with hypothesis properties)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from validator.health import (
+    ORDER,
+    Health,
+    HealthStatus,
+    aggregate,
+    assess,
+    environment_exempt,
+    evidence,
+    explain,
+    object_ref,
+    owner_of,
+)
+
+from .test_health_vectors import cond, deploy, obj, pod, sts, waiting
+
+H, S, P, M, D, U = list(HealthStatus)
+
+
+# ---------------------------------------------------------------- dispatch, versions, malformed input
+
+@pytest.mark.parametrize(("api", "kind", "message"), [
+    ("apps/v1beta2", "Deployment", "unsupported Deployment GVK: apps/v1beta2, Kind=Deployment"),
+    ("apps/v1beta1", "StatefulSet", "unsupported StatefulSet GVK: apps/v1beta1, Kind=StatefulSet"),
+    ("apps/v1beta2", "DaemonSet", "unsupported DaemonSet GVK: apps/v1beta2, Kind=DaemonSet"),
+    ("apps/v1beta2", "ReplicaSet", "unsupported ReplicaSet GVK: apps/v1beta2, Kind=ReplicaSet"),
+    ("v2", "Pod", "unsupported Pod GVK: /v2, Kind=Pod"),
+    ("batch/v1beta1", "Job", "unsupported Job GVK: batch/v1beta1, Kind=Job"),
+    ("apiregistration.k8s.io/v2", "APIService",
+     "unsupported APIService GVK: apiregistration.k8s.io/v2, Kind=APIService"),
+    ("autoscaling/v2beta2", "HorizontalPodAutoscaler",
+     "unsupported HPA GVK: autoscaling/v2beta2, Kind=HorizontalPodAutoscaler"),
+])
+def test_unsupported_api_versions_are_unknown(api: str, kind: str, message: str) -> None:
+    assert assess(obj(api, kind, status={})) == Health(U, message)
+
+
+def test_ingress_any_version_of_both_groups() -> None:
+    live = {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}
+    for api in ("extensions/v1beta1", "networking.k8s.io/v1", "networking.k8s.io/v1beta1"):
+        assert assess(obj(api, "Ingress", status=live)).status is H
+
+
+@pytest.mark.parametrize(("api", "kind"), [
+    ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount"), ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"), ("argoproj.io/v1alpha1", "AppProject"),
+    ("example.com/v1", "Deployment"),  # same kind, other group: not Argo CD's check
+])
+def test_kinds_without_a_check_have_no_health(api: str, kind: str) -> None:
+    assert assess(obj(api, kind)) == Health(None)
+
+
+def test_deletion_applies_to_every_kind_unless_hook_finalizer() -> None:
+    for api, kind in (("v1", "ConfigMap"), ("apps/v1", "Deployment"), ("apiextensions.k8s.io/v1",
+                                                                         "CustomResourceDefinition")):
+        gone = obj(api, kind, deletionTimestamp="2026-01-01T00:00:00Z")
+        assert assess(gone) == Health(P, "Pending deletion")
+    hook = obj("v1", "Pod", spec={"restartPolicy": "Never"}, status={"phase": "Succeeded"},
+               deletionTimestamp="2026-01-01T00:00:00Z", finalizers=["argocd.argoproj.io/hook-finalizer"])
+    assert assess(hook).status is H
+
+
+@pytest.mark.parametrize("live", [
+    deploy(spec={"replicas": "three"}, status={}),
+    deploy(spec=[], status={}),
+    obj("v1", "Pod", spec={}, status={"phase": "Running", "containerStatuses": "nope"}),
+    obj("v1", "Pod", spec={}, status={"phase": "Running", "conditions": [1, 2]}),
+    sts(gen=True, spec={}, status={"observedGeneration": 1}),
+    obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", status={"conditions": [
+        {"type": "NamesAccepted", "status": "False"}]}),  # the Lua concatenates a nil message: script error
+    obj("autoscaling/v1", "HorizontalPodAutoscaler", annotations={"autoscaling.alpha.kubernetes.io/conditions": "{"}),
+])
+def test_malformed_objects_are_unknown_never_healthy(live: dict[str, Any]) -> None:
+    health = assess(live)
+    assert health.status is U
+    assert health.message
+
+
+def test_objects_without_api_version_or_metadata_do_not_crash() -> None:
+    assert assess({}).status is U
+    assert assess({"apiVersion": "v1", "kind": "ConfigMap", "metadata": None}) == Health(None)
+
+
+# ---------------------------------------------------------------- rule branches not in §7
+
+def test_deployment_old_replicas_pending_termination() -> None:
+    live = deploy(gen=1, spec={"replicas": 2}, status={"observedGeneration": 1, "replicas": 3, "updatedReplicas": 2,
+                                                       "availableReplicas": 2})
+    assert assess(live) == Health(P, "Waiting for rollout to finish: 1 old replicas are pending termination...")
+
+
+def test_deployment_deadline_ignored_until_generation_observed() -> None:
+    live = deploy(name="web", gen=2, spec={"replicas": 1}, status={
+        "observedGeneration": 1, "conditions": [cond("Progressing", "False", "ProgressDeadlineExceeded")]})
+    assert assess(live).status is P
+
+
+def test_statefulset_without_partition_block_uses_revisions() -> None:
+    base = {"replicas": 2, "updateStrategy": {"type": "RollingUpdate"}}
+    status = {"observedGeneration": 1, "readyReplicas": 2, "updatedReplicas": 1, "currentReplicas": 2,
+              "currentRevision": "web-1", "updateRevision": "web-2"}
+    assert assess(sts(gen=1, spec=base, status=status)) == Health(
+        P, "waiting for statefulset rolling update to complete 1 pods at revision web-2...")
+    status["updateRevision"] = "web-1"
+    assert assess(sts(gen=1, spec=base, status=status)) == Health(
+        H, "statefulset rolling update complete 2 pods at revision web-1...")
+
+
+def test_statefulset_ondelete_ready() -> None:
+    live = sts(gen=1, spec={"replicas": 1, "updateStrategy": {"type": "OnDelete"}},
+               status={"observedGeneration": 1, "readyReplicas": 1})
+    assert assess(live) == Health(H, "statefulset has 1 ready pods")
+
+
+def test_daemonset_available_lagging() -> None:
+    live = obj("apps/v1", "DaemonSet", name="ds", gen=1, status={
+        "observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 1})
+    assert assess(live) == Health(P, 'Waiting for daemon set "ds" rollout to finish: 1 of 3 updated pods are '
+                                     "available...")
+
+
+def test_replicaset_branches() -> None:
+    rs = obj("apps/v1", "ReplicaSet", gen=2, spec={"replicas": 2}, status={"observedGeneration": 1})
+    assert assess(rs) == Health(P, "Waiting for rollout to finish: observed replica set generation less than desired "
+                                   "generation")
+    rs = obj("apps/v1", "ReplicaSet", gen=1, spec={"replicas": 2}, status={"observedGeneration": 1,
+                                                                           "availableReplicas": 1})
+    assert assess(rs) == Health(P, "Waiting for rollout to finish: 1 out of 2 new replicas are available...")
+    rs["status"]["availableReplicas"] = 2
+    assert assess(rs) == Health(H, "")
+
+
+def test_pod_branches() -> None:
+    ready = [cond("Ready", "True")]
+    assert assess(pod("Always", "Running", [{"name": "a", "state": {"running": {}}}], conditions=ready)).status is H
+    assert assess(pod("Always", "Running", [{"name": "a", "state": {"running": {}}}])).status is P
+    assert assess(pod("Always", "Succeeded")).status is H
+    assert assess(pod("Always", "Unknown")).status is U
+    failed = pod("Never", "Failed")
+    failed["status"]["message"] = "The node was low on resource: memory."
+    assert assess(failed) == Health(D, "The node was low on resource: memory.")
+    # The waiting rule joins every failing regular container's message, in order.
+    two = pod("Always", "Pending", [waiting("ErrImagePull", "a"), waiting("ContainerCreating", "x", name="b"),
+                                    waiting("CreateContainerError", "c", name="c")])
+    assert assess(two) == Health(D, "a, c")
+    # restartPolicy absent (as in an unapplied manifest) reads as Always.
+    unset = obj("v1", "Pod", spec={}, status={"phase": "Pending", "containerStatuses": [waiting("ErrImagePull", "m")]})
+    assert assess(unset) == Health(D, "m")
+
+
+def test_job_complete_keeps_message() -> None:
+    live = obj("batch/v1", "Job", status={"conditions": [cond("Complete", "True", message="done")]})
+    assert assess(live) == Health(H, "done")
+
+
+@pytest.mark.parametrize(("conditions", "expected"), [
+    ([], Health(P, "Status conditions not found")),
+    ([cond("Terminating", "True", message="deleting")], Health(P, "CRD is terminating: deleting")),
+    ([cond("Established", "True"), cond("NonStructuralSchema", "True", message="bad")],
+     Health(D, "Schema violations found: bad")),
+    ([cond("NamesAccepted", "True")], Health(D, "CRD is not established")),
+    ([cond("NamesAccepted", "True"), cond("Established", "True")], Health(H, "CRD is healthy")),
+])
+def test_crd(conditions: list[dict[str, Any]], expected: Health) -> None:
+    assert assess(obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", status={"conditions": conditions})) \
+        == expected
+
+
+def test_hpa_v1_annotation_and_v2_healthy() -> None:
+    v1 = obj("autoscaling/v1", "HorizontalPodAutoscaler")
+    assert assess(v1) == Health(P, "Waiting to Autoscale")
+    v1["metadata"]["annotations"] = {"autoscaling.alpha.kubernetes.io/conditions": "[]"}
+    assert assess(v1) == Health(P, "Waiting to Autoscale")
+    able = {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale", "message": "ok"}
+    v1["metadata"]["annotations"] = {"autoscaling.alpha.kubernetes.io/conditions": json.dumps([able])}
+    assert assess(v1) == Health(H, "ok")
+    v2 = obj("autoscaling/v2", "HorizontalPodAutoscaler", status={"conditions": [
+        cond("ScalingActive", "True", "ValidMetricFound", "fine"), cond("ScalingLimited", "True", "TooFew", "min")]})
+    assert assess(v2) == Health(H, "min")
+
+
+def test_apiservice_local_is_healthy_with_reason_and_message() -> None:
+    live = obj("apiregistration.k8s.io/v1", "APIService", status={"conditions": [
+        cond("Available", "True", "Local", "Local APIServices are always available")]})
+    assert assess(live) == Health(H, "Local: Local APIServices are always available")
+    assert assess(obj("apiregistration.k8s.io/v1beta1", "APIService", status={})) == Health(
+        P, "Waiting to be processed")
+
+
+def test_cronjob_and_pdb_lua_checks() -> None:
+    cj = obj("batch/v1", "CronJob", spec={"suspend": True})
+    assert assess(cj) == Health(S, "CronJob is Suspended")
+    assert assess(obj("batch/v1", "CronJob", spec={})) == Health(P, "Waiting for CronJob")
+    failed = obj("batch/v1", "CronJob", spec={}, status={"lastScheduleTime": "2026-01-02T00:00:00Z",
+                                                          "lastSuccessfulTime": "2026-01-01T00:00:00Z"})
+    assert assess(failed).status is D
+    pdb = obj("policy/v1", "PodDisruptionBudget", status={})
+    assert assess(pdb) == Health(P, "Waiting for status")
+    pdb["status"]["conditions"] = [cond("DisruptionAllowed", "False", "InsufficientPods")]
+    assert assess(pdb) == Health(H, "PodDisruptionBudget has InsufficientPods")
+    pdb["status"]["conditions"] = [cond("DisruptionAllowed", "False", "SyncFailed")]
+    assert assess(pdb) == Health(D, "PodDisruptionBudget has SyncFailed")
+
+
+def test_strict_init_container_views() -> None:
+    pull = pod("Always", "Pending", init=[waiting("ErrImagePull", 'pull "x:nope": not found', name="fetch")])
+    assert assess(pull) == Health(P, "")
+    assert assess(pull, strict=True) == Health(D, 'init container "fetch": ErrImagePull: pull "x:nope": not found')
+    exited = pod("OnFailure", "Pending", init=[{"name": "migrate", "state": {"terminated": {
+        "exitCode": 3, "message": "schema locked"}}}])
+    assert assess(exited, strict=True) == Health(D, 'init container "migrate" terminated with exit code 3: '
+                                                    '"schema locked"')
+    retrying = pod("Always", "Pending", init=[{"name": "secret-init", "restartCount": 1, "ready": False,
+                                               "state": {"running": {}},
+                                               "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}])
+    assert assess(retrying, strict=True).status is D
+    fine = pod("Always", "Pending", init=[{"name": "copy", "state": {"terminated": {"exitCode": 0}}}])
+    assert assess(fine, strict=True) == Health(P, "")
+
+
+# ---------------------------------------------------------------- exemptions, owners, root causes
+
+def test_environment_exemptions() -> None:
+    lb = obj("v1", "Service", spec={"type": "LoadBalancer"}, status={"loadBalancer": {}})
+    assert "load-balancer" in (environment_exempt(lb, assess(lb)) or "")
+    ing = obj("networking.k8s.io/v1", "Ingress", status={})
+    assert "ingress controller" in (environment_exempt(ing, assess(ing)) or "")
+    pvc = obj("v1", "PersistentVolumeClaim", status={"phase": "Pending"})
+    assert "WaitForFirstConsumer" in (environment_exempt(pvc, assess(pvc)) or "")
+    pvc["metadata"]["annotations"] = {"volume.kubernetes.io/selected-node": "kind-worker"}
+    assert environment_exempt(pvc, assess(pvc)) is None  # a consumer exists: Pending is a real problem
+    api = obj("apiregistration.k8s.io/v1", "APIService", spec={"service": {"namespace": "kube-system",
+                                                                            "name": "metrics-server"}}, status={})
+    assert "kube-system/metrics-server" in (environment_exempt(api, assess(api)) or "")
+    # Never exempt what is healthy, degraded, or not environment-dependent.
+    ok_lb = obj("v1", "Service", spec={"type": "LoadBalancer"}, status={"loadBalancer": {"ingress": [{"ip": "1"}]}})
+    assert environment_exempt(ok_lb, assess(ok_lb)) is None
+    lost = obj("v1", "PersistentVolumeClaim", status={"phase": "Lost"})
+    assert environment_exempt(lost, assess(lost)) is None
+    stuck = deploy(gen=1, spec={"replicas": 1}, status={"observedGeneration": 1})
+    assert environment_exempt(stuck, assess(stuck)) is None
+
+
+def redis_pod(**status: Any) -> dict[str, Any]:
+    return obj("v1", "Pod", name="argocd-redis-6b9f7c-xyz", spec={"restartPolicy": "Always"}, status=status,
+               labels={"pod-template-hash": "6b9f7c"}, uid="redis-uid",
+               ownerReferences=[{"kind": "ReplicaSet", "name": "argocd-redis-6b9f7c", "controller": True}])
+
+
+def test_owner_of_maps_replicaset_to_deployment() -> None:
+    assert owner_of(redis_pod()) == "Deployment/argocd/argocd-redis"
+    sts_pod = obj("v1", "Pod", name="ctrl-0", ownerReferences=[{"kind": "StatefulSet", "name": "ctrl",
+                                                                "controller": True}])
+    assert owner_of(sts_pod) == "StatefulSet/argocd/ctrl"
+    bare_rs = obj("v1", "Pod", name="p", ownerReferences=[{"kind": "ReplicaSet", "name": "rs", "controller": True}])
+    assert owner_of(bare_rs) == "ReplicaSet/argocd/rs"
+    assert owner_of(obj("v1", "Pod")) is None
+    assert object_ref(obj("v1", "Namespace", name="argocd", namespace=None)) == "Namespace/argocd"
+
+
+def test_explain_names_object_container_reason_and_last_words() -> None:
+    live = redis_pod(phase="Pending", initContainerStatuses=[{
+        "name": "secret-init", "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                                     "message": "dial tcp 10.96.0.1:443: i/o timeout"}}}])
+    health = assess(live, strict=True)
+    assert explain(live, health) == (
+        "Pod/argocd/argocd-redis-6b9f7c-xyz (init container secret-init of Deployment/argocd/argocd-redis): "
+        'CrashLoopBackOff after 3 restarts, last exit code 1: "dial tcp 10.96.0.1:443: i/o timeout"')
+    assert explain(live, Health(H)) is None
+    unsched = pod("Always", "Pending", conditions=[cond("PodScheduled", "False", "Unschedulable", "0/1 nodes")])
+    assert explain(unsched, assess(unsched)) == "Pod/argocd/x: Unschedulable: 0/1 nodes"
+    rs = obj("apps/v1", "ReplicaSet", gen=1, spec={"replicas": 1}, status={"observedGeneration": 1, "conditions": [
+        cond("ReplicaFailure", "True", "FailedCreate", "quota")]})
+    assert explain(rs, assess(rs)) == "ReplicaSet/argocd/x: Degraded: quota"
+    lost = obj("v1", "PersistentVolumeClaim", status={"phase": "Lost"})
+    assert explain(lost, assess(lost)) == "PersistentVolumeClaim/argocd/x: Degraded"
+
+
+def test_evidence_is_bounded_to_the_useful_fields() -> None:
+    live = redis_pod(phase="Pending", conditions=[cond("Ready", "False", "ContainersNotReady")],
+                     containerStatuses=[waiting("PodInitializing", name="redis")])
+    ev = evidence(live)
+    assert ev["owner"] == "Deployment/argocd/argocd-redis"
+    assert ev["phase"] == "Pending"
+    assert ev["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
+    assert "spec" not in ev
+
+
+# ---------------------------------------------------------------- aggregation
+
+def test_aggregate_worst_wins_and_reports_not_assessed_and_exempt() -> None:
+    agg = aggregate([("Deployment/a", Health(H)), ("Deployment/b", Health(P, "rolling")),
+                     ("ConfigMap/c", Health(None)), ("Service/lb", Health(P))],
+                    exempt={"Service/lb": "no LB on kind"})
+    assert agg.status is P
+    assert agg.worst == ("Deployment/b",)
+    assert agg.not_assessed == ("ConfigMap/c",)
+    assert agg.exempt == {"Service/lb": "no LB on kind"}
+    assert agg.assessed == 2
+    assert agg.counts() == {"Healthy": 1, "Progressing": 1}
+    assert not agg.healthy
+    only_exempt = aggregate([("Service/lb", Health(P))], exempt={"Service/lb": "no LB"})
+    assert only_exempt.healthy and only_exempt.assessed == 0 and only_exempt.exempt
+
+
+def test_aggregate_argo_order() -> None:
+    order = [H, S, P, M, D, U]
+    for better, worse in itertools.pairwise(order):
+        assert aggregate([("a", Health(better)), ("b", Health(worse))]).status is worse
+
+
+refs = st.sampled_from([f"Kind/ns/o{i}" for i in range(8)])
+healths = st.builds(Health, st.sampled_from([*HealthStatus, None]), st.sampled_from(["", "m1", "m2"]))
+entry_lists = st.lists(st.tuples(refs, healths), max_size=20)
+
+
+@given(entry_lists, st.randoms(use_true_random=False))
+def test_aggregate_is_order_independent(entries: list[tuple[str, Health]], rnd: Any) -> None:
+    shuffled = list(entries)
+    rnd.shuffle(shuffled)
+    assert aggregate(entries) == aggregate(shuffled)
+
+
+@given(entry_lists)
+def test_aggregate_is_never_better_than_its_worst_member(entries: list[tuple[str, Health]]) -> None:
+    agg = aggregate(entries)
+    for ref, health in entries:
+        if health.status is not None:
+            assert ORDER[agg.status] >= ORDER[health.status]
+            assert ref not in agg.not_assessed
+    statuses = [h.status for _, h in entries if h.status is not None]
+    assert agg.status is (max(statuses, key=ORDER.__getitem__) if statuses else H)
