@@ -27,6 +27,7 @@ from validator.health import (
     last_termination,
     object_ref,
     owner_of,
+    quote,
 )
 
 
@@ -368,7 +369,7 @@ class FailFast:
             how = f"{sig.reason} for {persisted:.0f} s"
         else:
             how = sig.reason
-        quoted = f': "{sig.message}"' if sig.message else ""
+        quoted = f": {quote(sig.message)}" if sig.message else ""
         tail = f", {sig.detail}" if rule.by_restarts and sig.detail else quoted  # detail: the last words
         others = sorted(
             f"{h.ref}: {s.reason}" for k, h in self._objects.items() if k != self._key(obj)

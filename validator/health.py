@@ -318,6 +318,14 @@ def abnormal(term: Mapping[str, Any]) -> bool:
     return bool(term) and (_int(term, "exitCode") != 0 or term.get("reason") == "OOMKilled")
 
 
+def quote(message: str, limit: int = 400) -> str:
+    """A message quoted for a one-line sentence: double quotes unless it contains some; bounded length."""
+    text = " ".join(message.split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"'{text}'" if '"' in text else f'"{text}"'
+
+
 def describe_termination(term: Mapping[str, Any]) -> str:
     """'exit code 1: "dial tcp ..."' - the last words of a container, for messages and root causes."""
     if not term:
@@ -326,7 +334,7 @@ def describe_termination(term: Mapping[str, Any]) -> str:
     if term.get("reason") and term.get("reason") not in ("Error", "Completed"):
         text += f" ({term['reason']})"
     msg = _str(term, "message").strip()
-    return f'{text}: "{msg}"' if msg else text
+    return f"{text}: {quote(msg)}" if msg else text
 
 
 def init_container_problem(obj: Mapping[str, Any]) -> str | None:
@@ -681,7 +689,7 @@ def container_problem(cs: Mapping[str, Any]) -> str | None:
         if abnormal(last):
             return f"{reason} after {restarts} restarts, last {describe_termination(last)}"
         msg = _str(waiting, "message")
-        return f'{reason}: "{msg}"' if msg else reason
+        return f"{reason}: {quote(msg)}" if msg else reason
     term = _map(_map(cs, "state"), "terminated")
     if abnormal(term):
         return f"terminated with {describe_termination(term)}"
