@@ -1,0 +1,50 @@
+"""`argocd-mirror preflight SPEC`: static checks of a candidate against a profile, no cluster needed.
+
+Exit 0 when no finding is an error, 1 when any is (the candidate would fail), 2 when it could not be
+checked (bad spec, profile or flag; raised as MirrorError and printed as one line by validator.cli).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from validator.candidate import atomic_write, resolve
+from validator.commands import add_candidate_arguments
+from validator.errors import ExitCode
+from validator.preflight import checks, has_error, run_preflight
+from validator.preflight.output import RENDERERS
+from validator.profiles import APPLY_MODES, load_profile
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "preflight", help="static checks of a candidate before any cluster exists",
+        description="Check a candidate statically against a profile: NetworkPolicy egress vs pods that need the "
+                    "API, client-side apply annotation size, scheduling on the profile's nodes, schema and API "
+                    "removals, references and images. Exit 0: no error; 1: an error; 2: could not check.",
+    )
+    add_candidate_arguments(parser, default=None)
+    parser.add_argument("--profile", default="default", help="profile name or path (default: default)")
+    parser.add_argument("--apply-mode", choices=APPLY_MODES, default=None,
+                        help="how the candidate will be applied (default: the profile's applyMode)")
+    parser.add_argument("--format", choices=tuple(RENDERERS), default="text", help="output format (default text)")
+    parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    parser.add_argument("--check", action="append", metavar="NAME", dest="checks",
+                        help=f"run only this check (repeatable): {', '.join(checks())}")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    apply_mode = args.apply_mode or profile.apply_mode
+    bundle = resolve(args.spec, variant=args.variant, namespace=args.namespace)
+    findings = run_preflight(bundle, profile, apply_mode, only=tuple(args.checks) if args.checks else None)
+    report = RENDERERS[args.format](findings, bundle, profile, apply_mode)
+    if args.output:
+        atomic_write(Path(args.output), (report.rstrip("\n") + "\n").encode())
+    else:
+        sys.stdout.write(report.rstrip("\n") + "\n")
+    return int(ExitCode.CANDIDATE_FAILED if has_error(findings) else ExitCode.PASS)

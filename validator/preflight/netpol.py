@@ -1,0 +1,232 @@
+"""NetworkPolicy egress vs pods that need the Kubernetes API: the class of the Argo CD v2.11.1 outage.
+
+v2.11.1's argocd-redis gained init container secret-init (`argocd admin redis-initial-password`, which
+creates Secret argocd-redis through the API) while NetworkPolicy argocd-redis-network-policy selected
+the pod with policyTypes [Ingress, Egress] and egress to port 53 only. On a CNI that enforces policy the
+init container timed out dialling 10.96.0.1:443 and Argo CD never came up. This check finds that
+statically: pod templates selected by an egress-restricting policy whose rules admit neither the
+`kubernetes` Service (TCP 443) nor the API server endpoint (TCP 6443), while the pod needs the API.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from validator.manifests import Bundle, KubeObject, containers_of
+from validator.preflight import Finding
+from validator.preflight.selectors import PodTemplate, pod_templates, selector_matches
+from validator.profiles import Profile
+
+CHECK = "networkpolicy-api-egress"
+
+# Where the API server is on a kind cluster: the `kubernetes` Service's ClusterIP (first address of kind's
+# default service subnet 10.96.0.0/16) and the control-plane node on the `kind` docker network.
+API_SERVICE = (ipaddress.ip_address("10.96.0.1"), 443)
+API_ENDPOINT_NETWORK = (ipaddress.ip_network("172.18.0.0/16"), 6443)
+
+# Commands known to talk to the Kubernetes API whatever RBAC the bundle shows.
+API_COMMANDS = (
+    ("argocd admin redis-initial-password", "creates Secret argocd-redis through the Kubernetes API"),
+    ("kubectl ", "runs kubectl"),
+)
+# ClusterRoles every cluster has (bindings to them grant API access even though the bundle lacks them).
+BUILTIN_CLUSTER_ROLES = frozenset({"cluster-admin", "admin", "edit", "view"})
+
+
+def policy_types(spec: dict[str, Any]) -> list[str]:
+    """Effective policyTypes: as given, else Ingress plus Egress when egress rules exist (API defaulting)."""
+    declared = spec.get("policyTypes")
+    if declared:
+        return [str(t) for t in declared]
+    return ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+
+
+def _port_admits(entry: dict[str, Any], port: int) -> bool:
+    if str(entry.get("protocol") or "TCP") != "TCP":
+        return False
+    value = entry.get("port")
+    if value is None:
+        return True  # no port: every port of the protocol
+    if not isinstance(value, int) or isinstance(value, bool):
+        return False  # a named port resolves on destination pods; the API server is no pod
+    end = entry.get("endPort")
+    return value <= port <= end if isinstance(end, int) else value == port
+
+
+def _peer_admits(peer: dict[str, Any], target: ipaddress.IPv4Address | ipaddress.IPv4Network) -> bool:
+    """Whether one `to` peer could admit the target (an address or a network that holds the endpoint)."""
+    block = peer.get("ipBlock")
+    if not isinstance(block, dict):
+        return False  # pod/namespace selectors pick pods; the API server runs on the host network
+    try:
+        cidr = ipaddress.ip_network(str(block.get("cidr")), strict=False)
+        excepts = [ipaddress.ip_network(str(e), strict=False) for e in block.get("except") or []]
+    except ValueError:
+        return False
+    if isinstance(target, ipaddress.IPv4Network):
+        if cidr.version != target.version or not cidr.overlaps(target):
+            return False
+        return not any(e.version == target.version and target.subnet_of(e) for e in excepts)
+    return target in cidr and not any(target in e for e in excepts)
+
+
+def rule_admits(rule: dict[str, Any], target: Any, port: int) -> bool:
+    """Whether an egress rule admits TCP `port` to `target`; empty ports/to mean all ports/destinations."""
+    ports = rule.get("ports") or []
+    if ports and not any(_port_admits(p, port) for p in ports if isinstance(p, dict)):
+        return False
+    peers = rule.get("to") or []
+    return not peers or any(_peer_admits(p, target) for p in peers if isinstance(p, dict))
+
+
+def describe_rule(rule: dict[str, Any]) -> str:
+    """'53/UDP,53/TCP to any' - how the evidence shows what a rule allows."""
+    ports = ",".join(
+        f"{p.get('port', '*')}{'-' + str(p['endPort']) if p.get('endPort') else ''}/{p.get('protocol') or 'TCP'}"
+        for p in rule.get("ports") or [] if isinstance(p, dict)
+    ) or "all ports"
+    peers = rule.get("to") or []
+    where = "any destination" if not peers else "; ".join(
+        f"ipBlock {p['ipBlock'].get('cidr')}" if isinstance(p.get("ipBlock"), dict)
+        else "pods " + str({k: v for k, v in p.items() if k in ("podSelector", "namespaceSelector")})
+        for p in peers if isinstance(p, dict)
+    )
+    return f"{ports} to {where}"
+
+
+@dataclass(frozen=True)
+class ApiNeed:
+    """Why a pod needs the API and which containers (those running a known API command, else all)."""
+
+    reasons: tuple[str, ...]
+    containers: tuple[str, ...]
+
+
+def _service_account(bundle: Bundle, tmpl: PodTemplate) -> tuple[str, bool]:
+    """(ServiceAccount name, token mounted) as the kubelet will decide it."""
+    name = str(tmpl.spec.get("serviceAccountName") or tmpl.spec.get("serviceAccount") or "default")
+    mounted = tmpl.spec.get("automountServiceAccountToken")
+    if mounted is None:
+        account = bundle.get("ServiceAccount", name, namespace=tmpl.namespace)
+        mounted = (account.body.get("automountServiceAccountToken") if account else None)
+    projected = any(
+        "serviceAccountToken" in source
+        for volume in tmpl.spec.get("volumes") or [] if isinstance(volume, dict)
+        for source in (volume.get("projected") or {}).get("sources") or [] if isinstance(source, dict)
+    )
+    return name, mounted is not False or projected
+
+
+def _subject_is(subject: dict[str, Any], account: str, namespace: str, binding_ns: str) -> bool:
+    kind = subject.get("kind")
+    if kind == "ServiceAccount":
+        return subject.get("name") == account and (subject.get("namespace") or binding_ns) == namespace
+    if kind == "Group":
+        return subject.get("name") in ("system:serviceaccounts", f"system:serviceaccounts:{namespace}")
+    return False
+
+
+def _role_grants(bundle: Bundle, binding: KubeObject) -> bool:
+    ref = binding.body.get("roleRef") or {}
+    kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
+    role = bundle.get(kind, name, namespace=binding.namespace if kind == "Role" else None)
+    if role is None:
+        return kind == "ClusterRole" and (name in BUILTIN_CLUSTER_ROLES or name.startswith("system:"))
+    return bool(role.body.get("rules")) or bool(role.body.get("aggregationRule"))
+
+
+def bindings_of(bundle: Bundle, account: str, namespace: str) -> list[KubeObject]:
+    """RoleBindings/ClusterRoleBindings in the bundle that grant the ServiceAccount any rules."""
+    found = []
+    for binding in bundle.of_kind("RoleBinding", "ClusterRoleBinding"):
+        if binding.kind == "RoleBinding" and binding.namespace != namespace:
+            continue
+        subjects = [s for s in binding.body.get("subjects") or [] if isinstance(s, dict)]
+        if any(_subject_is(s, account, namespace, binding.namespace) for s in subjects) and _role_grants(
+                bundle, binding):
+            found.append(binding)
+    return found
+
+
+def api_need(bundle: Bundle, tmpl: PodTemplate) -> ApiNeed | None:
+    """Whether the pod will call the Kubernetes API, with the evidence, or None."""
+    reasons: list[str] = []
+    callers: list[str] = []
+    for _, container in containers_of(tmpl.spec):
+        line = " ".join(str(part) for part in (container.get("command") or []) + (container.get("args") or []))
+        for pattern, why in API_COMMANDS:
+            if pattern in line + " ":
+                callers.append(str(container.get("name")))
+                reasons.append(f"container {container.get('name')} runs `{line.strip()}` ({why})")
+    account, mounted = _service_account(bundle, tmpl)
+    if mounted:
+        for binding in bindings_of(bundle, account, tmpl.namespace):
+            ref = binding.body.get("roleRef") or {}
+            reasons.append(f"ServiceAccount {account} is bound by {binding.kind} {binding.name} "
+                           f"to {ref.get('kind')} {ref.get('name')} and its token is mounted")
+    if not reasons:
+        return None
+    everyone = tuple(str(c.get("name")) for _, c in containers_of(tmpl.spec))
+    return ApiNeed(tuple(reasons), tuple(dict.fromkeys(callers)) or everyone)
+
+
+def egress_policies(bundle: Bundle, tmpl: PodTemplate) -> list[KubeObject]:
+    """NetworkPolicies in the pod's namespace that select it and restrict its egress."""
+    return [
+        policy for policy in bundle.of_kind("NetworkPolicy")
+        if policy.namespace == tmpl.namespace
+        and selector_matches((policy.body.get("spec") or {}).get("podSelector") or {}, tmpl.labels)
+        and "Egress" in policy_types(policy.body.get("spec") or {})
+    ]
+
+
+def _egress_rules(policies: Iterable[KubeObject]) -> list[dict[str, Any]]:
+    return [rule for policy in policies for rule in (policy.body.get("spec") or {}).get("egress") or []
+            if isinstance(rule, dict)]
+
+
+def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
+    findings = []
+    for tmpl in pod_templates(bundle):
+        if tmpl.spec.get("hostNetwork") is True:
+            continue  # NetworkPolicy does not apply to host-network pods
+        policies = egress_policies(bundle, tmpl)
+        if not policies:
+            continue
+        need = api_need(bundle, tmpl)
+        if need is None:
+            continue
+        rules = _egress_rules(policies)
+        service_ok = any(rule_admits(r, API_SERVICE[0], API_SERVICE[1]) for r in rules)
+        endpoint_ok = any(rule_admits(r, API_ENDPOINT_NETWORK[0], API_ENDPOINT_NETWORK[1]) for r in rules)
+        if service_ok and endpoint_ok:
+            continue
+        names = ", ".join(p.name for p in policies)
+        allowed = [describe_rule(r) for r in rules] or ["nothing (deny all egress)"]
+        which = ("container " if len(need.containers) == 1 else "containers ") + ", ".join(need.containers)
+        evidence = {
+            "owner": str(tmpl.owner.ref), "containers": list(need.containers), "policies": [p.name for p in policies],
+            "allowed_egress": allowed, "needs_api_because": list(need.reasons),
+            "admits_service_443": service_ok, "admits_endpoint_6443": endpoint_ok,
+            "api_service": f"{API_SERVICE[0]}:{API_SERVICE[1]}",
+            "api_endpoint": f"{API_ENDPOINT_NETWORK[0]}:{API_ENDPOINT_NETWORK[1]}",
+        }
+        objects = (str(tmpl.owner.ref), *(str(p.ref) for p in policies))
+        if not service_ok and not endpoint_ok:
+            findings.append(Finding(
+                CHECK, "error", objects,
+                f"{tmpl.label}: {which} need(s) the Kubernetes API but NetworkPolicy {names} restricts egress to "
+                f"{'; '.join(allowed)}: no rule admits TCP 443 (kubernetes Service) or 6443 (API server), "
+                "so the pod will time out dialling the API (the Argo CD v2.11.1 redis outage)",
+                evidence))
+        else:
+            missing = "6443 (API server endpoint)" if service_ok else "443 (kubernetes Service)"
+            findings.append(Finding(
+                CHECK, "warning", objects,
+                f"{tmpl.label}: {which} need(s) the Kubernetes API and NetworkPolicy {names} admits it only "
+                f"partly (not TCP {missing}); CNIs that filter after DNAT see port 6443, others port 443",
+                evidence))
+    return findings

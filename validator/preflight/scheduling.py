@@ -1,0 +1,165 @@
+"""Scheduling feasibility against the profile's nodes, before a cluster exists.
+
+A mirror with fewer nodes than production turns HA manifests into Pending pods, which the gate would
+otherwise only learn after minutes of waiting. Checked: node selectors, required node affinity and
+tolerations against the profile's nodes (with the labels kind puts on them), required pod
+anti-affinity on a topology key against the number of topology domains, and requests against
+allocatable (minus what kind's own system pods request).
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+from validator.errors import InputError
+from validator.manifests import Bundle, containers_of
+from validator.preflight import Finding
+from validator.preflight.selectors import PodTemplate, node_term_matches, pod_templates, selector_matches, tolerates
+from validator.profiles import NodeSpec, Profile, _parse_quantity_cpu, _parse_quantity_memory
+
+CHECK = "scheduling"
+
+# What kind's own pods request (cpu millis, memory bytes): kube-apiserver 250m, controller-manager 200m,
+# scheduler 100m, etcd 100m/100Mi, two CoreDNS 100m/70Mi each on the control plane; kindnet 100m/50Mi per node.
+CONTROL_PLANE_RESERVED = (950, (100 + 140) * 1024**2)
+PER_NODE_RESERVED = (100, 50 * 1024**2)
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "amd64")
+
+
+@dataclass(frozen=True)
+class Node:
+    """A profile node as the scheduler sees it: name, labels kind sets, taints, free capacity."""
+
+    name: str
+    labels: dict[str, str]
+    spec: NodeSpec
+    free_cpu: int
+    free_memory: int
+
+
+def profile_nodes(profile: Profile) -> list[Node]:
+    """Name and label the profile's nodes as kind does (kind-control-plane, kind-worker, kind-worker2...)."""
+    nodes: list[Node] = []
+    workers = 0
+    for spec in profile.nodes:
+        if spec.role == "control-plane":
+            index = len([n for n in nodes if n.spec.role == "control-plane"])
+            name = "mirror-control-plane" + (str(index + 1) if index else "")
+            reserved = (CONTROL_PLANE_RESERVED[0] + PER_NODE_RESERVED[0],
+                        CONTROL_PLANE_RESERVED[1] + PER_NODE_RESERVED[1])
+        else:
+            workers += 1
+            name = "mirror-worker" + (str(workers) if workers > 1 else "")
+            reserved = PER_NODE_RESERVED
+        labels = {"kubernetes.io/os": "linux", "kubernetes.io/arch": _ARCH, "kubernetes.io/hostname": name,
+                  "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": _ARCH}
+        if spec.role == "control-plane":
+            labels["node-role.kubernetes.io/control-plane"] = ""
+        labels.update(spec.labels)
+        nodes.append(Node(name, labels, spec, spec.allocatable_cpu_millis - reserved[0],
+                          spec.allocatable_memory_bytes - reserved[1]))
+    return nodes
+
+
+def eligible(tmpl: PodTemplate, node: Node) -> bool:
+    """Node selector, required node affinity and taints (NoSchedule/NoExecute) all allow the pod here."""
+    spec = tmpl.spec
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if node.labels.get(str(key)) != str(value):
+            return False
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms") or []
+    if terms and not any(node_term_matches(t, node.labels, node.name) for t in terms if isinstance(t, dict)):
+        return False
+    tolerations = [t for t in spec.get("tolerations") or [] if isinstance(t, dict)]
+    return all(tolerates(tolerations, t.key, t.value, t.effect)
+               for t in node.spec.taints if t.effect in ("NoSchedule", "NoExecute"))
+
+
+def requests(spec: dict[str, Any]) -> tuple[int, int]:
+    """Effective pod requests (cpu millis, memory bytes): max(largest init container, sum of containers)."""
+    init, main = [0, 0], [0, 0]
+    for section, container in containers_of(spec):
+        req = ((container.get("resources") or {}).get("requests")) or {}
+        cpu = _parse_quantity_cpu(req["cpu"]) if "cpu" in req else 0
+        memory = _parse_quantity_memory(req["memory"]) if "memory" in req else 0
+        if section == "initContainers":
+            init = [max(init[0], cpu), max(init[1], memory)]
+        elif section == "containers":
+            main = [main[0] + cpu, main[1] + memory]
+    return max(init[0], main[0]), max(init[1], main[1])
+
+
+def _anti_affinity_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> list[Finding]:
+    terms = ((((tmpl.spec.get("affinity") or {}).get("podAntiAffinity") or {})
+              .get("requiredDuringSchedulingIgnoredDuringExecution")) or [])
+    findings = []
+    for term in terms:
+        if not isinstance(term, dict) or not selector_matches(term.get("labelSelector") or {}, tmpl.labels):
+            continue  # only terms that repel the workload's own replicas bound its replica count
+        if term.get("labelSelector") is None:
+            continue  # a nil selector matches no pods
+        key = str(term.get("topologyKey", ""))
+        if any(key not in n.labels for n in nodes):
+            continue  # nodes without the key are not constrained by the term
+        domains = sorted({n.labels[key] for n in nodes})
+        if replicas > len(domains):
+            findings.append(Finding(
+                CHECK, "error", (str(tmpl.owner.ref),),
+                f"{tmpl.label}: {replicas} replicas with required pod anti-affinity on {key} but the profile has "
+                f"only {len(domains)} schedulable node(s) for it: {replicas - len(domains)} pod(s) will stay Pending "
+                "(use a profile with enough workers, e.g. --profile ha)",
+                {"replicas": replicas, "topology_key": key, "domains": domains, "nodes": [n.name for n in nodes],
+                 "label_selector": term.get("labelSelector")},
+            ))
+    return findings
+
+
+def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
+    nodes = profile_nodes(profile)
+    findings: list[Finding] = []
+    total_cpu = total_memory = pods = 0
+    for tmpl in pod_templates(bundle):
+        fits = [n for n in nodes if eligible(tmpl, n)]
+        if not fits:
+            findings.append(Finding(
+                CHECK, "error", (str(tmpl.owner.ref),),
+                f"{tmpl.label}: no node of profile {profile.name} satisfies its nodeSelector, required node affinity "
+                "and tolerations: its pods will stay Pending",
+                {"nodeSelector": tmpl.spec.get("nodeSelector") or {}, "tolerations": tmpl.spec.get("tolerations") or [],
+                 "nodes": {n.name: {"labels": n.labels, "taints": [f"{t.key}:{t.effect}" for t in n.spec.taints]}
+                           for n in nodes}},
+            ))
+            continue
+        replicas = len(fits) if tmpl.owner.kind == "DaemonSet" else tmpl.replicas
+        findings.extend(_anti_affinity_findings(tmpl, fits, replicas))
+        try:
+            cpu, memory = requests(tmpl.spec)
+        except (InputError, ValueError) as exc:
+            findings.append(Finding(CHECK, "error", (str(tmpl.owner.ref),),
+                                    f"{tmpl.label}: unparseable resource request ({exc})", {}))
+            continue
+        biggest = max(fits, key=lambda n: (n.free_cpu, n.free_memory))
+        if cpu > max(n.free_cpu for n in fits) or memory > max(n.free_memory for n in fits):
+            findings.append(Finding(
+                CHECK, "error", (str(tmpl.owner.ref),),
+                f"{tmpl.label}: one pod requests {cpu}m CPU / {memory // 1024**2}Mi memory, more than any eligible "
+                f"node of profile {profile.name} has free ({biggest.free_cpu}m / {biggest.free_memory // 1024**2}Mi)",
+                {"pod_cpu_millis": cpu, "pod_memory_bytes": memory,
+                 "free": {n.name: [n.free_cpu, n.free_memory] for n in fits}},
+            ))
+        total_cpu, total_memory, pods = total_cpu + cpu * replicas, total_memory + memory * replicas, pods + replicas
+    free_cpu = sum(max(n.free_cpu, 0) for n in nodes if not n.spec.taints)
+    free_memory = sum(max(n.free_memory, 0) for n in nodes if not n.spec.taints)
+    if total_cpu > free_cpu or total_memory > free_memory:
+        findings.append(Finding(
+            CHECK, "error", (),
+            f"all pods together request {total_cpu}m CPU / {total_memory // 1024**2}Mi memory but the untainted nodes "
+            f"of profile {profile.name} have {free_cpu}m / {free_memory // 1024**2}Mi free after kind's system pods",
+            {"requested_cpu_millis": total_cpu, "requested_memory_bytes": total_memory, "pods": pods,
+             "free_cpu_millis": free_cpu, "free_memory_bytes": free_memory},
+        ))
+    return findings

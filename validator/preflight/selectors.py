@@ -1,0 +1,120 @@
+"""Selector semantics shared by the checks: label selectors, node selector terms, taints, pod templates.
+
+One place for Kubernetes' matching rules so NetworkPolicy, anti-affinity and scheduling checks agree
+(a selector that means "everything" in one check must not mean "nothing" in another).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from validator.manifests import Bundle, KubeObject, pod_spec
+
+
+def _requirement(labels: Mapping[str, str], key: str, operator: str, values: list[Any]) -> bool:
+    """One matchExpressions requirement (label selector or node selector: In/NotIn/Exists/DoesNotExist/Gt/Lt)."""
+    present = key in labels
+    value = labels.get(key)
+    texts = [str(v) for v in values or []]
+    if operator == "In":
+        return present and value in texts
+    if operator == "NotIn":
+        return not present or value not in texts
+    if operator == "Exists":
+        return present
+    if operator == "DoesNotExist":
+        return not present
+    if operator in ("Gt", "Lt") and present and len(texts) == 1:
+        try:
+            left, right = int(str(value)), int(texts[0])
+        except ValueError:
+            return False
+        return left > right if operator == "Gt" else left < right
+    return False  # unknown operator: the API server would reject it; never match
+
+
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """metav1.LabelSelector semantics: empty selects everything; matchLabels AND matchExpressions."""
+    if selector is None:
+        return True
+    for key, expected in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != str(expected):
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        if not _requirement(labels, str(expr.get("key", "")), str(expr.get("operator", "")), expr.get("values") or []):
+            return False
+    return True
+
+
+def node_term_matches(term: Mapping[str, Any], labels: Mapping[str, str], name: str) -> bool:
+    """One nodeSelectorTerm: all matchExpressions (labels) and matchFields (metadata.name) must hold."""
+    for expr in term.get("matchExpressions") or []:
+        if not _requirement(labels, str(expr.get("key", "")), str(expr.get("operator", "")), expr.get("values") or []):
+            return False
+    for expr in term.get("matchFields") or []:
+        if not _requirement({"metadata.name": name}, str(expr.get("key", "")), str(expr.get("operator", "")),
+                            expr.get("values") or []):
+            return False
+    return True
+
+
+def tolerates(tolerations: Sequence[Mapping[str, Any]], key: str, value: str, effect: str) -> bool:
+    """Whether any toleration matches a taint (v1.Toleration.ToleratesTaint)."""
+    for tol in tolerations:
+        if tol.get("effect") and tol.get("effect") != effect:
+            continue
+        operator = tol.get("operator") or "Equal"
+        if operator == "Exists" and (not tol.get("key") or tol.get("key") == key):
+            return True
+        if operator == "Equal" and tol.get("key") == key and str(tol.get("value") or "") == value:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class PodTemplate:
+    """The pods a workload will create: where, with which labels and spec, how many."""
+
+    owner: KubeObject
+    labels: dict[str, str]
+    spec: dict[str, Any]
+
+    @property
+    def namespace(self) -> str:
+        return self.owner.namespace
+
+    @property
+    def replicas(self) -> int:
+        """Desired pod count (DaemonSets are counted per node by the caller)."""
+        spec = self.owner.body.get("spec") or {}
+        if self.owner.kind in ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"):
+            value = spec.get("replicas", 1)
+        elif self.owner.kind == "Job":
+            value = spec.get("parallelism", 1)
+        else:
+            value = 1
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 1
+
+    @property
+    def label(self) -> str:
+        return f"{self.owner.kind} {self.owner.name}"
+
+
+def pod_templates(bundle: Bundle) -> Iterator[PodTemplate]:
+    """Every pod template in the bundle (workloads and bare pods)."""
+    for obj in bundle:
+        spec = pod_spec(obj)
+        if spec is None:
+            continue
+        body = obj.body
+        if obj.kind == "Pod":
+            meta = body.get("metadata") or {}
+        elif obj.kind == "CronJob":
+            meta = ((((body.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get(
+                "metadata") or {}
+        else:
+            meta = ((body.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+        yield PodTemplate(obj, labels, spec)
