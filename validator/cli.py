@@ -18,6 +18,8 @@ from validator.errors import ExitCode, MirrorError
 COMMAND_MODULES = (
     "validator.commands.resolve",
     "validator.commands.pin",
+    "validator.commands.preflight",
+    "validator.commands.sweep",
 )
 
 
