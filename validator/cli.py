@@ -18,6 +18,7 @@ from validator.errors import ExitCode, MirrorError
 COMMAND_MODULES = (
     "validator.commands.resolve",
     "validator.commands.pin",
+    "validator.commands.validate",
     "validator.commands.preflight",
     "validator.commands.sweep",
 )

@@ -1,6 +1,441 @@
-"""pytest plugin for argocd-mirror scenarios (registered through the pytest11 entry point).
+"""argocd-mirror's pytest plugin (pytest11 entry point): options, fixtures, markers, the verdict.
 
-Auto-loaded by every pytest run, so it must stay inert unless a scenario uses it.
+Every pytest run loads this plugin, including the validator's own test suite, so it stays inert
+unless a scenario uses it: options only parse flags, fixtures do I/O only when requested, and the
+verdict is written only when items marked `scenario(...)` ran. Scenarios read like a checklist
+because the heavy lifting (resolve, cluster, install, watch, diagnose) lives here and below.
+
+Outcome mapping, failing closed: a step passes only when pytest saw it pass; CandidateFailed and
+assertion failures are FAIL (the candidate was observed broken, exit 1); anything else, including
+skips, is ERROR (could not validate, exit 2).
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from validator.errors import CandidateFailed, EnvironmentNotReady, MirrorError
+from validator.report import ScenarioFailed, ScenarioResult, Status, scenario_status
+
+KEEP_CHOICES = ("never", "on-failure", "always")
+DEFAULT_SMOKE_REPO = "https://github.com/argoproj/argocd-example-apps.git"
+
+# (flag, dest, argparse keywords); dests are prefixed so they never collide with other plugins' dests.
+_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--candidate", "mirror_candidate", {"default": "stable", "metavar": "SPEC",
+                                         "help": "Argo CD release to validate: stable, a tag, URL, file or dir"}),
+    ("--baseline", "mirror_baseline", {"default": None, "metavar": "SPEC",
+                                       "help": "the version production runs now (upgrade/rollback/self-managed)"}),
+    ("--variant", "mirror_variant", {"default": "install", "help": "install | ha | namespace-install | core-install"}),
+    ("--profile", "mirror_profile", {"default": "default", "help": "mirror profile name or path"}),
+    ("--keep-cluster", "mirror_keep", {"default": "never", "nargs": "?", "const": "always", "choices": KEEP_CHOICES,
+                                       "help": "never (default) | on-failure | always (bare flag: always)"}),
+    ("--artifacts", "mirror_artifacts", {"default": "artifacts", "metavar": "DIR",
+                                         "help": "where verdict.json, summary.md and diagnostics go"}),
+    ("--provider", "mirror_provider", {"default": "kind", "choices": ("kind", "existing"),
+                                       "help": "kind (throwaway cluster) or existing (disposable cluster)"}),
+    ("--kubeconfig", "mirror_kubeconfig", {"default": None, "metavar": "FILE",
+                                           "help": "kubeconfig of an existing disposable cluster"}),
+    ("--context", "mirror_context", {"default": None, "help": "context in --kubeconfig (existing provider)"}),
+    ("--apply-mode", "mirror_apply_mode", {"default": None, "choices": ("server-side", "client-side"),
+                                           "help": "how to install (default: the profile's)"}),
+    ("--wait-timeout", "mirror_wait_timeout", {"default": 600.0, "type": float, "metavar": "SECONDS",
+                                               "help": "how long objects may take to become Healthy"}),
+    ("--smoke-repo", "mirror_smoke_repo", {"default": DEFAULT_SMOKE_REPO, "help": "git repo of the app smoke test"}),
+    ("--smoke-path", "mirror_smoke_path", {"default": "guestbook", "help": "path in --smoke-repo"}),
+    ("--smoke-revision", "mirror_smoke_revision", {"default": "HEAD", "help": "revision of --smoke-repo"}),
+)
+
+
+def _taken_flags(parser: pytest.Parser) -> set[str]:
+    """Flags other plugins already registered (e.g. pytest-kind's --keep-cluster/--kubeconfig)."""
+    taken: set[str] = set()
+    groups = [getattr(parser, "_anonymous", None), *getattr(parser, "_groups", [])]
+    for group in groups:
+        for option in getattr(group, "options", []):
+            taken.update(option.names())
+    return taken
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("argocd-mirror", "argocd-mirror: validate an Argo CD release on a mirror cluster")
+    taken = _taken_flags(parser)
+    for flag, dest, kwargs in _OPTIONS:
+        alias = "--mirror-" + flag[2:]
+        names = [alias] if flag in taken else [flag, alias]  # never clash: fall back to the --mirror-* spelling
+        group.addoption(*names, dest=dest, **kwargs)
+
+
+@dataclass(frozen=True)
+class MirrorOptions:
+    candidate: str = "stable"
+    baseline: str | None = None
+    variant: str = "install"
+    profile: str = "default"
+    keep: str = "never"
+    artifacts: Path = Path("artifacts")
+    provider: str = "kind"
+    kubeconfig: Path | None = None
+    context: str | None = None
+    apply_mode: str | None = None
+    wait_timeout_s: float = 600.0
+    smoke_repo: str = DEFAULT_SMOKE_REPO
+    smoke_path: str = "guestbook"
+    smoke_revision: str = "HEAD"
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> MirrorOptions:
+        opt = config.option
+        kubeconfig = getattr(opt, "mirror_kubeconfig", None)
+        return cls(
+            candidate=opt.mirror_candidate, baseline=opt.mirror_baseline, variant=opt.mirror_variant,
+            profile=opt.mirror_profile, keep=opt.mirror_keep, artifacts=Path(opt.mirror_artifacts),
+            provider=opt.mirror_provider, kubeconfig=Path(kubeconfig) if kubeconfig else None,
+            context=opt.mirror_context, apply_mode=opt.mirror_apply_mode, wait_timeout_s=opt.mirror_wait_timeout,
+            smoke_repo=opt.mirror_smoke_repo, smoke_path=opt.mirror_smoke_path,
+            smoke_revision=opt.mirror_smoke_revision,
+        )
+
+
+@dataclass
+class Driver:
+    """Handed to pytest.main(plugins=[...]) by `argocd-mirror validate`: pre-resolved bundles in, results out.
+
+    Resolving once, outside pytest, guarantees the scenarios test exactly the bytes preflight checked
+    (a moving `stable` cannot change between the two).
+    """
+
+    candidate: Any = None  # validator.manifests.Bundle
+    baseline: Any = None
+    progress: Callable[[str], None] | None = None
+    results: list[ScenarioResult] = field(default_factory=list)
+    connect: dict[str, str] = field(default_factory=dict)  # "cluster main" -> kubectl command to reach it
+
+
+@dataclass
+class Step:
+    scenario: str
+    name: str
+    status: Status = Status.PASS
+    duration_s: float = 0.0
+    message: str | None = None
+    evidence: tuple[str, ...] = ()
+
+
+def classify_exception(exc: BaseException | None) -> tuple[Status, str | None, tuple[str, ...]]:
+    """(status, one-line message, evidence) for what a test phase raised. Pure; fails closed."""
+    if exc is None:
+        return Status.PASS, None, ()
+    if isinstance(exc, pytest.skip.Exception):
+        return Status.SKIPPED, " ".join(str(exc.msg).split()), ()
+    evidence = tuple(getattr(exc, "evidence", ()) or ())
+    if isinstance(exc, MirrorError):
+        status = Status.FAIL if isinstance(exc, CandidateFailed) else Status.ERROR
+        return status, exc.one_line(), evidence
+    if isinstance(exc, AssertionError):  # pytest appends the rewritten expression after the first line
+        first = str(exc).strip().splitlines()
+        return Status.FAIL, (first[0].strip() if first else "") or "assertion failed", evidence
+    text = " ".join(str(exc).split())
+    return Status.ERROR, f"internal error: {type(exc).__name__}: {text}", evidence
+
+
+def _worse(a: Status, b: Status) -> bool:
+    order = [Status.PASS, Status.SKIPPED, Status.ERROR, Status.FAIL]
+    return order.index(b) > order.index(a)
+
+
+class RunState:
+    """Per-session state of the plugin (kept in config.stash, never in module globals)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.options = MirrorOptions.from_config(config)
+        self.driver = next((p for p in config.pluginmanager.get_plugins() if isinstance(p, Driver)), None)
+        self.steps: dict[str, Step] = {}
+        self.docker_checked = False
+        self.docker_problem: str | None = None
+        self.started: str | None = None
+
+    def progress(self, message: str) -> None:
+        if self.driver and self.driver.progress:
+            self.driver.progress(message)
+        else:
+            from validator.cluster.tools import stderr_progress
+
+            stderr_progress(message)
+
+    def record(self, item: pytest.Item, scenario: str, duration: float, exc: BaseException | None) -> None:
+        status, message, evidence = classify_exception(exc)
+        step = self.steps.setdefault(item.nodeid, Step(scenario, item.name))
+        step.duration_s += duration
+        step.evidence += evidence
+        if _worse(step.status, status):
+            step.status, step.message = status, message
+
+    def results(self) -> list[ScenarioResult]:
+        """Steps grouped by scenario in the order they ran."""
+        grouped: dict[str, list[Step]] = {}
+        for step in self.steps.values():
+            grouped.setdefault(step.scenario, []).append(step)
+        out = []
+        for name, steps in grouped.items():
+            status = scenario_status([s.status for s in steps])
+            cause = next((f"{s.name}: {s.message}" for s in steps if s.status == status and s.message), None)
+            if status == Status.FAIL:
+                cause = next(s.message for s in steps if s.status == Status.FAIL)
+            out.append(ScenarioResult(
+                name=name, status=status, duration_s=round(sum(s.duration_s for s in steps), 3),
+                root_cause=None if status == Status.PASS else cause,
+                steps=[{"name": s.name, "status": s.status.value, "duration_s": round(s.duration_s, 3),
+                        "message": s.message} for s in steps],
+                evidence=sorted({e for s in steps for e in s.evidence}),
+            ))
+        return out
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def _state(config: pytest.Config) -> RunState:
+    return config.stash[STATE]
+
+
+def scenario_of(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("scenario")
+    return str(marker.args[0]) if marker and marker.args else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "scenario(name): an argocd-mirror validation scenario (one verdict row)")
+    config.addinivalue_line("markers", "docker: needs a real Docker engine (skipped with the reason otherwise)")
+    config.stash[STATE] = RunState(config)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A standalone scenario run marks its verdict unfinished before any cluster exists."""
+    state = _state(session.config)
+    if state.driver is None and any(scenario_of(i) for i in session.items):
+        from validator.report import start_run
+
+        state.options.artifacts.mkdir(parents=True, exist_ok=True)
+        start_run(state.options.artifacts, state.options.candidate, state.options.profile, state.options.provider)
+        state.started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+
+
+def _docker_problem(state: RunState) -> str | None:
+    if not state.docker_checked:
+        from validator.cluster.tools import docker_ping
+
+        state.docker_checked = True
+        try:
+            docker_ping()
+        except EnvironmentNotReady as exc:
+            state.docker_problem = exc.one_line()
+    return state.docker_problem
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("docker") is None:
+        return
+    state = _state(item.config)
+    if state.options.provider == "kind":
+        problem = _docker_problem(state)
+        if problem:
+            pytest.skip(problem if problem.startswith("Docker engine not reachable") else
+                        f"Docker engine not reachable: {problem}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """Record every phase (setup, call, teardown) of scenario steps; the worst phase is the step's status."""
+    report = yield
+    scenario = scenario_of(item)
+    if scenario is not None:
+        _state(item.config).record(item, scenario, call.duration, call.excinfo.value if call.excinfo else None)
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None or not state.steps:
+        return
+    results = state.results()
+    if state.driver is not None:
+        state.driver.results = results
+        return
+    # standalone `pytest scenarios/`: the plugin owns the verdict and maps pytest's exit status to the gate's
+    from validator.report import Verdict, decide, now_iso, write_verdict
+
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    status, cause = decide(results, error="interrupted" if interrupted else None)
+    verdict = Verdict(status=status, spec=state.options.candidate, scenarios=results, root_cause=cause,
+                      profile=state.options.profile, provider=state.options.provider,
+                      started_at=state.started or now_iso(), finished_at=now_iso(),
+                      duration_s=round(sum(r.duration_s for r in results), 3))
+    pool = session.config.stash.get(PROVENANCE, {})
+    verdict.candidate = pool.get("candidate")
+    verdict.baseline = pool.get("baseline")
+    write_verdict(verdict, state.options.artifacts)
+    session.exitstatus = int(verdict.exit_code)
+
+
+PROVENANCE = pytest.StashKey[dict[str, Any]]()
+
+
+# --------------------------------------------------------------------------------------------------
+# fixtures: nothing below runs unless a test asks for it
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def mirror_options(request: pytest.FixtureRequest) -> MirrorOptions:
+    return _state(request.config).options
+
+
+@pytest.fixture(scope="session")
+def mirror_progress(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    return _state(request.config).progress
+
+
+def _remember(config: pytest.Config, key: str, bundle: Any) -> Any:
+    prov = getattr(bundle, "provenance", None)
+    config.stash.setdefault(PROVENANCE, {})[key] = prov.to_dict() if prov is not None else None
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def candidate_bundle(request: pytest.FixtureRequest, mirror_options: MirrorOptions) -> Any:
+    """The candidate, resolved once per session (or handed over by `argocd-mirror validate`)."""
+    state = _state(request.config)
+    if state.driver is not None and state.driver.candidate is not None:
+        return _remember(request.config, "candidate", state.driver.candidate)
+    from validator.candidate import resolve
+
+    return _remember(request.config, "candidate", resolve(mirror_options.candidate, variant=mirror_options.variant))
+
+
+@pytest.fixture(scope="session")
+def baseline_bundle(request: pytest.FixtureRequest, mirror_options: MirrorOptions) -> Any:
+    """The version production runs now; scenarios that need it skip (= could not validate) without it."""
+    state = _state(request.config)
+    if state.driver is not None and state.driver.baseline is not None:
+        return _remember(request.config, "baseline", state.driver.baseline)
+    if not mirror_options.baseline:
+        pytest.skip("needs --baseline SPEC (the Argo CD version production runs now)")
+    from validator.candidate import resolve
+
+    return _remember(request.config, "baseline", resolve(mirror_options.baseline, variant=mirror_options.variant))
+
+
+@pytest.fixture(scope="session")
+def mirror_profile(mirror_options: MirrorOptions) -> Any:
+    from validator.profiles import load_profile
+
+    return load_profile(mirror_options.profile)
+
+
+class ClusterPool:
+    """Mirror clusters by purpose ("main", "upgrade", "ha"...), each created once, all torn down at the end.
+
+    Every cluster proves NetworkPolicy enforcement before it is handed out: a pass on a cluster that
+    does not enforce policy would be the v2.11.1 outage all over again.
+    """
+
+    def __init__(self, options: MirrorOptions, progress: Callable[[str], None],
+                 connect: dict[str, str] | None = None) -> None:
+        self.options = options
+        self.progress = progress
+        self.stack = ExitStack()
+        self.clusters: dict[str, Any] = {}
+        self.connect = connect if connect is not None else {}
+
+    def get(self, key: str, profile: Any) -> Any:
+        if key not in self.clusters:
+            from validator.cluster import mirror_cluster, prove_networkpolicy_enforced
+
+            if self.options.provider == "existing" and self.clusters:
+                raise EnvironmentNotReady(f"scenario needs a second cluster ({key}), but --provider existing gives "
+                                          "one; run one scenario per invocation with --scenario")
+            run_dir = self.options.artifacts / "clusters" / key
+            cluster = self.stack.enter_context(mirror_cluster(
+                profile, run_dir, keep=self.options.keep, provider=self.options.provider,
+                kubeconfig=self.options.kubeconfig, context=self.options.context, progress=self.progress))
+            self.clusters[key] = cluster
+            self.connect[f"cluster {key}"] = cluster.kubectl_command("get", "pods", "-A")
+            prove_networkpolicy_enforced(cluster, progress=self.progress)
+        return self.clusters[key]
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+@pytest.fixture(scope="session")
+def mirror_clusters(request: pytest.FixtureRequest, mirror_options: MirrorOptions,
+                    mirror_progress: Callable[[str], None]) -> Iterator[ClusterPool]:
+    driver = _state(request.config).driver
+    pool = ClusterPool(mirror_options, mirror_progress, driver.connect if driver else None)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def mirror_cluster(mirror_clusters: ClusterPool, mirror_profile: Any) -> Any:
+    """The main mirror cluster (pytest-kind users: this is your `kind_cluster`), a validator.cluster.Cluster."""
+    return mirror_clusters.get("main", mirror_profile)
+
+
+@dataclass
+class Deployed:
+    """An Argo CD installed on a mirror cluster and observed Healthy."""
+
+    cluster: Any
+    api: Any
+    bundle: Any
+    install: Any
+    wait: Any
+
+
+def deploy(cluster: Any, bundle: Any, options: MirrorOptions, profile: Any, progress: Callable[[str], None],
+           out_dir: Path, previous: Any = None, role: str = "candidate") -> Deployed:
+    """Install BUNDLE (over PREVIOUS: upgrade/rollback) and wait until every object is Healthy.
+
+    A candidate that does not get Healthy is ScenarioFailed with diagnose's root cause and evidence;
+    a baseline that does not is EnvironmentNotReady (we cannot judge an upgrade from a broken start).
+    """
+    from validator.diagnose import diagnose
+    from validator.install import install
+    from validator.watch import wait_healthy
+
+    api = cluster.api_client()
+    label = getattr(bundle.provenance, "label", role) if bundle.provenance else role
+    progress(f"installing {role} {label} ({options.apply_mode or profile.apply_mode} apply)")
+    result = install(api, bundle, mode=options.apply_mode or profile.apply_mode, previous=previous, progress=progress)
+    progress(f"waiting for every object of {label} to be Healthy (timeout {options.wait_timeout_s:.0f}s)")
+    waited = wait_healthy(api, bundle, timeout_s=options.wait_timeout_s, progress=progress)
+    if not waited.passed:
+        cluster.mark_failed()
+        diagnosis = diagnose(api, bundle, waited, out_dir)
+        evidence = tuple(str(out_dir / n) for n in ("diagnosis.md", "diagnosis.json") if (out_dir / n).exists())
+        cause = diagnosis.root_cause or waited.root_cause or "objects did not become Healthy"
+        if role == "baseline":
+            raise EnvironmentNotReady(f"baseline {label} did not become Healthy, so nothing can be judged: {cause}")
+        raise ScenarioFailed(cause, evidence)
+    progress(f"{label} is Healthy after {waited.elapsed_s:.0f}s")
+    return Deployed(cluster, api, bundle, result, waited)
+
+
+@pytest.fixture(scope="session")
+def installed_argocd(mirror_cluster: Any, candidate_bundle: Any, mirror_options: MirrorOptions, mirror_profile: Any,
+                     mirror_progress: Callable[[str], None]) -> Deployed:
+    """The candidate installed from zero on the main mirror cluster, every object Healthy."""
+    return deploy(mirror_cluster, candidate_bundle, mirror_options, mirror_profile, mirror_progress,
+                  mirror_options.artifacts / "diagnostics" / "fresh-install")

@@ -1,0 +1,197 @@
+"""`argocd-mirror validate [SPEC]` and `argocd-mirror reproduce SPEC`: the whole gate in one command.
+
+resolve -> preflight (static; an error stops here, before minutes of cluster time) -> the chosen
+scenarios through pytest in-process (JUnit into the artifacts dir) -> one verdict line on stdout,
+then detail; exit 0 pass, 1 candidate failed, 2 could not validate. Progress goes to stderr and
+pytest's own output to artifacts/pytest.log, so stdout starts with the verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from validator.commands import add_candidate_arguments
+from validator.errors import CandidateFailed, InputError, MirrorError
+from validator.progress import Progress
+from validator.report import (
+    INTERRUPTED,
+    JUNIT_XML,
+    Status,
+    Verdict,
+    decide,
+    now_iso,
+    render_console,
+    start_run,
+    write_verdict,
+)
+
+SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+# scenario name -> (module, needs --baseline)
+SCENARIOS: dict[str, tuple[str, bool]] = {
+    "fresh-install": ("test_fresh_install.py", False),
+    "upgrade": ("test_upgrade.py", True),
+    "rollback": ("test_rollback.py", True),
+    "self-managed": ("test_self_managed.py", True),
+    "app-smoke": ("test_app_smoke.py", False),
+    "ha": ("test_ha.py", False),
+}
+DEFAULT_SCENARIOS = ("fresh-install", "app-smoke")
+WITH_BASELINE = ("upgrade", "rollback", "self-managed")
+
+
+def register(sub: Any) -> None:
+    for name in ("validate", "reproduce"):
+        reproduce = name == "reproduce"
+        parser: argparse.ArgumentParser = sub.add_parser(
+            name,
+            help=("validate with the cluster kept, and print how to connect to it" if reproduce else
+                  "validate a candidate on a throwaway mirror cluster (exit 0 pass, 1 failed, 2 could not validate)"),
+            description=("Run validate, keep the cluster whatever happens, and print how to reach it." if reproduce
+                         else "Resolve SPEC, run preflight, then the scenarios on a mirror cluster; print the verdict"),
+        )
+        add_candidate_arguments(parser, default=None if reproduce else "stable")
+        parser.add_argument("--baseline", metavar="SPEC",
+                            help="the version production runs now; adds the upgrade, rollback and self-managed "
+                                 "scenarios")
+        parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), metavar="NAME",
+                            help=f"run only these scenarios (repeatable; {', '.join(SCENARIOS)}); default "
+                                 f"{', '.join(DEFAULT_SCENARIOS)} (+ {', '.join(WITH_BASELINE)} with --baseline)")
+        parser.add_argument("--provider", default="kind", choices=("kind", "existing"),
+                            help="kind: a throwaway cluster (default); existing: a disposable cluster you give")
+        parser.add_argument("--kubeconfig", type=Path, help="kubeconfig of the existing cluster (--provider existing)")
+        parser.add_argument("--context", help="context in --kubeconfig (--provider existing)")
+        parser.add_argument("--profile", default="default", help="mirror profile: name or path (default default)")
+        if not reproduce:
+            parser.add_argument("--keep-cluster", default="never", choices=("never", "on-failure", "always"),
+                                help="keep the cluster after the run (default never)")
+        parser.add_argument("--artifacts", type=Path, default=Path("artifacts"),
+                            help="directory for verdict.json, summary.md, junit.xml, diagnostics (default artifacts)")
+        parser.add_argument("--apply-mode", choices=("server-side", "client-side"),
+                            help="how to install (default: the profile's)")
+        parser.add_argument("--wait-timeout", type=float, default=600.0, metavar="SECONDS",
+                            help="how long every object may take to become Healthy (default 600)")
+        parser.add_argument("--skip-preflight-errors", action="store_true",
+                            help="go on to the cluster even if preflight finds errors (they are still reported; "
+                                 "the scenarios decide the verdict)")
+        parser.add_argument("--smoke-repo", help="git repo for the app-smoke Application")
+        parser.add_argument("--smoke-path", help="path in --smoke-repo")
+        parser.set_defaults(func=run, keep_cluster="always" if reproduce else None, reproduce=reproduce)
+
+
+def choose_scenarios(chosen: list[str] | None, baseline: str | None) -> list[str]:
+    """The scenarios to run, in checklist order; asking for one that needs --baseline without it is bad input."""
+    names = list(dict.fromkeys(chosen or [*DEFAULT_SCENARIOS, *(WITH_BASELINE if baseline else ())]))
+    missing = [n for n in names if SCENARIOS[n][1] and not baseline]
+    if missing:
+        raise InputError(f"scenario(s) {', '.join(missing)} need --baseline SPEC (the version production runs now)")
+    return sorted(names, key=list(SCENARIOS).index)
+
+
+def pytest_args(args: argparse.Namespace, scenarios: list[str], out: Path) -> list[str]:
+    """The in-process pytest command line; flags use the --mirror-* spelling, which never clashes."""
+    argv = [str(SCENARIOS_DIR / SCENARIOS[name][0]) for name in scenarios]
+    argv += ["-p", "no:cacheprovider", "--capture=sys", "--color=no", "-rA", "--junitxml", str(out / JUNIT_XML),
+             "-o", "junit_suite_name=argocd-mirror", "--rootdir", str(SCENARIOS_DIR.parent),
+             "--mirror-candidate", args.spec, "--mirror-variant", args.variant, "--mirror-profile", args.profile,
+             "--mirror-keep-cluster", args.keep_cluster, "--mirror-artifacts", str(out),
+             "--mirror-provider", args.provider, "--mirror-wait-timeout", str(args.wait_timeout)]
+    for flag, value in (("--mirror-baseline", args.baseline), ("--mirror-kubeconfig", args.kubeconfig),
+                        ("--mirror-context", args.context), ("--mirror-apply-mode", args.apply_mode),
+                        ("--mirror-smoke-repo", args.smoke_repo), ("--mirror-smoke-path", args.smoke_path)):
+        if value:
+            argv += [flag, str(value)]
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        argv += ["-p", "validator.pytest_plugin"]
+    return argv
+
+
+def run_scenarios(args: argparse.Namespace, scenarios: list[str], out: Path, driver: Any) -> int:
+    """pytest.main in-process (the resolved bundles travel in the Driver), its output into pytest.log."""
+    import pytest
+
+    with open(out / "pytest.log", "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        return int(pytest.main(pytest_args(args, scenarios, out), plugins=[driver]))
+
+
+def _preflight(verdict: Verdict, bundle: Any, profile: Any, apply_mode: str, progress: Progress) -> list[str]:
+    from validator.preflight import counts, run_preflight
+
+    findings = run_preflight(bundle, profile, apply_mode)
+    verdict.preflight = [f.to_dict() for f in findings]
+    summary = counts(findings)
+    progress(f"preflight: {summary['error']} error(s), {summary['warning']} warning(s), {summary['info']} info")
+    return [f"{f.check}: {f.reason}" for f in findings if f.severity == "error"]
+
+
+def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Progress,
+             connect: dict[str, str]) -> None:
+    """Fill VERDICT (and CONNECT: how to reach each cluster); raises MirrorError for what stops the run early."""
+    from validator.candidate import resolve
+    from validator.profiles import load_profile
+    from validator.pytest_plugin import Driver
+
+    scenarios = choose_scenarios(args.scenario, args.baseline)
+    profile = load_profile(args.profile)
+    if args.provider == "kind":
+        from validator.cluster.tools import docker_ping
+
+        docker_ping()  # first, and cheap: no fetching, no preflight, if this machine cannot host a mirror
+    elif not (args.kubeconfig and args.context):
+        raise InputError("--provider existing needs both --kubeconfig FILE and --context NAME (never the ambient one)")
+    progress(f"resolving {args.spec}")
+    candidate = resolve(args.spec, variant=args.variant, namespace=args.namespace)
+    verdict.candidate = candidate.provenance.to_dict()
+    progress(f"candidate {candidate.provenance.label} sha256:{candidate.provenance.sha256[:12]}")
+    baseline = None
+    if args.baseline:
+        baseline = resolve(args.baseline, variant=args.variant, namespace=args.namespace)
+        verdict.baseline = baseline.provenance.to_dict()
+    errors = _preflight(verdict, candidate, profile, args.apply_mode or profile.apply_mode, progress)
+    if errors and not args.skip_preflight_errors:
+        verdict.status, verdict.root_cause = decide([], preflight_errors=errors)
+        return
+    progress(f"running scenarios: {', '.join(scenarios)} (pytest output: {out / 'pytest.log'})")
+    driver = Driver(candidate=candidate, baseline=baseline, progress=progress, connect=connect)
+    code = run_scenarios(args, scenarios, out, driver)
+    verdict.scenarios = driver.results
+    verdict.artifacts = {"junit": str(out / JUNIT_XML), "pytest log": str(out / "pytest.log")}
+    error = {2: "interrupted", 3: "pytest internal error (see pytest.log)", 4: "pytest usage error (see pytest.log)",
+             5: "no scenario was collected"}.get(code)
+    verdict.status, verdict.root_cause = decide(driver.results, error=error)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.keep_cluster is None:
+        args.keep_cluster = "never"
+    out = args.artifacts
+    progress = Progress()
+    verdict = start_run(out, args.spec, args.profile, args.provider)
+    started = time.monotonic()
+    connect: dict[str, str] = {}
+    try:
+        validate(args, verdict, out, progress, connect)
+    except KeyboardInterrupt:
+        verdict.status, verdict.root_cause = Status.ERROR, INTERRUPTED
+    except MirrorError as exc:
+        verdict.status = Status.FAIL if isinstance(exc, CandidateFailed) else Status.ERROR
+        verdict.root_cause = exc.one_line()
+    verdict.finished_at = now_iso()
+    verdict.duration_s = round(time.monotonic() - started, 3)
+    if verdict.status == Status.PASS and not verdict.scenarios:  # belt and braces: never a pass we did not see
+        verdict.status, verdict.root_cause = Status.ERROR, "no scenario ran"
+    verdict.artifacts.update({"verdict": str(out / "verdict.json"), "summary": str(out / "summary.md")})
+    write_verdict(verdict, out)
+    print(render_console(verdict), flush=True)
+    if args.reproduce:
+        if connect:
+            print("The cluster is kept for you to explore (delete it with `argocd-mirror sweep` when done):")
+            print("\n".join(f"  {name}: {command}" for name, command in connect.items()))
+        else:
+            print("No cluster was created, so there is nothing to connect to.")
+    return int(verdict.exit_code)
+
