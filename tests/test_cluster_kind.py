@@ -1,0 +1,319 @@
+"""The kind provider through fake kind/docker executables and the API double (real kubernetes client)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.apidouble import ApiDouble
+from tests.fakes import FakeTools, fake_tools  # noqa: F401
+from validator.cluster import images, mirror_cluster
+from validator.cluster.kindconfig import kind_config, validate_kind_config
+from validator.cluster.lifecycle import TeardownIncomplete
+from validator.errors import EnvironmentNotReady, InputError
+from validator.profiles import load_profile, profile_from_dict
+
+FAST = {"ready_timeout_s": 1.0, "ready_interval_s": 0.05}
+
+
+def ready_node(name: str, ready: bool = True) -> dict[str, Any]:
+    cond = {"type": "Ready", "status": "True" if ready else "False",
+            "reason": "KubeletReady" if ready else "KubeletNotReady",
+            "message": "kubelet is posting ready status" if ready else
+            "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady"}
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": {"conditions": [cond]}}
+
+
+@pytest.fixture
+def double() -> Any:
+    with ApiDouble(simulate=False) as d:
+        yield d
+
+
+@pytest.fixture
+def kind_env(fake_tools: FakeTools, double: ApiDouble) -> FakeTools:  # noqa: F811
+    """Fake kind whose kubeconfig points at the API double, where one Ready node exists."""
+    double.create(ready_node("argocd-mirror-control-plane"))
+    fake_tools.api_server(double.url)
+    return fake_tools
+
+
+def messages() -> tuple[list[str], Any]:
+    seen: list[str] = []
+    return seen, seen.append
+
+
+# ---------------------------------------------------------------------------------------------------------
+# pure parts: config per profile, pinned images, kind version
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["default", "calico", "ha"])
+def test_config_per_profile_is_valid_v1alpha4(name: str) -> None:
+    profile = load_profile(name)
+    config = kind_config(profile, "argocd-mirror-abcd1234")
+    validate_kind_config(yaml.safe_load(yaml.safe_dump(config)))
+    assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4" and config["kind"] == "Cluster"
+    assert [n["role"] for n in config["nodes"]] == [n.role for n in profile.nodes]
+    assert all("image" not in n for n in config["nodes"])  # --image pins every node by digest
+    if profile.cni == "calico":
+        assert config["networking"] == {"disableDefaultCNI": True, "podSubnet": "192.168.0.0/16"}
+    else:
+        assert "networking" not in config  # kindnet: the default CNI, which enforces NetworkPolicy
+
+
+def test_ha_profile_has_three_workers_and_no_taint_patch_for_default_taint() -> None:
+    config = kind_config(load_profile("ha"), "n")
+    assert [n["role"] for n in config["nodes"]] == ["control-plane", "worker", "worker", "worker"]
+    assert not any("kubeadmConfigPatches" in n for n in config["nodes"])
+
+
+def test_custom_labels_and_taints_become_node_labels_and_kubeadm_patches() -> None:
+    profile = profile_from_dict({"nodes": [{"role": "control-plane"}, {"role": "worker", "labels": {"pool": "infra"},
+                                 "taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]}]}, "t")
+    worker = kind_config(profile, "n")["nodes"][1]
+    assert worker["labels"] == {"pool": "infra"}
+    patch = yaml.safe_load(worker["kubeadmConfigPatches"][0])
+    assert patch == {"kind": "JoinConfiguration", "nodeRegistration": {"taints": [
+        {"key": "dedicated", "effect": "NoSchedule", "value": "infra"}]}}
+
+
+@pytest.mark.parametrize("bad, where", [
+    ({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": [{"role": "master"}]}, "nodes.0.role"),
+    ({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": [{"role": "worker", "taints": []}]},
+     "nodes.0"),
+    ({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha3"}, "apiVersion"),
+    ({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "networking": {"podCIDR": "x"}}, "networking"),
+    ({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "extra": 1}, "<root>"),
+])
+def test_field_list_rejects_what_kind_strict_decoding_rejects(bad: dict[str, Any], where: str) -> None:
+    with pytest.raises(ValueError, match=f"at {where}"):
+        validate_kind_config(bad)
+
+
+def test_pinned_images_are_digests_for_every_minor() -> None:
+    for minor, image in images.NODE_IMAGES.items():
+        repo_tag, _, digest = image.partition("@sha256:")
+        assert repo_tag.startswith(f"kindest/node:v{minor}.") and len(digest) == 64
+        int(digest, 16)
+    assert images.node_image("1.35") == images.NODE_IMAGES["1.35"]
+    with pytest.raises(InputError, match="no node image pinned for Kubernetes 1.29"):
+        images.node_image("1.29")
+
+
+@pytest.mark.parametrize("output, ok", [
+    ("kind v0.33.0 go1.25.1 linux/amd64", True),
+    ("kind v0.34.0-alpha.12+0123456789abcd go1.25.1 linux/amd64", True),
+    ("0.33.0", True),
+    ("kind v0.32.0 go1.24.3 linux/amd64", True),
+    ("kind v0.31.0 go1.24.3 linux/amd64", False),
+    ("kind v0.23.0 go1.22.2 linux/amd64", False),
+    ("kind v0.17.0 go1.19.2 linux/amd64", False),
+])
+def test_kind_version_gate(output: str, ok: bool) -> None:
+    version = images.parse_kind_version(output)
+    if ok:
+        images.check_kind_version(version)
+    else:
+        with pytest.raises(EnvironmentNotReady):
+            images.check_kind_version(version)
+
+
+def test_garbled_version_is_could_not_validate() -> None:
+    with pytest.raises(EnvironmentNotReady, match="could not understand"):
+        images.parse_kind_version("command not found")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# lifecycle through the fakes
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_create_and_delete_argv(kind_env: FakeTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "someone-elses-kubeconfig"))
+    run_dir = tmp_path / "run"
+    seen, progress = messages()
+    with mirror_cluster(load_profile("default"), run_dir, progress=progress, **FAST) as cluster:
+        name = cluster.name
+        assert name.startswith("argocd-mirror-") and len(name) == len("argocd-mirror-") + 8
+        assert cluster.context == f"kind-{name}" and cluster.kubeconfig == run_dir / "kubeconfig"
+        assert cluster.created_by_us and cluster.provider == "kind"
+        nodes = cluster.api_client().call_api("GET", f"{kind_env.env['FAKE_KIND_API_SERVER']}/api/v1/nodes")
+        assert nodes.status == 200
+        assert name in kind_env.clusters()
+    kind = [c for c in kind_env.calls("kind")]
+    assert kind[0] == ["version"]
+    assert kind[1] == ["create", "cluster", "--name", name, "--config", str(run_dir / "kind-config.yaml"),
+                       "--image", images.NODE_IMAGES["1.35"], "--kubeconfig", str(run_dir / "kubeconfig"),
+                       "--wait", "5m"]
+    assert kind[2:] == [["delete", "cluster", "--name", name, "--kubeconfig", str(run_dir / "kubeconfig")]]
+    assert name not in kind_env.clusters()
+    assert all(e["kubeconfig_env"] is None for e in kind_env.entries())  # children never see KUBECONFIG
+    assert not (run_dir / "kind-logs").exists()  # passed: no log export
+    assert any("is ready" in m for m in seen)
+
+
+def test_wait_timeout_exit_0_is_caught_by_our_readiness_check(kind_env: FakeTools, double: ApiDouble,
+                                                              tmp_path: Path) -> None:
+    double.set_status("Node", "argocd-mirror-control-plane", "", ready_node("x", ready=False)["status"])
+    kind_env.fail("wait-timeout")
+    with pytest.raises(EnvironmentNotReady) as err, \
+            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST):
+        pytest.fail("the body must not run on a cluster that never became ready")
+    assert "cluster not ready after 1s: node argocd-mirror-control-plane is not Ready (KubeletNotReady" \
+        in str(err.value)
+    assert kind_env.calls("kind", "delete", "cluster")  # torn down
+    assert (tmp_path / "kind-logs" / "docker-info.txt").exists()  # and diagnostics exported first
+
+
+def test_missing_nodes_are_not_ready(kind_env: FakeTools, tmp_path: Path) -> None:
+    with pytest.raises(EnvironmentNotReady, match="1 of 4 nodes registered"), \
+            mirror_cluster(load_profile("ha"), tmp_path, progress=lambda m: None, **FAST):
+        pass
+
+
+def test_docker_down_is_exit_2_with_remedy_before_kind_runs(fake_tools: FakeTools, tmp_path: Path) -> None:  # noqa: F811
+    fake_tools.fail("docker-down")
+    with pytest.raises(EnvironmentNotReady) as err, mirror_cluster(load_profile("default"), tmp_path):
+        pass
+    assert str(err.value).startswith("Docker engine not reachable")
+    assert "start the Docker engine" in str(err.value)
+    assert err.value.exit_code == 2
+    assert not fake_tools.calls("kind", "create")
+
+
+def test_docker_down_reported_by_kind_itself_is_classified(fake_tools: FakeTools, tmp_path: Path,  # noqa: F811
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("validator.cluster.kind.docker_ping", lambda: None)  # engine vanished after our ping
+    fake_tools.fail("docker-down")
+    with pytest.raises(EnvironmentNotReady, match="Docker engine not reachable .*failed to get docker info"), \
+            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None):
+        pass
+
+
+def test_kind_missing(fake_tools: FakeTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(EnvironmentNotReady, match=r"kind is not installed .*install kind v0\.33\.0"), \
+            mirror_cluster(load_profile("default"), tmp_path / "run"):
+        pass
+
+
+def test_old_kind_refused_before_creating(fake_tools: FakeTools, tmp_path: Path) -> None:  # noqa: F811
+    fake_tools.kind_version("v0.23.0")
+    with pytest.raises(EnvironmentNotReady, match="kind v0.23.0 is too old: kind enforces NetworkPolicy only from"), \
+            mirror_cluster(load_profile("default"), tmp_path):
+        pass
+    assert fake_tools.calls("kind") == [["version"]]
+
+
+def test_name_clash_is_exit_2_and_the_other_cluster_is_left_alone(fake_tools: FakeTools, tmp_path: Path) -> None:  # noqa: F811
+    fake_tools.fail("create-exists")
+    with pytest.raises(EnvironmentNotReady, match="already exists .*kind delete cluster --name argocd-mirror-"), \
+            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None):
+        pass
+    assert not fake_tools.calls("kind", "delete")
+    assert not fake_tools.calls("kind", "export")
+
+
+def test_create_failure_is_exit_2_and_cleaned(fake_tools: FakeTools, tmp_path: Path) -> None:  # noqa: F811
+    fake_tools.fail("create-error")
+    with pytest.raises(EnvironmentNotReady, match="kind failed: ERROR: failed to create cluster: failed to init"), \
+            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None):
+        pass
+    assert fake_tools.calls("kind", "delete", "cluster")
+
+
+@pytest.mark.parametrize("cue, server, why", [
+    ("", "https://10.0.0.8:6443", "must point at a loopback address"),
+    ("wrong-context", None, "context 'kind-argocd-mirror-"),
+])
+def test_foreign_kubeconfig_refused(kind_env: FakeTools, tmp_path: Path, cue: str, server: str | None,
+                                    why: str) -> None:
+    if server:
+        kind_env.api_server(server)
+    kind_env.fail(cue)
+    with pytest.raises(EnvironmentNotReady, match=why), \
+            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST):
+        pass
+    assert kind_env.calls("kind", "delete", "cluster")
+
+
+def test_exception_in_body_tears_down_and_exports_logs(kind_env: FakeTools, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="boom"), \
+            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST) as cluster:
+        raise RuntimeError("boom")
+    assert kind_env.calls("kind", "export", "logs") == [["export", "logs", str(tmp_path / "kind-logs"),
+                                                         "--name", cluster.name]]
+    assert kind_env.calls("kind", "delete", "cluster")
+    assert cluster.name not in kind_env.clusters()
+
+
+def test_keep_on_failure_prints_how_to_reach_it(kind_env: FakeTools, tmp_path: Path) -> None:
+    seen, progress = messages()
+    with mirror_cluster(load_profile("default"), tmp_path, keep="on-failure", progress=progress, **FAST) as cluster:
+        cluster.mark_failed()
+    assert not kind_env.calls("kind", "delete")
+    assert cluster.name in kind_env.clusters()
+    text = "\n".join(seen)
+    assert f"keeping cluster {cluster.name} (--keep-cluster=on-failure)" in text
+    assert f"kubeconfig: {tmp_path / 'kubeconfig'} (context kind-{cluster.name})" in text
+    assert f"kubectl --kubeconfig {tmp_path / 'kubeconfig'} --context kind-{cluster.name} get pods -A" in text
+    assert (tmp_path / "kind-logs" / f"{cluster.name}-control-plane" / "kubelet.log").exists()
+
+
+def test_keep_on_failure_deletes_on_success_and_always_keeps(kind_env: FakeTools, tmp_path: Path) -> None:
+    with mirror_cluster(load_profile("default"), tmp_path / "a", keep="on-failure", progress=lambda m: None,
+                        **FAST) as passed:
+        pass
+    with mirror_cluster(load_profile("default"), tmp_path / "b", keep="always", progress=lambda m: None,
+                        **FAST) as kept:
+        pass
+    with mirror_cluster(load_profile("default"), tmp_path / "c", keep="never", progress=lambda m: None,
+                        **FAST) as failed:
+        failed.mark_failed()
+    assert set(kind_env.clusters()) == {kept.name}
+    assert passed.name != kept.name != failed.name
+    assert (tmp_path / "c" / "kind-logs").is_dir() and not (tmp_path / "a" / "kind-logs").exists()
+
+
+def test_failed_delete_after_a_pass_is_reported(kind_env: FakeTools, tmp_path: Path) -> None:
+    with pytest.raises(TeardownIncomplete, match="kind delete cluster --name .* failed.*argocd-mirror sweep"), \
+            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST):
+        kind_env.fail("delete-error")
+
+
+def test_bad_keep_and_provider_flags(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--keep-cluster must be one of"), \
+            mirror_cluster(load_profile("default"), tmp_path, keep="sometimes"):
+        pass
+    with pytest.raises(InputError, match="only apply to --provider existing"), \
+            mirror_cluster(load_profile("default"), tmp_path, kubeconfig=tmp_path / "k", context="c"):
+        pass
+    with pytest.raises(InputError, match="unknown cluster provider 'k3d'"), \
+            mirror_cluster(load_profile("default"), tmp_path, provider="k3d"):
+        pass
+
+
+def test_calico_profile_skips_kind_wait_and_installs_operator(kind_env: FakeTools, tmp_path: Path) -> None:
+    with mirror_cluster(load_profile("calico"), tmp_path, progress=lambda m: None, **FAST) as cluster:
+        pass
+    create = kind_env.calls("kind", "create")[0]
+    assert "--wait" not in create
+    config = yaml.safe_load((tmp_path / "kind-config.yaml").read_text())
+    assert config["networking"] == {"disableDefaultCNI": True, "podSubnet": "192.168.0.0/16"}
+    assert kind_env.calls("kubectl") == [
+        ["--kubeconfig", str(tmp_path / "kubeconfig"), "--context", cluster.context, "create", "-f", url]
+        for url in images.CALICO_MANIFESTS]
+
+
+def test_calico_install_failure(kind_env: FakeTools, tmp_path: Path) -> None:
+    kind_env.fail("kubectl-error")
+    with pytest.raises(EnvironmentNotReady, match="installing Calico failed"), \
+            mirror_cluster(load_profile("calico"), tmp_path, progress=lambda m: None, **FAST):
+        pass
+    assert kind_env.calls("kind", "delete")

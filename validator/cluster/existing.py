@@ -1,0 +1,132 @@
+"""The `existing` provider: a cluster someone else made disposable (vcluster, k3d, a CI throwaway cluster).
+
+Two locks before we touch it: --kubeconfig FILE and --context NAME given explicitly (never the ambient
+kubeconfig), and the marker ConfigMap kube-public/argocd-mirror-disposable inside the cluster. Teardown
+deletes what appeared during the run (namespaces, CRDs, cluster-scoped RBAC, webhooks) and verifies that
+the cluster is back to the snapshot taken at the start.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import kubernetes
+
+from validator.cluster.base import Provider
+from validator.cluster.kubeapi import ApiError, exists, request, wait_ready
+from validator.cluster.kubeconfig import server_of
+from validator.cluster.model import Cluster
+from validator.cluster.tools import Progress
+from validator.errors import EnvironmentNotReady, InputError
+from validator.profiles import Profile
+
+MARKER_NAMESPACE = "kube-public"
+MARKER_NAME = "argocd-mirror-disposable"
+MARKER_PATH = f"/api/v1/namespaces/{MARKER_NAMESPACE}/configmaps/{MARKER_NAME}"
+
+# What a run may install cluster-wide, in deletion order: webhooks first so they cannot block the rest.
+TRACKED: tuple[tuple[str, str], ...] = (
+    ("MutatingWebhookConfiguration", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"),
+    ("ValidatingWebhookConfiguration", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"),
+    ("Namespace", "/api/v1/namespaces"),
+    ("CustomResourceDefinition", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"),
+    ("ClusterRoleBinding", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"),
+    ("ClusterRole", "/apis/rbac.authorization.k8s.io/v1/clusterroles"),
+)
+Snapshot = dict[str, set[str]]
+
+
+def snapshot(api: kubernetes.client.ApiClient) -> Snapshot:
+    """Names of every tracked cluster-scoped object (a type the server does not serve counts as empty)."""
+    result: Snapshot = {}
+    for kind, path in TRACKED:
+        try:
+            items = request(api, "GET", path).get("items") or []
+        except ApiError as exc:
+            if exc.status != 404:
+                raise EnvironmentNotReady(f"cannot list {kind}s on the existing cluster: {exc}") from None
+            items = []
+        result[kind] = {str(i["metadata"]["name"]) for i in items if isinstance(i, dict) and i.get("metadata")}
+    return result
+
+
+def added(before: Snapshot, after: Snapshot) -> list[tuple[str, str]]:
+    """(kind, name) of objects present now and not at the start, in deletion order."""
+    return [(kind, name) for kind, _ in TRACKED for name in sorted(after.get(kind, set()) - before.get(kind, set()))]
+
+
+class ExistingProvider(Provider):
+    name = "existing"
+
+    def __init__(self, profile: Profile, kubeconfig: Path | None, context: str | None, progress: Progress, *,
+                 ready_timeout_s: float = 60, teardown_timeout_s: float = 300, poll_s: float = 2,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(progress)
+        self.profile = profile
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.ready_timeout_s = ready_timeout_s
+        self.teardown_timeout_s = teardown_timeout_s
+        self.poll_s = poll_s
+        self.sleep = sleep
+        self.before: Snapshot = {}
+
+    def prepare(self) -> Cluster:
+        if self.kubeconfig is None or not self.context:
+            raise InputError("the existing provider needs both --kubeconfig FILE and --context NAME, given explicitly "
+                             "(the ambient KUBECONFIG and ~/.kube/config are never used)")
+        kubeconfig = Path(self.kubeconfig).resolve()
+        server = server_of(kubeconfig, self.context)
+        return Cluster(name=self.context, kubeconfig=kubeconfig, context=self.context, provider=self.name,
+                       created_by_us=False, details={"server": server})
+
+    def create(self, cluster: Cluster) -> None:
+        api = cluster.api_client()
+        try:
+            marked = exists(api, MARKER_PATH)
+        except ApiError as exc:
+            raise EnvironmentNotReady(f"cannot reach {cluster.details['server']} (context {cluster.context}): "
+                                      f"{exc}") from None
+        if not marked:
+            raise EnvironmentNotReady(
+                f"refusing context {cluster.context}: the cluster is not marked disposable (no ConfigMap "
+                f"{MARKER_NAMESPACE}/{MARKER_NAME}); create it only if this cluster may be wiped: "
+                f"{cluster.kubectl_command('-n', MARKER_NAMESPACE, 'create', 'configmap', MARKER_NAME)}")
+        wait_ready(api, expected_nodes=1, timeout_s=self.ready_timeout_s, interval_s=self.poll_s, sleep=self.sleep)
+        if exists(api, f"/api/v1/namespaces/{self.profile.namespace}"):
+            raise EnvironmentNotReady(
+                f"namespace {self.profile.namespace} already exists on {cluster.context}: a run must own its "
+                "namespace so teardown can remove everything it installed; delete it or pick another namespace")
+        self.before = snapshot(api)
+        cluster.created_by_us = True  # from here on teardown owns whatever appears
+        self.progress(f"using existing disposable cluster {cluster.context} ({cluster.details['server']})")
+
+    def teardown(self, cluster: Cluster) -> list[str]:
+        api = cluster.api_client()
+        try:
+            extra = added(self.before, snapshot(api))
+        except EnvironmentNotReady as exc:
+            return [f"could not verify the cleanup: {exc}"]
+        for kind, name in extra:
+            path = dict(TRACKED)[kind] + f"/{name}"
+            try:
+                request(api, "DELETE", path, body={"propagationPolicy": "Background"})
+            except ApiError as exc:
+                if exc.status != 404:
+                    self.progress(f"warning: deleting {kind} {name} failed: {exc}")
+        if extra:
+            self.progress(f"removed {len(extra)} cluster-scoped object(s) the run installed; waiting until gone")
+        deadline = time.monotonic() + self.teardown_timeout_s
+        while True:
+            try:
+                left = added(self.before, snapshot(api))
+            except EnvironmentNotReady as exc:
+                return [f"could not verify the cleanup: {exc}"]
+            if not left:
+                return []
+            if time.monotonic() >= deadline:
+                return [f"existing cluster {cluster.context} not left as found after {self.teardown_timeout_s:.0f}s: "
+                        + ", ".join(f"{k}/{n}" for k, n in left[:10])]
+            self.sleep(self.poll_s)

@@ -1,0 +1,119 @@
+"""The kind provider: a pinned kind binary driven with argument lists, a kubeconfig of our own per run."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from validator.candidate import atomic_write
+from validator.cluster import images, kindconfig
+from validator.cluster.base import Provider
+from validator.cluster.kubeapi import wait_ready
+from validator.cluster.kubeconfig import check_kind_kubeconfig
+from validator.cluster.model import Cluster
+from validator.cluster.tools import Progress, classify_kind_failure, docker_ping, find_tool, last_error, run
+from validator.errors import EnvironmentNotReady
+from validator.profiles import Profile
+
+NAME_PREFIX = "argocd-mirror-"
+KIND_REMEDY = (f"install kind {images.KIND_RELEASE} "
+               f"(https://github.com/kubernetes-sigs/kind/releases/tag/{images.KIND_RELEASE})")
+KUBECTL_REMEDY = "install kubectl (needed to install Calico for the calico profile)"
+
+
+def new_cluster_name() -> str:
+    """argocd-mirror-<8 hex>: unique per run, matches kind's ^[a-z0-9.-]+$, and the sweeper's prefix."""
+    return NAME_PREFIX + secrets.token_hex(4)
+
+
+def create_argv(kind: str, name: str, config: Path, image: str, kubeconfig: Path, wait: str | None) -> list[str]:
+    argv = [kind, "create", "cluster", "--name", name, "--config", str(config), "--image", image,
+            "--kubeconfig", str(kubeconfig)]
+    return argv + (["--wait", wait] if wait else [])
+
+
+def delete_argv(kind: str, name: str, kubeconfig: Path) -> list[str]:
+    return [kind, "delete", "cluster", "--name", name, "--kubeconfig", str(kubeconfig)]
+
+
+class KindProvider(Provider):
+    name = "kind"
+
+    def __init__(self, profile: Profile, run_dir: Path, progress: Progress, *, wait: str = "5m",
+                 ready_timeout_s: float = 300, create_timeout_s: float = 900, ready_interval_s: float = 2) -> None:
+        super().__init__(progress)
+        self.profile = profile
+        self.run_dir = run_dir
+        self.wait = wait
+        self.ready_timeout_s = ready_timeout_s
+        self.create_timeout_s = create_timeout_s
+        self.ready_interval_s = ready_interval_s
+        self.kind = ""
+        self.image = images.node_image(profile.kubernetes_version)
+
+    def prepare(self) -> Cluster:
+        self.kind = find_tool("kind", KIND_REMEDY)
+        docker_ping()
+        proc = run([self.kind, "version"], timeout_s=30)
+        if proc.returncode != 0:
+            raise EnvironmentNotReady(f"`kind version` failed: {last_error(proc)}")
+        version = images.parse_kind_version(proc.stdout)
+        images.check_kind_version(version)
+        if self.profile.cni == "calico":
+            find_tool("kubectl", KUBECTL_REMEDY)
+        name = new_cluster_name()
+        kubeconfig = self.run_dir / "kubeconfig"
+        kubeconfig.unlink(missing_ok=True)  # kind merges into an existing file: start from nothing
+        return Cluster(name=name, kubeconfig=kubeconfig, context=f"kind-{name}", provider=self.name,
+                       created_by_us=True, details={"kind_version": str(version), "node_image": self.image})
+
+    def create(self, cluster: Cluster) -> None:
+        config = self.run_dir / "kind-config.yaml"
+        atomic_write(config, kindconfig.render(kindconfig.kind_config(self.profile, cluster.name)))
+        # Without a CNI the nodes stay NotReady until Calico runs, so kind's --wait would only burn its timeout.
+        wait = None if self.profile.cni == "calico" else self.wait
+        self.progress(f"creating kind cluster {cluster.name} ({self.image.split('@')[0]}, "
+                      f"{len(self.profile.nodes)} node(s), {self.profile.cni})")
+        proc = run(create_argv(self.kind, cluster.name, config, self.image, cluster.kubeconfig, wait),
+                   timeout_s=self.create_timeout_s)
+        if proc.returncode != 0:
+            if "node(s) already exist" in f"{proc.stderr}{proc.stdout}":
+                cluster.created_by_us = False  # someone else's cluster: never export, keep or delete it
+            raise classify_kind_failure(proc, cluster.name)
+        check_kind_kubeconfig(cluster.kubeconfig, cluster.name)
+        api = cluster.api_client()
+        if self.profile.cni == "calico":
+            self._install_calico(cluster)
+        # kind exits 0 even when --wait timed out ("WARNING: Timed out waiting for Ready"): check ourselves.
+        wait_ready(api, expected_nodes=len(self.profile.nodes), timeout_s=self.ready_timeout_s,
+                   interval_s=self.ready_interval_s)
+        self.progress(f"cluster {cluster.name} is ready")
+
+    def _install_calico(self, cluster: Cluster) -> None:
+        kubectl = find_tool("kubectl", KUBECTL_REMEDY)
+        for url in images.CALICO_MANIFESTS:
+            # `create`, not `apply`: the operator's CRD bundle is too large for the last-applied annotation.
+            argv = [kubectl, "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context, "create", "-f", url]
+            self.progress(f"installing Calico {images.CALICO_VERSION}: {url.rsplit('/', 1)[-1]}")
+            proc = run(argv, timeout_s=300)
+            if proc.returncode != 0:
+                raise EnvironmentNotReady(f"installing Calico failed ({url}): {last_error(proc)}")
+
+    def export_logs(self, cluster: Cluster, dest: Path) -> Path | None:
+        proc = run([self.kind, "export", "logs", str(dest), "--name", cluster.name], timeout_s=300)
+        if proc.returncode != 0:
+            self.progress(f"warning: kind export logs failed: {last_error(proc)}")
+            return None
+        return dest
+
+    def teardown(self, cluster: Cluster) -> list[str]:
+        self.progress(f"deleting kind cluster {cluster.name}")
+        proc = run(delete_argv(self.kind, cluster.name, cluster.kubeconfig), timeout_s=300)
+        if proc.returncode != 0:
+            return [f"kind delete cluster --name {cluster.name} failed: {last_error(proc)} "
+                    "(remove it later with `argocd-mirror sweep`)"]
+        return []
+
+    def keep_hint(self, cluster: Cluster) -> list[str]:
+        return [*super().keep_hint(cluster), f"delete it with: kind delete cluster --name {cluster.name} "
+                f"--kubeconfig {cluster.kubeconfig}"]

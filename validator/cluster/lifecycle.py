@@ -1,0 +1,147 @@
+"""mirror_cluster(): a cluster for exactly one run, torn down on every exit path.
+
+Paths covered: success, candidate failure, exception, Ctrl-C (KeyboardInterrupt) and SIGTERM, which
+Python (and pytest) would otherwise let kill the process without running any finalizer. SIGTERM is
+turned into `Terminated` (a KeyboardInterrupt) while the cluster exists; during teardown both signals
+are deferred so a second Ctrl-C cannot leave a half-deleted cluster behind.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from validator.cluster.base import Provider
+from validator.cluster.existing import ExistingProvider
+from validator.cluster.kind import KindProvider
+from validator.cluster.model import Cluster
+from validator.cluster.tools import Progress, stderr_progress
+from validator.errors import EnvironmentNotReady, InputError
+from validator.profiles import Profile
+
+KEEP_MODES = ("never", "on-failure", "always")
+PROVIDERS = ("kind", "existing")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every `finally` and context manager unwinds."""
+
+
+class TeardownIncomplete(EnvironmentNotReady):
+    """The run is over but the cluster could not be cleaned up (exit 2: something leaked)."""
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While inside, SIGTERM raises Terminated; the previous handler is restored afterwards."""
+    if not _in_main_thread():  # signal handlers can only be set from the main thread
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(f"received {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def signals_deferred(progress: Progress) -> Iterator[list[int]]:
+    """Hold SIGINT/SIGTERM off while tearing down; yields the list of signals received meanwhile."""
+    received: list[int] = []
+    if not _in_main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        progress(f"{signal.Signals(signum).name} received: finishing teardown first")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def make_provider(provider: str, profile: Profile, run_dir: Path, kubeconfig: Path | None, context: str | None,
+                  progress: Progress, options: dict[str, Any]) -> Provider:
+    if provider == "kind":
+        if kubeconfig is not None or context:
+            raise InputError("--kubeconfig/--context only apply to --provider existing; the kind provider always "
+                             "uses the kubeconfig it creates in the run directory")
+        return KindProvider(profile, run_dir, progress, **options)
+    if provider == "existing":
+        return ExistingProvider(profile, kubeconfig, context, progress, **options)
+    raise InputError(f"unknown cluster provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
+
+
+def should_keep(keep: str, outcome: str) -> bool:
+    return keep == "always" or (keep == "on-failure" and outcome == "failed")
+
+
+@contextmanager
+def mirror_cluster(profile: Profile, run_dir: Path, keep: str = "never", provider: str = "kind",
+                   kubeconfig: Path | None = None, context: str | None = None,
+                   progress: Progress = stderr_progress, **options: Any) -> Iterator[Cluster]:
+    """Create (kind) or verify (existing) a cluster, yield it, tear it down on every exit path.
+
+    The caller calls cluster.mark_failed() when the candidate failed, so keep="on-failure" and the
+    `kind export logs` into run_dir/kind-logs happen for a failed verdict as well as for an exception.
+    Extra keyword options go to the provider (timeouts, e.g. ready_timeout_s).
+    """
+    if keep not in KEEP_MODES:
+        raise InputError(f"--keep-cluster must be one of {', '.join(KEEP_MODES)}, not {keep!r}")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    impl = make_provider(provider, profile, run_dir, kubeconfig, context, progress, options)
+    with sigterm_raises():
+        cluster = impl.prepare()
+        outcome = "failed"
+        error: BaseException | None = None
+        try:
+            impl.create(cluster)
+            yield cluster
+            outcome = "failed" if cluster.failed else "passed"
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: clean up, do not linger on diagnostics
+            outcome, error = "interrupted", exc
+            raise
+        except BaseException as exc:
+            cluster.failed, error = True, exc
+            raise
+        finally:
+            problems = _finish(impl, cluster, keep, outcome, run_dir, progress)
+            if problems and error is None:
+                raise TeardownIncomplete("; ".join(problems))
+            for problem in problems:
+                progress(f"warning: {problem}")
+
+
+def _finish(impl: Provider, cluster: Cluster, keep: str, outcome: str, run_dir: Path,
+            progress: Progress) -> list[str]:
+    if not cluster.created_by_us:
+        return []
+    with signals_deferred(progress):
+        if outcome == "failed":
+            exported = impl.export_logs(cluster, run_dir / "kind-logs")
+            if exported:
+                progress(f"cluster logs exported to {exported}")
+        if should_keep(keep, outcome):
+            progress(f"keeping cluster {cluster.name} (--keep-cluster={keep})")
+            for line in impl.keep_hint(cluster):
+                progress(f"  {line}")
+            return []
+        return impl.teardown(cluster)

@@ -1,0 +1,37 @@
+"""The cluster a run talks to, reachable only through its own kubeconfig file and context."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+
+@dataclass
+class Cluster:
+    name: str
+    kubeconfig: Path
+    context: str
+    provider: str
+    created_by_us: bool
+    failed: bool = False  # set by the caller (mark_failed) so keep=on-failure and log export know the verdict
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def api_client(self) -> kubernetes.client.ApiClient:
+        """A client built only from our kubeconfig file and context: never KUBECONFIG or ~/.kube/config."""
+        return client_for(self.kubeconfig, self.context)
+
+    def mark_failed(self) -> None:
+        self.failed = True
+
+    def kubectl_command(self, *args: str) -> str:
+        argv = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--context", self.context, *args]
+        return shlex.join(argv)
+
+
+def client_for(kubeconfig: Path, context: str) -> kubernetes.client.ApiClient:
+    return kubernetes.config.new_client_from_config(config_file=str(kubeconfig), context=context,
+                                                    persist_config=False)

@@ -1,0 +1,115 @@
+"""Find and delete leaked mirror clusters: our name prefix only, older than a threshold only.
+
+Age = creation time of the cluster's control-plane node container as recorded by the Docker engine
+(`docker inspect`), not a timestamp encoded in the name: the engine's record cannot drift from reality or
+be forged by a name, needs no naming convention, and covers clusters left by any version of this tool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from validator.cluster.kind import KIND_REMEDY, NAME_PREFIX, delete_argv
+from validator.cluster.tools import Progress, classify_kind_failure, docker_ping, find_tool, last_error, run
+from validator.errors import InputError
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """'2h', '90m', '1h30m', '45s', '0' -> seconds."""
+    text = text.strip()
+    if text == "0":
+        return 0.0
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise InputError(f"not a duration: {text!r} (use e.g. 2h, 90m, 1h30m, 45s)")
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+
+
+def format_age(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def parse_created(text: str) -> dt.datetime:
+    """Docker's RFC 3339 with nanoseconds ('2026-11-28T00:18:22.123456789Z') as an aware datetime."""
+    value = json.loads(text) if text.strip().startswith('"') else text.strip()
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", value)
+    if not match:
+        raise ValueError(f"unexpected creation time {value!r}")
+    frac = (match[2] or "0")[:6].ljust(6, "0")
+    tz = "+00:00" if match[3] == "Z" else match[3]
+    return dt.datetime.fromisoformat(f"{match[1]}.{frac}{tz}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    name: str
+    age_s: float | None
+    action: str  # "delete" | "keep" | "unknown-age"
+
+
+def decide(ages: dict[str, float | None], older_than_s: float, prefix: str = NAME_PREFIX) -> list[Decision]:
+    """Pure selection: only names with our prefix, and only when certainly older than the threshold."""
+    out = []
+    for name in sorted(ages):
+        if not name.startswith(prefix):
+            continue
+        age = ages[name]
+        action = "unknown-age" if age is None else "delete" if age >= older_than_s else "keep"
+        out.append(Decision(name, age, action))
+    return out
+
+
+@dataclass
+class SweepResult:
+    decisions: list[Decision] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def list_clusters(kind: str) -> list[str]:
+    proc = run([kind, "get", "clusters"], timeout_s=60)
+    if proc.returncode != 0:
+        raise classify_kind_failure(proc, "")
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+
+
+def cluster_age(docker: str, name: str, now: dt.datetime) -> float | None:
+    proc = run([docker, "inspect", "--type", "container", "--format", "{{json .Created}}", f"{name}-control-plane"],
+               timeout_s=30)
+    if proc.returncode != 0:
+        return None
+    try:
+        return (now - parse_created(proc.stdout.strip().splitlines()[0])).total_seconds()
+    except (ValueError, IndexError):
+        return None
+
+
+def sweep(older_than_s: float, dry_run: bool, progress: Progress) -> SweepResult:
+    kind = find_tool("kind", KIND_REMEDY)
+    docker = find_tool("docker", "install Docker (kind runs every node as a Docker container)")
+    docker_ping()
+    now = dt.datetime.now(dt.UTC)
+    ours = [n for n in list_clusters(kind) if n.startswith(NAME_PREFIX)]
+    result = SweepResult(decide({n: cluster_age(docker, n, now) for n in ours}, older_than_s))
+    with tempfile.TemporaryDirectory(prefix="argocd-mirror-sweep-") as tmp:
+        # kind edits the kubeconfig it is given on delete: give it a throwaway one, never the user's.
+        scratch = Path(tmp) / "kubeconfig"
+        scratch.write_text("apiVersion: v1\nkind: Config\n")
+        for d in result.decisions:
+            if d.action != "delete" or dry_run:
+                continue
+            proc = run(delete_argv(kind, d.name, scratch), timeout_s=300)
+            if proc.returncode == 0:
+                result.deleted.append(d.name)
+            else:
+                result.errors.append(f"{d.name}: {last_error(proc)}")
+    return result

@@ -1,0 +1,85 @@
+"""Thin edges to external programs (kind, kubectl, docker): argument lists only, never a shell.
+
+Every child runs without KUBECONFIG/KIND_CLUSTER_NAME in its environment and gets --kubeconfig/--name
+explicitly, so nothing we start can read or edit the user's ambient kubeconfig.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+
+from validator.errors import EnvironmentNotReady
+
+Progress = Callable[[str], None]
+
+DOCKER_REMEDY = ("start the Docker engine (Docker Desktop, or `sudo systemctl start docker`) or point DOCKER_HOST "
+                 "at a running one; kind runs every node as a Docker container")
+_AMBIENT = ("KUBECONFIG", "KIND_CLUSTER_NAME")
+
+
+def stderr_progress(message: str) -> None:
+    print(f"argocd-mirror: {message}", file=sys.stderr, flush=True)
+
+
+def child_env() -> dict[str, str]:
+    """os.environ without the variables that would point a child at someone else's cluster."""
+    return {k: v for k, v in os.environ.items() if k not in _AMBIENT}
+
+
+def find_tool(name: str, remedy: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise EnvironmentNotReady(f"{name} is not installed or not on PATH: {remedy}")
+    return path
+
+
+def run(argv: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run a program to completion (text output, no shell); a hang becomes EnvironmentNotReady."""
+    try:
+        return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, env=child_env(),
+                              stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired:
+        raise EnvironmentNotReady(f"`{' '.join(argv[:3])}` did not finish within {timeout_s:.0f}s") from None
+    except OSError as exc:
+        raise EnvironmentNotReady(f"could not run {argv[0]}: {exc.strerror or exc}") from None
+
+
+def last_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """The most telling line of a failed command: kind's 'ERROR: ...' line, else the last non-empty one."""
+    lines = [ln.strip() for ln in (proc.stderr or "").splitlines() + (proc.stdout or "").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR:")]
+    return (errors[0] if errors else lines[-1] if lines else f"exit status {proc.returncode}")[:400]
+
+
+def classify_kind_failure(proc: subprocess.CompletedProcess[str], name: str) -> EnvironmentNotReady:
+    """Map kind's error texts (cmd/kind/app/main.go: 'ERROR: ...', exit 1) to a remedy a human can follow."""
+    text = f"{proc.stderr}\n{proc.stdout}"
+    if "Cannot connect to the Docker daemon" in text or "failed to get docker info" in text:
+        return EnvironmentNotReady(f"Docker engine not reachable (kind: {last_error(proc)}): {DOCKER_REMEDY}")
+    if 'executable file not found' in text and "docker" in text:
+        return EnvironmentNotReady(
+            f"the docker CLI is not installed (kind needs it): install Docker ({last_error(proc)})")
+    if "node(s) already exist for a cluster with the name" in text:
+        return EnvironmentNotReady(
+            f"a kind cluster named {name!r} already exists (name clash; never reused): delete it with "
+            f"`kind delete cluster --name {name}` or run `argocd-mirror sweep`, then retry")
+    return EnvironmentNotReady(f"kind failed: {last_error(proc)}")
+
+
+def docker_ping(timeout_s: float = 10) -> None:
+    """Reach the Docker engine through the SDK before anything else, for one clear message instead of kind's."""
+    import docker  # local: importing the SDK is slow and only this edge needs it
+
+    try:
+        client = docker.from_env(timeout=int(max(1, timeout_s)))
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # DockerException, requests' ConnectionError, ... all mean "not reachable"
+        detail = " ".join(str(exc).split())[:300]
+        raise EnvironmentNotReady(f"Docker engine not reachable ({detail}): {DOCKER_REMEDY}") from None

@@ -1,0 +1,42 @@
+"""`argocd-mirror sweep [--older-than 2h] [--dry-run]`: delete leaked mirror clusters, and only those."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from validator.cluster.kind import NAME_PREFIX
+from validator.cluster.sweep import format_age, parse_duration, sweep
+from validator.cluster.tools import stderr_progress
+from validator.errors import EnvironmentNotReady
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "sweep", help="delete leaked mirror clusters (our name prefix only) older than a threshold",
+        description=f"Delete kind clusters named {NAME_PREFIX}* whose control-plane container is older than "
+                    "--older-than (age from the Docker engine's creation time). Other clusters are never touched.",
+    )
+    parser.add_argument("--older-than", default="2h", metavar="DURATION",
+                        help="only clusters at least this old (e.g. 2h, 90m, 1h30m, 0 for all; default 2h)")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    threshold = parse_duration(args.older_than)
+    result = sweep(threshold, args.dry_run, stderr_progress)
+    if not result.decisions:
+        print(f"no {NAME_PREFIX}* clusters found")
+    for d in result.decisions:
+        age = format_age(d.age_s) if d.age_s is not None else "unknown age"
+        if d.action == "delete":
+            verb = "would delete" if args.dry_run else ("deleted" if d.name in result.deleted else "FAILED to delete")
+            print(f"{verb} {d.name} (age {age})")
+        elif d.action == "keep":
+            print(f"kept {d.name} (age {age} < {args.older_than})")
+        else:
+            print(f"kept {d.name} ({age}: no control-plane container to date it)")
+    if result.errors:
+        raise EnvironmentNotReady(f"could not delete {len(result.errors)} cluster(s): {'; '.join(result.errors)}")
+    return 0
