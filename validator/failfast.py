@@ -288,6 +288,7 @@ class FailFast:
         self.thresholds = thresholds
         self._objects: dict[str, _History] = {}
         self._producer_busy_until = float("-inf")  # last time another object blocked dependents
+        self._blocking: set[str] = set()  # keys of objects whose latest observation blocks dependents
 
     @staticmethod
     def _key(obj: Mapping[str, Any]) -> str:
@@ -296,7 +297,9 @@ class FailFast:
 
     def forget(self, obj: dict[str, Any]) -> None:
         """The object was deleted: its history no longer says anything (a replacement starts afresh)."""
-        self._objects.pop(self._key(obj), None)
+        key = self._key(obj)
+        self._objects.pop(key, None)
+        self._blocking.discard(key)
 
     def history(self, obj: Mapping[str, Any]) -> Mapping[str, float]:
         """Since when each signal of this object has persisted (for diagnostics)."""
@@ -317,6 +320,10 @@ class FailFast:
             if sig.container is not None:
                 hist.restarts[sig.key] = max(hist.restarts.get(sig.key, 0), sig.restarts)
         hist.active = found
+        if any(RULES[sig.rule].blocks_dependents for sig in found.values()):
+            self._blocking.add(key)
+        else:
+            self._blocking.discard(key)
         if self._producers_busy(exclude=key):
             self._producer_busy_until = now
         for sig in found.values():
@@ -325,11 +332,7 @@ class FailFast:
         return None
 
     def _producers_busy(self, exclude: str) -> bool:
-        return any(
-            RULES[sig.rule].blocks_dependents
-            for k, h in self._objects.items() if k != exclude
-            for sig in h.active.values()
-        )
+        return len(self._blocking) > (exclude in self._blocking)
 
     def _fires(self, sig: Signal, hist: _History, key: str, now: float) -> bool:
         rule = RULES[sig.rule]
