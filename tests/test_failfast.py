@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from validator.errors import InputError
 from validator.failfast import RULES, FailFast, Terminal, Thresholds, signals
 
 from .test_health_vectors import cond, obj
@@ -301,3 +302,27 @@ def progress_histories(draw: st.DrawFn) -> list[tuple[float, dict[str, Any]]]:
 @given(progress_histories())
 def test_failfast_never_fires_on_progress(timeline: list[tuple[float, dict[str, Any]]]) -> None:
     assert first_terminal(timeline) is None
+
+
+def test_terminating_objects_give_no_signal() -> None:
+    going = pod(phase="Running", containers=[{"name": "app", "restartCount": 5, "ready": False,
+                                              "state": {"terminated": {"exitCode": 143}},
+                                              "lastState": {"terminated": {"exitCode": 137}}}])
+    assert signals(going)
+    going["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert signals(going) == []
+
+
+def test_malformed_container_lists_give_no_signal() -> None:
+    assert signals(obj("v1", "Pod", status={"phase": "Pending", "containerStatuses": "nope"})) == []
+    assert signals(obj("batch/v1", "Job", status={"conditions": {"type": "Failed"}})) == []
+
+
+def test_thresholds_from_configuration() -> None:
+    th = Thresholds.from_mapping({"crashloop_restarts": 5, "config_error_grace_s": 90.5})
+    assert (th.crashloop_restarts, th.config_error_grace_s, th.image_pull_grace_s) == (5, 90.5, 90)
+    for bad in ({"crashloop": 3}, {"image_pull_grace_s": -1}, {"image_pull_grace_s": "90"},
+                {"crashloop_restarts": 0}, {"crashloop_restarts": 2.5}, {"unschedulable_grace_s": True}, [1]):
+        with pytest.raises(InputError) as err:
+            Thresholds.from_mapping(bad)  # type: ignore[arg-type]
+        assert "\n" not in str(err.value)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from validator.errors import InputError
 from validator.health import (
     abnormal,
     condition,
@@ -45,6 +46,23 @@ class Thresholds:
     # Extra (not in the contract's list, defaulted): how much longer a dependent signal (missing Secret/ConfigMap)
     # may wait, beyond its grace, while another pod is initializing or failing and may be what creates the object.
     dependent_wait_s: float = 300
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "thresholds") -> Thresholds:
+        """Thresholds from user configuration (a YAML/JSON mapping): unknown keys and bad values are InputErrors."""
+        if not isinstance(values, Mapping):
+            raise InputError(f"{source}: expected a mapping of threshold names to numbers")
+        known = {f.name: f.type for f in fields(cls)}
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise InputError(f"{source}: unknown threshold {key!r} (known: {', '.join(sorted(known))})")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != value:
+                raise InputError(f"{source}: {key} must be a non-negative number, got {value!r}")
+            if key == "crashloop_restarts" and (not isinstance(value, int) or value < 1):
+                raise InputError(f"{source}: crashloop_restarts must be a positive integer, got {value!r}")
+            out[key] = value
+        return cls(**out)
 
 
 @dataclass(frozen=True)
@@ -260,8 +278,8 @@ def signals(obj: Mapping[str, Any]) -> list[Signal]:
     """Every §6 signal visible in one observation of an object (empty for kinds with no rule)."""
     group = str(obj.get("apiVersion", "")).rpartition("/")[0]
     detector = DETECTORS.get((group, str(obj.get("kind", ""))))
-    if detector is None:
-        return []
+    if detector is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return []  # no rule for the kind, or the object is going away (a replaced pod's SIGTERM exit is no failure)
     try:
         return list(detector(obj))
     except (TypeError, ValueError, AttributeError):

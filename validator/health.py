@@ -51,7 +51,7 @@ _HEALTHY = Health(_H)
 _PROGRESSING = Health(_P)
 
 
-class _Malformed(Exception):
+class _Malformed(ValueError):
     """A field has the wrong type: Argo CD's typed conversion would fail, so the verdict is Unknown."""
 
 
