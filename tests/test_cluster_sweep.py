@@ -1,0 +1,122 @@
+"""`argocd-mirror sweep`: only our prefix, only older than the threshold, never the user's kubeconfig."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeTools, RecordingServer, fake_tools, production  # noqa: F401
+from validator.cli import main
+from validator.cluster.sweep import decide, parse_created, parse_duration
+from validator.errors import InputError
+
+
+def seed(fake: FakeTools) -> None:
+    fake.add_cluster("argocd-mirror-0ld0ld01", age_s=3 * 3600)
+    fake.add_cluster("argocd-mirror-0ld0ld02", age_s=2 * 3600 + 5, nodes=("control-plane", "worker"))
+    fake.add_cluster("argocd-mirror-fresh001", age_s=10 * 60)
+    fake.add_cluster("team-prod-mirror", age_s=30 * 86400)
+    fake.add_cluster("argocd-mirrorx", age_s=30 * 86400)
+    fake.add_cluster("kind", age_s=30 * 86400)
+
+
+def test_deletes_only_our_prefix_and_only_older(fake_tools: FakeTools, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    seed(fake_tools)
+    assert main(["sweep", "--older-than", "2h"]) == 0
+    deleted = [c[c.index("--name") + 1] for c in fake_tools.calls("kind", "delete", "cluster")]
+    assert deleted == ["argocd-mirror-0ld0ld01", "argocd-mirror-0ld0ld02"]
+    assert set(fake_tools.clusters()) == {"argocd-mirror-fresh001", "team-prod-mirror", "argocd-mirrorx", "kind"}
+    out = capsys.readouterr().out
+    assert "deleted argocd-mirror-0ld0ld01 (age 3h00m)" in out
+    assert "kept argocd-mirror-fresh001 (age 10m < 2h)" in out
+    assert "team-prod" not in out
+    # ages come from the control-plane containers, asked of Docker by name
+    inspected = [c[-1] for c in fake_tools.calls("docker", "inspect")]
+    assert sorted(inspected) == ["argocd-mirror-0ld0ld01-control-plane", "argocd-mirror-0ld0ld02-control-plane",
+                                 "argocd-mirror-fresh001-control-plane"]
+
+
+def test_dry_run_deletes_nothing(fake_tools: FakeTools, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    seed(fake_tools)
+    assert main(["sweep", "--older-than", "1h", "--dry-run"]) == 0
+    assert not fake_tools.calls("kind", "delete")
+    assert len(fake_tools.clusters()) == 6
+    assert capsys.readouterr().out.count("would delete") == 2
+
+
+def test_zero_threshold_takes_all_of_ours(fake_tools: FakeTools) -> None:  # noqa: F811
+    seed(fake_tools)
+    assert main(["sweep", "--older-than", "0"]) == 0
+    assert set(fake_tools.clusters()) == {"team-prod-mirror", "argocd-mirrorx", "kind"}
+
+
+def test_nothing_to_sweep(fake_tools: FakeTools, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    assert main(["sweep"]) == 0
+    assert "no argocd-mirror-* clusters found" in capsys.readouterr().out
+
+
+def test_docker_down_is_exit_2_with_remedy(fake_tools: FakeTools, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    seed(fake_tools)
+    fake_tools.fail("docker-down")
+    assert main(["sweep"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("argocd-mirror: could not validate: Docker engine not reachable")
+    assert "start the Docker engine" in err and len(err.strip().splitlines()) == 1
+    assert not fake_tools.calls("kind", "delete")
+
+
+def test_failed_delete_is_exit_2(fake_tools: FakeTools, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    seed(fake_tools)
+    fake_tools.fail("delete-error")
+    assert main(["sweep"]) == 2
+    assert "could not delete 2 cluster(s)" in capsys.readouterr().err
+
+
+def test_bad_duration_is_one_line_exit_2(fake_tools: FakeTools, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    assert main(["sweep", "--older-than", "soon"]) == 2
+    assert "not a duration: 'soon'" in capsys.readouterr().err
+
+
+def test_sweep_never_touches_ambient_kubeconfig(fake_tools: FakeTools, production: RecordingServer,  # noqa: F811
+                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KUBECONFIG and HOME point at "production": no request reaches it, no kind call may use it."""
+    home = tmp_path / "home"
+    ambient = production.kubeconfig(home / ".kube" / "config")
+    monkeypatch.setenv("KUBECONFIG", str(ambient))
+    monkeypatch.setenv("HOME", str(home))
+    before = ambient.read_text()
+    seed(fake_tools)
+    assert main(["sweep", "--older-than", "0"]) == 0
+    assert production.requests == []
+    assert ambient.read_text() == before
+    for argv in fake_tools.calls("kind", "delete"):
+        kubeconfig = argv[argv.index("--kubeconfig") + 1]
+        assert not kubeconfig.startswith(str(home))
+    assert all(e["kubeconfig_env"] is None for e in fake_tools.entries())
+
+
+@pytest.mark.parametrize("text, seconds", [("2h", 7200), ("90m", 5400), ("1h30m", 5400), ("45s", 45), ("0", 0),
+                                           ("1d", 86400), ("0.5h", 1800)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "2", "h2", "2 hours", "-1h", "2h and"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_duration(text)
+
+
+def test_parse_created_nanoseconds() -> None:
+    assert parse_created('"2026-11-28T00:18:22.123456789Z"') == dt.datetime(2026, 11, 28, 0, 18, 22, 123456,
+                                                                          tzinfo=dt.UTC)
+    assert parse_created("2026-11-28T01:18:22+01:00") == dt.datetime(2026, 11, 28, 0, 18, 22, tzinfo=dt.UTC)
+
+
+def test_decide_is_prefix_and_age_only() -> None:
+    decisions = decide({"argocd-mirror-a": 7200.0, "argocd-mirror-b": 7199.0, "argocd-mirror-c": None,
+                        "x-argocd-mirror-d": 1e9}, 7200)
+    assert [(d.name, d.action) for d in decisions] == [("argocd-mirror-a", "delete"), ("argocd-mirror-b", "keep"),
+                                                        ("argocd-mirror-c", "unknown-age")]
