@@ -406,19 +406,32 @@ class Deployed:
 
 def deploy(cluster: Any, bundle: Any, options: MirrorOptions, profile: Any, progress: Callable[[str], None],
            out_dir: Path, previous: Any = None, role: str = "candidate") -> Deployed:
-    """Install BUNDLE (over PREVIOUS: upgrade/rollback) and wait until every object is Healthy.
-
-    A candidate that does not get Healthy is ScenarioFailed with diagnose's root cause and evidence;
-    a baseline that does not is EnvironmentNotReady (we cannot judge an upgrade from a broken start).
-    """
-    from validator.diagnose import diagnose
+    """Install BUNDLE (over PREVIOUS: upgrade/rollback) and wait until every object is Healthy."""
     from validator.install import install
-    from validator.watch import wait_healthy
 
     api = cluster.api_client()
-    label = getattr(bundle.provenance, "label", role) if bundle.provenance else role
-    progress(f"installing {role} {label} ({options.apply_mode or profile.apply_mode} apply)")
-    result = install(api, bundle, mode=options.apply_mode or profile.apply_mode, previous=previous, progress=progress)
+    mode = options.apply_mode or profile.apply_mode
+    progress(f"installing {role} {_label(bundle, role)} ({mode} apply)")
+    result = install(api, bundle, mode=mode, previous=previous, progress=progress)
+    return observe_healthy(cluster, api, bundle, options, progress, out_dir, role, result)
+
+
+def _label(bundle: Any, role: str) -> str:
+    return str(bundle.provenance.label) if getattr(bundle, "provenance", None) is not None else role
+
+
+def observe_healthy(cluster: Any, api: Any, bundle: Any, options: MirrorOptions, progress: Callable[[str], None],
+                    out_dir: Path, role: str, install_result: Any = None) -> Deployed:
+    """Wait until every object of BUNDLE is Healthy; otherwise diagnose and raise.
+
+    A candidate (or a rollback from it) that does not get Healthy is ScenarioFailed with diagnose's
+    root cause and evidence; a baseline that does not is EnvironmentNotReady, because an upgrade
+    from a broken start says nothing about the candidate.
+    """
+    from validator.diagnose import diagnose
+    from validator.watch import wait_healthy
+
+    label = _label(bundle, role)
     progress(f"waiting for every object of {label} to be Healthy (timeout {options.wait_timeout_s:.0f}s)")
     waited = wait_healthy(api, bundle, timeout_s=options.wait_timeout_s, progress=progress)
     if not waited.passed:
@@ -428,9 +441,9 @@ def deploy(cluster: Any, bundle: Any, options: MirrorOptions, profile: Any, prog
         cause = diagnosis.root_cause or waited.root_cause or "objects did not become Healthy"
         if role == "baseline":
             raise EnvironmentNotReady(f"baseline {label} did not become Healthy, so nothing can be judged: {cause}")
-        raise ScenarioFailed(cause, evidence)
+        raise ScenarioFailed(f"rolling back to {label}: {cause}" if role == "rollback" else cause, evidence)
     progress(f"{label} is Healthy after {waited.elapsed_s:.0f}s")
-    return Deployed(cluster, api, bundle, result, waited)
+    return Deployed(cluster, api, bundle, install_result, waited)
 
 
 @pytest.fixture(scope="session")
@@ -439,3 +452,150 @@ def installed_argocd(mirror_cluster: Any, candidate_bundle: Any, mirror_options:
     """The candidate installed from zero on the main mirror cluster, every object Healthy."""
     return deploy(mirror_cluster, candidate_bundle, mirror_options, mirror_profile, mirror_progress,
                   mirror_options.artifacts / "diagnostics" / "fresh-install")
+
+
+@pytest.fixture(scope="session")
+def baseline_installed(mirror_clusters: ClusterPool, baseline_bundle: Any, mirror_options: MirrorOptions,
+                       mirror_profile: Any, mirror_progress: Callable[[str], None]) -> Deployed:
+    """Upgrade path, step 1: production's current version, installed and Healthy on its own mirror."""
+    cluster = mirror_clusters.get("upgrade", mirror_profile)
+    return deploy(cluster, baseline_bundle, mirror_options, mirror_profile, mirror_progress,
+                  mirror_options.artifacts / "diagnostics" / "upgrade-baseline", role="baseline")
+
+
+@pytest.fixture(scope="session")
+def upgraded_argocd(baseline_installed: Deployed, candidate_bundle: Any, mirror_options: MirrorOptions,
+                    mirror_profile: Any, mirror_progress: Callable[[str], None]) -> Deployed:
+    """Upgrade path, step 2: the candidate applied over the baseline (what it dropped pruned), all Healthy."""
+    return deploy(baseline_installed.cluster, candidate_bundle, mirror_options, mirror_profile, mirror_progress,
+                  mirror_options.artifacts / "diagnostics" / "upgrade", previous=baseline_installed.bundle)
+
+
+@pytest.fixture(scope="session")
+def rolled_back_argocd(upgraded_argocd: Deployed, baseline_bundle: Any, mirror_options: MirrorOptions,
+                       mirror_profile: Any, mirror_progress: Callable[[str], None]) -> Deployed:
+    """Upgrade path, step 3: back to the baseline (the manual `kubectl apply` of the previous release)."""
+    return deploy(upgraded_argocd.cluster, baseline_bundle, mirror_options, mirror_profile, mirror_progress,
+                  mirror_options.artifacts / "diagnostics" / "rollback", previous=upgraded_argocd.bundle,
+                  role="rollback")
+
+
+@pytest.fixture(scope="session")
+def ha_bundle(candidate_bundle: Any) -> Any:
+    """The candidate's ha/install.yaml: the same release (tag) as the candidate, or the candidate if it is one."""
+    prov = candidate_bundle.provenance
+    if prov is not None and prov.variant == "ha":
+        return candidate_bundle
+    if prov is None or prov.source not in ("stable", "tag") or not prov.version:
+        pytest.skip("the HA scenario needs a release candidate (stable or a tag), or --variant ha with an HA manifest")
+    from validator.candidate import resolve
+
+    return resolve(prov.version, variant="ha", namespace=candidate_bundle.namespace)
+
+
+@pytest.fixture(scope="session")
+def ha_argocd(mirror_clusters: ClusterPool, ha_bundle: Any, mirror_options: MirrorOptions,
+              mirror_progress: Callable[[str], None]) -> Deployed:
+    """ha/install.yaml on the 3-worker `ha` profile (redis-ha needs one node per replica)."""
+    from validator.profiles import load_profile
+
+    profile = load_profile("ha")
+    cluster = mirror_clusters.get("ha", profile)
+    return deploy(cluster, ha_bundle, mirror_options, profile, mirror_progress,
+                  mirror_options.artifacts / "diagnostics" / "ha")
+
+
+# --------------------------------------------------------------------------------------------------
+# Argo CD Applications (self-managed, app smoke): created and watched through the same kubeconfig
+# --------------------------------------------------------------------------------------------------
+
+APPLICATIONS = "/apis/argoproj.io/v1alpha1/namespaces/{namespace}/applications"
+
+
+def application(name: str, namespace: str, repo: str, revision: str, path: str, dest_namespace: str,
+                include: str | None = None, server_side: bool = False) -> dict[str, Any]:
+    """An automated Application as teams write them (prune off: a smoke test must not delete anything)."""
+    source: dict[str, Any] = {"repoURL": repo, "targetRevision": revision, "path": path}
+    if include:
+        source["directory"] = {"include": include}
+    options = ["CreateNamespace=true", *(["ServerSideApply=true"] if server_side else [])]
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"project": "default", "source": source,
+                     "destination": {"server": "https://kubernetes.default.svc", "namespace": dest_namespace},
+                     "syncPolicy": {"automated": {"prune": False, "selfHeal": True}, "syncOptions": options}}}
+
+
+def application_state(app: dict[str, Any]) -> tuple[bool, str | None]:
+    """(Synced and Healthy?, why not when certainly stuck). Pure: reads the Application's status only."""
+    status = app.get("status") or {}
+    sync = (status.get("sync") or {}).get("status")
+    health = (status.get("health") or {}).get("status")
+    operation = status.get("operationState") or {}
+    if sync == "Synced" and health == "Healthy" and operation.get("phase") in (None, "Succeeded"):
+        return True, None
+    if operation.get("phase") in ("Failed", "Error") and operation.get("retryCount", 0) >= 2:
+        return False, f"sync {operation['phase'].lower()}: {operation.get('message', '')}".strip()
+    return False, None
+
+
+def describe_application(app: dict[str, Any]) -> str:
+    """One line on where an Application is stuck: sync, health and the first error condition."""
+    status = app.get("status") or {}
+    parts = [f"sync {(status.get('sync') or {}).get('status', 'Unknown')}",
+             f"health {(status.get('health') or {}).get('status', 'Unknown')}"]
+    message = (status.get("health") or {}).get("message") or (status.get("operationState") or {}).get("message")
+    conditions = [c.get("message", "") for c in status.get("conditions") or [] if "Error" in str(c.get("type"))]
+    detail = conditions[0] if conditions else message
+    return ", ".join(parts) + (f": {' '.join(str(detail).split())[:400]}" if detail else "")
+
+
+def sync_application(api: Any, app: dict[str, Any], timeout_s: float, progress: Callable[[str], None],
+                     sleep: Callable[[float], None] = time.sleep, poll_s: float = 2.0) -> dict[str, Any]:
+    """Server-side apply APP, then wait until Argo CD reports it Synced and Healthy; ScenarioFailed otherwise."""
+    from validator.install import Kube
+
+    kube = Kube(api)
+    meta = app["metadata"]
+    path = APPLICATIONS.format(namespace=meta["namespace"]) + f"/{meta['name']}"
+    kube.call("PATCH", path, body=app, query={"fieldManager": "argocd-mirror", "force": "true"},
+              content_type="application/apply-patch+yaml")
+    progress(f"Application {meta['name']} created; waiting for Argo CD to sync it (timeout {timeout_s:.0f}s)")
+    deadline = time.monotonic() + timeout_s
+    live: dict[str, Any] = {}
+    while True:
+        live = kube.call("GET", path)
+        done, stuck = application_state(live)
+        if done:
+            progress(f"Application {meta['name']} is Synced and Healthy")
+            return live
+        if stuck or time.monotonic() >= deadline:
+            why = stuck or f"not Synced and Healthy after {timeout_s:.0f}s"
+            raise ScenarioFailed(f"Application {meta['name']}: {why} ({describe_application(live)})")
+        sleep(poll_s)
+
+
+@pytest.fixture(scope="session")
+def self_managed_argocd(mirror_clusters: ClusterPool, baseline_bundle: Any, candidate_bundle: Any,
+                        mirror_options: MirrorOptions, mirror_profile: Any,
+                        mirror_progress: Callable[[str], None]) -> Deployed:
+    """Baseline installed, then an Application `argocd` tracking the candidate's tag, synced by Argo CD itself.
+
+    `install` holds the live Application; `wait` the watch over every object of the candidate.
+    """
+    from validator.candidate import VARIANTS
+
+    prov = candidate_bundle.provenance
+    if prov is None or prov.source not in ("stable", "tag") or not prov.version:
+        pytest.skip("self-managed needs a release candidate (stable or a tag): Argo CD syncs itself from git")
+    cluster = mirror_clusters.get("self-managed", mirror_profile)
+    base = deploy(cluster, baseline_bundle, mirror_options, mirror_profile, mirror_progress,
+                  mirror_options.artifacts / "diagnostics" / "self-managed-baseline", role="baseline")
+    directory, _, include = ("manifests/" + VARIANTS[prov.variant]).rpartition("/")
+    namespace = candidate_bundle.namespace
+    app = application("argocd", namespace, "https://github.com/argoproj/argo-cd.git", prov.version, directory,
+                      namespace, include=include,
+                      server_side=(mirror_options.apply_mode or mirror_profile.apply_mode) == "server-side")
+    live = sync_application(base.api, app, mirror_options.wait_timeout_s, mirror_progress)
+    return observe_healthy(cluster, base.api, candidate_bundle, mirror_options, mirror_progress,
+                           mirror_options.artifacts / "diagnostics" / "self-managed", "candidate", live)
