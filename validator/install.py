@@ -1,0 +1,464 @@
+"""Install a candidate bundle the way production does, in an order that makes the mirror meaningful.
+
+Server-side apply by default, through the Python client's apply patch (``PATCH`` with content type
+``application/apply-patch+yaml``, ``fieldManager=argocd-mirror``, ``force=true``). That is the request
+``kubectl apply --server-side --force-conflicts`` sends for every object: the merge, ownership and
+validation all happen in the API server, so the outcome is the same, while this path needs no kubectl
+binary, gives the server's error text per object, and can be driven in tests over HTTP against the API
+double. ``client-side`` mode mirrors plain ``kubectl apply``: the whole object is stored in the
+``kubectl.kubernetes.io/last-applied-configuration`` annotation, so the API server's 262144-byte annotation
+limit rejects large CRDs exactly as it does for users.
+
+Order: the namespace first; then everything Argo CD would sync before workloads (NetworkPolicies,
+accounts, config, CRDs, RBAC, Services, in gitops-engine's kind order), with CRDs waited on until
+Established; then an optional hook (the harness proves NetworkPolicy enforcement there, so policies
+already constrain the first pod as they would in a long-running cluster); then workloads; then custom
+resources. ``previous`` turns the run into an upgrade or rollback: objects of ``previous`` absent from the
+candidate are pruned afterwards, as Argo CD's sync with prune does.
+
+The ``Kube`` adapter here is the single thin edge to the API server shared by watch.py and diagnose.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from validator.errors import CandidateFailed, EnvironmentNotReady, InputError
+from validator.manifests import APPLY_ORDER, Bundle, KubeObject, containers_of, pod_spec, split_image
+
+FIELD_MANAGER = "argocd-mirror"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+MODES = ("server-side", "client-side")
+WORKLOAD_KINDS = frozenset({"DaemonSet", "Pod", "ReplicationController", "ReplicaSet", "Deployment", "StatefulSet",
+                            "Job", "CronJob"})
+Progress = Callable[[str], None]
+
+
+# --------------------------------------------------------------------------------------------------
+# The API edge
+# --------------------------------------------------------------------------------------------------
+
+class KubeError(Exception):
+    """A failed API call: HTTP status (0 = no answer), the Status reason and the server's message."""
+
+    def __init__(self, status: int, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.status, self.message, self.reason = status, message, reason
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying: no answer, throttled, or a server-side error (5xx)."""
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, KubeError) and exc.transient
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the URL space."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str = "", name: str = "", sub: str = "") -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        ns = f"/namespaces/{namespace}" if self.namespaced and namespace else ""
+        return base + ns + f"/{self.plural}" + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+
+
+# Built-in kinds: no discovery round-trip for what every Argo CD release uses.
+_BUILTIN: dict[tuple[str, str], tuple[str, bool]] = {
+    ("", "Namespace"): ("namespaces", False), ("", "ConfigMap"): ("configmaps", True),
+    ("", "Secret"): ("secrets", True), ("", "ServiceAccount"): ("serviceaccounts", True),
+    ("", "Service"): ("services", True), ("", "Pod"): ("pods", True), ("", "Event"): ("events", True),
+    ("", "Endpoints"): ("endpoints", True), ("", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
+    ("", "ResourceQuota"): ("resourcequotas", True), ("", "LimitRange"): ("limitranges", True),
+    ("", "ReplicationController"): ("replicationcontrollers", True), ("", "Node"): ("nodes", False),
+    ("apps", "Deployment"): ("deployments", True), ("apps", "StatefulSet"): ("statefulsets", True),
+    ("apps", "ReplicaSet"): ("replicasets", True), ("apps", "DaemonSet"): ("daemonsets", True),
+    ("batch", "Job"): ("jobs", True), ("batch", "CronJob"): ("cronjobs", True),
+    ("networking.k8s.io", "NetworkPolicy"): ("networkpolicies", True),
+    ("networking.k8s.io", "Ingress"): ("ingresses", True),
+    ("networking.k8s.io", "IngressClass"): ("ingressclasses", False),
+    ("rbac.authorization.k8s.io", "Role"): ("roles", True),
+    ("rbac.authorization.k8s.io", "RoleBinding"): ("rolebindings", True),
+    ("rbac.authorization.k8s.io", "ClusterRole"): ("clusterroles", False),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): ("clusterrolebindings", False),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): ("customresourcedefinitions", False),
+    ("policy", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
+    ("autoscaling", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
+    ("apiregistration.k8s.io", "APIService"): ("apiservices", False),
+}
+
+
+class Kube:
+    """Raw JSON calls through the official client (host, auth and TLS come from the kubeconfig-built ApiClient).
+
+    Raw paths, not typed models: install/watch/diagnose handle any kind (CRDs included) as plain dicts, exactly as
+    the API returns them, which is what health and fail-fast read. Transient failures are retried with tenacity.
+    """
+
+    def __init__(self, api: ApiClient, timeout_s: float = 30, retry_s: float = 30) -> None:
+        self.api = api
+        self.timeout_s = timeout_s
+        self.retry_s = retry_s
+        self._discovered: dict[tuple[str, str], dict[str, Resource]] = {}
+
+    # -- requests ----------------------------------------------------------------------------------
+    def send(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+             content_type: str = "application/json", stream: bool = False, timeout: Any = None) -> Any:
+        """One request, no retry: parsed JSON/text (or the raw urllib3 response when stream=True)."""
+        timeout = self.timeout_s if timeout is None else timeout
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        params = self.api.param_serialize(method=method, resource_path=path,
+                                          query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
+                                          header_params=headers, body=body, auth_settings=["BearerToken"])
+        try:
+            response = self.api.call_api(*params, _request_timeout=timeout)
+        except ApiException as exc:
+            raise _error(exc.status or 0, exc.body or exc.reason or "") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeError(0, f"{method} {path}: API server not reachable: {exc}") from None
+        if not 200 <= response.status <= 299:
+            try:
+                raw = response.read()
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise KubeError(0, f"{method} {path}: {exc}") from None
+            raise _error(response.status, raw)
+        if stream:
+            return response.response
+        try:
+            raw = response.read()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeError(0, f"{method} {path}: connection lost: {exc}") from None
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+             content_type: str = "application/json", retry: bool = True) -> Any:
+        """One API call returning parsed JSON (or text); transient failures retried for up to retry_s."""
+        if not retry:
+            return self.send(method, path, body, query, content_type, False, self.timeout_s)
+        for attempt in Retrying(retry=retry_if_exception(_transient), stop=stop_after_delay(self.retry_s),
+                                wait=wait_exponential(multiplier=0.05, max=2), reraise=True):
+            with attempt:
+                return self.send(method, path, body, query, content_type, False, self.timeout_s)
+        raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or re-raises
+
+    def stream(self, path: str, query: dict[str, Any], read_timeout_s: float) -> Any:
+        """Open a watch stream; returns the urllib3 response to read lines from (caller closes it)."""
+        return self.send("GET", path, None, query, "application/json", True, (self.timeout_s, read_timeout_s))
+
+    # -- resource mapping --------------------------------------------------------------------------
+    def resource(self, api_version: str, kind: str) -> Resource:
+        """URL of a kind: built-in table first, then the API server's discovery (CRDs), cached per group version."""
+        group, _, version = api_version.rpartition("/")
+        known = _BUILTIN.get((group, kind))
+        if known is not None:
+            return Resource(group, version, known[0], known[1])
+        gv = (group, version)
+        if gv not in self._discovered or kind not in self._discovered[gv]:
+            path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+            try:
+                listing = self.call("GET", path)
+            except KubeError as exc:
+                if exc.status == 404:
+                    raise KubeError(404, f'no matches for kind "{kind}" in version "{api_version}"', "NotFound") \
+                        from None
+                raise
+            self._discovered[gv] = {
+                r["kind"]: Resource(group, version, r["name"], bool(r.get("namespaced")))
+                for r in listing.get("resources") or [] if "/" not in r.get("name", "")
+            }
+        found = self._discovered[gv].get(kind)
+        if found is None:
+            raise KubeError(404, f'no matches for kind "{kind}" in version "{api_version}"', "NotFound")
+        return found
+
+    def forget_discovery(self) -> None:
+        self._discovered.clear()
+
+    def path_of(self, obj: KubeObject, sub: str = "") -> str:
+        return self.resource(obj.api_version, obj.kind).path(obj.namespace, obj.name, sub)
+
+
+def _error(status: int, raw: Any) -> KubeError:
+    """A KubeError carrying the Status message the server sent (or the raw text)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        return KubeError(status, str(body.get("message") or text), str(body.get("reason") or ""))
+    return KubeError(status, " ".join(text.split())[:500] or f"HTTP {status}")
+
+
+def iter_lines(response: Any) -> Iterator[str]:
+    """Lines of a chunked watch stream as they arrive."""
+    buffer = b""
+    for chunk in response.stream(amt=None, decode_content=False):
+        buffer += chunk if isinstance(chunk, bytes) else chunk.encode()
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield line.decode("utf-8", "replace")
+    if buffer.strip():
+        yield buffer.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------------------------------
+# Install
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class InstallResult:
+    """What the install did, for the report."""
+
+    mode: str
+    applied: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    established: list[str] = field(default_factory=list)  # CRDs seen Established
+    elapsed_s: float = 0.0
+
+
+def _body(obj: KubeObject) -> dict[str, Any]:
+    """The object as sent: namespace defaulted (as `kubectl apply -n`)."""
+    body = json.loads(json.dumps(obj.body))
+    if obj.namespace:
+        body["metadata"]["namespace"] = obj.namespace
+    return body
+
+
+def phases(bundle: Bundle) -> tuple[list[KubeObject], list[KubeObject], list[KubeObject]]:
+    """(prerequisites incl. NetworkPolicies and CRDs, workloads and the rest, custom resources), in apply order."""
+    ordered = bundle.in_apply_order()
+    known = set(APPLY_ORDER)
+    first_workload = min((APPLY_ORDER.index(k) for k in WORKLOAD_KINDS if k in known), default=len(APPLY_ORDER))
+    prereq = [o for o in ordered if o.kind in known and APPLY_ORDER.index(o.kind) < first_workload]
+    custom = [o for o in ordered if o.kind not in known]
+    rest = [o for o in ordered if o not in prereq and o not in custom]
+    return prereq, rest, custom
+
+
+def apply_one(kube: Kube, obj: KubeObject, mode: str) -> dict[str, Any]:
+    """Apply one object; an API rejection (4xx) becomes CandidateFailed with the server's message."""
+    try:
+        res = kube.resource(obj.api_version, obj.kind)
+        path = res.path(obj.namespace, obj.name)
+        body = _body(obj)
+        if mode == "server-side":
+            result = kube.call("PATCH", path, body, {"fieldManager": FIELD_MANAGER, "force": "true"},
+                               content_type="application/apply-patch+yaml")
+        else:
+            body.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = (
+                json.dumps(_body(obj), separators=(",", ":"), sort_keys=True) + "\n")
+            try:
+                kube.call("GET", path)
+            except KubeError as exc:
+                if exc.status != 404:
+                    raise
+                result = kube.call("POST", res.path(obj.namespace), body, {"fieldManager": "kubectl-client-side-apply"})
+            else:
+                result = kube.call("PATCH", path, body, {"fieldManager": "kubectl-client-side-apply"},
+                                   content_type="application/merge-patch+json")
+    except KubeError as exc:
+        if exc.transient:
+            raise EnvironmentNotReady(f"apply {obj.ref}: API server failing: {exc.message}") from None
+        if exc.reason == "NotFound" and "no matches for kind" in exc.message:
+            raise CandidateFailed(f"apply {obj.ref} ({obj.where}): {exc.message}; ensure CRDs are installed first") \
+                from None
+        raise CandidateFailed(f"apply {obj.ref} ({obj.where}) rejected by the API server: {exc.message}") from None
+    return result if isinstance(result, dict) else {}
+
+
+def ensure_namespace(kube: Kube, namespace: str, mode: str) -> None:
+    """`kubectl apply -n argocd` needs the namespace; create it like `kubectl create namespace` if absent."""
+    ns = KubeObject({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    try:
+        kube.call("GET", kube.path_of(ns))
+    except KubeError as exc:
+        if exc.status != 404:
+            raise EnvironmentNotReady(f"namespace {namespace}: {exc.message}") from None
+        apply_one(kube, ns, mode)
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Established" and c.get("status") == "True"
+               for c in (crd.get("status") or {}).get("conditions") or [])
+
+
+def _names_problem(crd: dict[str, Any]) -> str | None:
+    for c in (crd.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "NamesAccepted" and c.get("status") == "False":
+            return f"names not accepted: {c.get('message', '')}"
+    return None
+
+
+def wait_established(kube: Kube, names: list[str], timeout_s: float = 60) -> list[str]:
+    """Watch CRDs until every named one is Established (list once, then one watch stream; no polling)."""
+    if not names:
+        return []
+    res = kube.resource("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    pending = set(names)
+    deadline = time.monotonic() + timeout_s
+    listing = kube.call("GET", res.path())
+    for crd in listing.get("items") or []:
+        name = crd["metadata"]["name"]
+        if name in pending and _established(crd):
+            pending.discard(name)
+        elif name in pending and (why := _names_problem(crd)):
+            raise CandidateFailed(f"CustomResourceDefinition {name}: {why}")
+    rv = listing.get("metadata", {}).get("resourceVersion")
+    while pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CandidateFailed(f"CustomResourceDefinitions not Established within {timeout_s:.0f} s: "
+                                  f"{', '.join(sorted(pending))}")
+        try:
+            response = kube.stream(res.path(), {"watch": "true", "resourceVersion": rv,
+                                                "timeoutSeconds": max(1, int(remaining))}, remaining + 5)
+            try:
+                for line in iter_lines(response):
+                    event = json.loads(line)
+                    crd = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        rv = kube.call("GET", res.path()).get("metadata", {}).get("resourceVersion")
+                        break
+                    rv = crd.get("metadata", {}).get("resourceVersion", rv)
+                    name = crd.get("metadata", {}).get("name")
+                    if name in pending and (why := _names_problem(crd)):
+                        raise CandidateFailed(f"CustomResourceDefinition {name}: {why}")
+                    if name in pending and _established(crd):
+                        pending.discard(name)
+                        if not pending:
+                            break
+            finally:
+                response.release_conn()
+        except (KubeError, urllib3.exceptions.HTTPError, OSError) as exc:
+            if isinstance(exc, KubeError) and not exc.transient:
+                raise EnvironmentNotReady(f"watching CRDs: {exc.message}") from None
+            time.sleep(0.1)  # a dropped stream: reconnect (bounded by the deadline)
+    kube.forget_discovery()  # the new kinds are served now
+    return sorted(names)
+
+
+def prune(kube: Kube, previous: Bundle, bundle: Bundle, progress: Progress | None = None) -> list[str]:
+    """Delete objects of `previous` the candidate no longer has (reverse apply order, background cascade)."""
+    pruned = []
+    for obj in reversed(previous.in_apply_order()):
+        if obj.ref in bundle.index:
+            continue
+        try:
+            kube.call("DELETE", kube.path_of(obj), query={"propagationPolicy": "Background"})
+        except KubeError as exc:
+            if exc.status == 404:
+                continue
+            if exc.transient:
+                raise EnvironmentNotReady(f"prune {obj.ref}: {exc.message}") from None
+            raise CandidateFailed(f"prune {obj.ref}: {exc.message}") from None
+        pruned.append(str(obj.ref))
+        if progress:
+            progress(f"pruned {obj.ref}")
+    return pruned
+
+
+def install(api: ApiClient, bundle: Bundle, mode: str = "server-side", previous: Bundle | None = None,
+            progress: Progress | None = None, before_workloads: Callable[[ApiClient], None] | None = None,
+            crd_timeout_s: float = 60) -> InstallResult:
+    """Apply `bundle` (over `previous` when upgrading/rolling back, pruning what it dropped).
+
+    `before_workloads(api)` runs after policies/config/CRDs and before any workload: the harness passes a call to
+    prove_networkpolicy_enforced there. Raises CandidateFailed on a rejected object, EnvironmentNotReady when the
+    API server cannot be used.
+    """
+    if mode not in MODES:
+        raise InputError(f"unknown apply mode {mode!r} (use one of: {', '.join(MODES)})")
+    started = time.monotonic()
+    kube = Kube(api)
+    result = InstallResult(mode=mode)
+    say = progress or (lambda _msg: None)
+    ensure_namespace(kube, bundle.namespace, mode)
+    prereq, rest, custom = phases(bundle)
+    for obj in prereq:
+        apply_one(kube, obj, mode)
+        result.applied.append(str(obj.ref))
+    crds = [o.name for o in prereq if o.kind == "CustomResourceDefinition"]
+    if crds:
+        say(f"waiting for {len(crds)} CRDs to be Established")
+        result.established = wait_established(kube, crds, crd_timeout_s)
+    if before_workloads is not None:
+        before_workloads(api)
+    for obj in rest + custom:
+        apply_one(kube, obj, mode)
+        result.applied.append(str(obj.ref))
+    say(f"applied {len(result.applied)} objects ({mode} apply)")
+    if previous is not None:
+        result.pruned = prune(kube, previous, bundle, progress)
+    result.elapsed_s = time.monotonic() - started
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# What runs must be what was asked for
+# --------------------------------------------------------------------------------------------------
+
+def normalize_image(image: str) -> tuple[str, str | None, str | None]:
+    """(repository with registry and library/ defaulted, tag, digest): 'redis:7' == 'docker.io/library/redis:7'."""
+    repo, tag, digest = split_image(image)
+    first = repo.split("/", 1)[0]
+    if "/" not in repo or ("." not in first and ":" not in first and first != "localhost"):
+        repo = f"docker.io/{repo}" if "/" in repo else f"docker.io/library/{repo}"
+    if tag is None and digest is None:
+        tag = "latest"
+    return repo, tag, digest
+
+
+def image_mismatches(workload: dict[str, Any], pods: list[dict[str, Any]]) -> list[str]:
+    """Containers of the workload's current pods that run a different image than the candidate specifies.
+
+    Pods whose own spec differs from the workload's template belong to an older revision and are skipped.
+    """
+    spec = pod_spec(KubeObject(workload)) or {}
+    wanted = {c.get("name"): str(c.get("image", "")) for _, c in containers_of(spec)}
+    problems = []
+    for pod in pods:
+        pod_wants = {c.get("name"): str(c.get("image", "")) for _, c in containers_of(pod.get("spec") or {})}
+        if pod_wants != wanted:
+            continue
+        status = pod.get("status") or {}
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            want = wanted.get(cs.get("name"))
+            running = str(cs.get("image") or "")
+            pulled = bool(cs.get("imageID")) or bool((cs.get("state") or {}).get("running"))
+            if not want or not running or not pulled:
+                continue
+            w_repo, w_tag, w_digest = normalize_image(want)
+            r_repo, r_tag, r_digest = normalize_image(running)
+            image_id = str(cs.get("imageID") or "")
+            if w_digest:
+                same = w_repo == r_repo and (w_digest in image_id or w_digest == r_digest)
+            else:
+                same = w_repo == r_repo and w_tag == r_tag
+            if not same:
+                problems.append(f"Pod/{pod['metadata'].get('namespace')}/{pod['metadata']['name']} container "
+                                f"{cs.get('name')} runs {running}, the candidate specifies {want}")
+    return problems

@@ -1,0 +1,390 @@
+"""Wait, driven by watches, until every bundle object is Healthy, a fail-fast rule fires, or the deadline passes.
+
+One list+watch per resource kind in play (the bundle's kinds plus the Pods and ReplicaSets they own), never
+one per object and never a sleep-poll: API load is independent of the number of objects. Each stream resumes
+from the last resourceVersion seen, relists on 410 Gone, and reconnects after dropped streams and transient
+errors (connection reset, 429, 5xx) with tenacity back-off. Every observed version goes through
+health.assess (strict) and failfast.FailFast.observe; a local timer re-observes non-Healthy objects so grace
+periods expire even when nothing changes on the wire. The verdict is computed on every change, so a pass is
+reported as soon as the last object turns Healthy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from validator.errors import EnvironmentNotReady
+from validator.failfast import FailFast, Terminal, Thresholds
+from validator.health import Health, HealthStatus, assess, environment_exempt, explain
+from validator.install import Kube, KubeError, Resource, image_mismatches, iter_lines
+from validator.manifests import Bundle, KubeObject, ObjectRef, group_of
+
+Progress = Callable[[str], None]
+_OWNED_KINDS = (("v1", "Pod"), ("apps/v1", "ReplicaSet"))
+_WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"})
+
+
+@dataclass
+class WaitResult:
+    """The outcome of the wait; `passed` is True only for an observed, complete pass."""
+
+    passed: bool
+    root_cause: str | None
+    terminal: Terminal | None
+    health: dict[str, Health]
+    elapsed_s: float
+    exempt: dict[str, str] = field(default_factory=dict)  # ref -> why it cannot be Healthy on the mirror
+    missing: list[str] = field(default_factory=list)
+    timed_out: bool = False
+    last_change_s: float | None = None  # when (since start) the last bundle object changed health
+    live: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # last seen object per ref
+    watches: int = 0  # watch streams opened (initial + reconnects)
+    relists: int = 0
+    cpu_s: float = 0.0  # CPU time of the watcher threads (main loop included)
+
+
+@dataclass
+class _Event:
+    type: str  # ADDED | MODIFIED | DELETED | SYNC | FATAL
+    kind_key: tuple[str, str]
+    obj: dict[str, Any] | None = None
+    items: list[dict[str, Any]] | None = None
+    error: str | None = None
+
+
+def _key(api_version: str, kind: str, namespace: str, name: str) -> ObjectRef:
+    return ObjectRef(group_of(api_version), kind, namespace, name)
+
+
+def ref_of(obj: dict[str, Any]) -> ObjectRef:
+    meta = obj.get("metadata") or {}
+    return _key(str(obj.get("apiVersion", "")), str(obj.get("kind", "")), str(meta.get("namespace") or ""),
+                str(meta.get("name", "")))
+
+
+class _KindWatch(threading.Thread):
+    """List once, then watch from the list's resourceVersion; resume, relist on 410, back off on errors."""
+
+    def __init__(self, kube: Kube, res: Resource, api_version: str, kind: str, namespace: str,
+                 out: queue.Queue[_Event], stop: threading.Event, deadline: float, stream_timeout_s: int) -> None:
+        super().__init__(name=f"watch-{res.plural}", daemon=True)
+        self.kube, self.res, self.api_version, self.kind = kube, res, api_version, kind
+        self.namespace = namespace if res.namespaced else ""
+        self.out, self.stop, self.deadline, self.stream_timeout_s = out, stop, deadline, stream_timeout_s
+        self.rv: str | None = None
+        self.response: Any = None
+        self.watches = 0
+        self.relists = 0
+        self.cpu_s = 0.0
+
+    @property
+    def kind_key(self) -> tuple[str, str]:
+        return (self.api_version, self.kind)
+
+    def run(self) -> None:
+        try:
+            for attempt in Retrying(retry=retry_if_exception(self._retryable),
+                                    stop=stop_after_delay(max(0.0, self.deadline - time.monotonic())),
+                                    wait=wait_exponential(multiplier=0.05, max=2), reraise=True):
+                with attempt:
+                    self._session()
+        except Exception as exc:
+            if not self.stop.is_set():
+                msg = exc.message if isinstance(exc, KubeError) else str(exc)
+                self.out.put(_Event("FATAL", self.kind_key, error=f"watching {self.res.plural}: {msg}"))
+        finally:
+            self.cpu_s = time.thread_time()
+
+    def _retryable(self, exc: BaseException) -> bool:
+        if self.stop.is_set():
+            return False
+        if isinstance(exc, KubeError):
+            return exc.transient
+        return isinstance(exc, urllib3.exceptions.HTTPError | OSError | ValueError)
+
+    def _session(self) -> None:
+        """Keep watching until stopped; a clean stream end resumes at once, errors go to the retry policy."""
+        while not self.stop.is_set():
+            if self.rv is None:
+                listing = self.kube.send("GET", self.res.path(self.namespace))
+                self.relists += 1
+                items = listing.get("items") or []
+                for item in items:  # list items carry no kind/apiVersion
+                    item.setdefault("apiVersion", self.api_version)
+                    item.setdefault("kind", self.kind)
+                self.rv = str((listing.get("metadata") or {}).get("resourceVersion") or "")
+                self.out.put(_Event("SYNC", self.kind_key, items=items))
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            query = {"watch": "true", "resourceVersion": self.rv, "allowWatchBookmarks": "true",
+                     "timeoutSeconds": max(1, min(self.stream_timeout_s, int(remaining) + 1))}
+            self.response = self.kube.stream(self.res.path(self.namespace), query, self.stream_timeout_s + 30)
+            self.watches += 1
+            try:
+                for line in iter_lines(self.response):
+                    event = json.loads(line)
+                    etype, obj = event.get("type"), event.get("object") or {}
+                    if etype == "ERROR":
+                        if obj.get("code") == 410:
+                            self.rv = None  # too old: relist
+                            break
+                        raise KubeError(int(obj.get("code") or 500), str(obj.get("message", "watch error")))
+                    self.rv = str((obj.get("metadata") or {}).get("resourceVersion") or self.rv)
+                    if etype == "BOOKMARK":
+                        continue
+                    obj.setdefault("apiVersion", self.api_version)
+                    obj.setdefault("kind", self.kind)
+                    self.out.put(_Event(str(etype), self.kind_key, obj=obj))
+            finally:
+                self.response.release_conn()
+                self.response = None
+
+    def close(self) -> None:
+        response = self.response
+        if response is not None:
+            with contextlib.suppress(Exception):  # closing a stream from another thread is best-effort
+                response.shutdown() if hasattr(response, "shutdown") else response.close()
+
+
+class _State:
+    """The live picture: last object per ref, its health, and what the verdict needs."""
+
+    def __init__(self, bundle: Bundle, thresholds: Thresholds, started: float) -> None:
+        self.bundle = bundle
+        self.expected: dict[ObjectRef, KubeObject] = dict(bundle.index)
+        self.live: dict[ObjectRef, dict[str, Any]] = {}
+        self.health: dict[ObjectRef, Health] = {}
+        self.exempt: dict[ObjectRef, str] = {}
+        self.failfast = FailFast(thresholds)
+        self.started = started
+        self.since: dict[ObjectRef, float] = {}  # when each bundle object last changed health
+        self.last_change: float | None = None
+        self.unsatisfied: set[ObjectRef] = set(self.expected)
+
+    def _satisfied(self, ref: ObjectRef) -> bool:
+        health = self.health.get(ref)
+        if ref not in self.live or health is None:
+            return False
+        return health.status in (None, HealthStatus.HEALTHY) or ref in self.exempt
+
+    def upsert(self, obj: dict[str, Any], now: float) -> Terminal | None:
+        ref = ref_of(obj)
+        self.live[ref] = obj
+        terminal = self.failfast.observe(obj, now)
+        if ref in self.expected or obj.get("kind") == "Pod":
+            health = assess(obj, strict=True)
+            if self.health.get(ref) != health:
+                self.since[ref] = now
+                if ref in self.expected:
+                    self.last_change = now
+            self.health[ref] = health
+            why = environment_exempt(obj, health) if ref in self.expected else None
+            if why:
+                self.exempt[ref] = why
+            else:
+                self.exempt.pop(ref, None)
+            if ref in self.expected:
+                (self.unsatisfied.discard if self._satisfied(ref) else self.unsatisfied.add)(ref)
+        return terminal
+
+    def remove(self, obj: dict[str, Any], now: float) -> None:
+        ref = ref_of(obj)
+        self.live.pop(ref, None)
+        self.health.pop(ref, None)
+        self.exempt.pop(ref, None)
+        self.failfast.forget(obj)
+        if ref in self.expected:
+            self.unsatisfied.add(ref)
+            self.since[ref] = now
+            self.last_change = now
+
+    def sync(self, kind_key: tuple[str, str], items: list[dict[str, Any]], now: float) -> Terminal | None:
+        """A fresh list replaces everything known of that kind: objects absent from it were deleted meanwhile."""
+        group, kind = group_of(kind_key[0]), kind_key[1]
+        present = {ref_of(o) for o in items}
+        for ref in [r for r in self.live if (r.group, r.kind) == (group, kind) and r not in present]:
+            self.remove(self.live[ref], now)
+        terminal = None
+        for item in items:
+            terminal = self.upsert(item, now) or terminal
+        return terminal
+
+    def recheck(self, now: float) -> Terminal | None:
+        """Re-observe what is not Healthy, so grace periods expire without a new event."""
+        for ref, obj in list(self.live.items()):
+            health = self.health.get(ref)
+            if health is None or health.status not in (None, HealthStatus.HEALTHY):
+                terminal = self.failfast.observe(obj, now)
+                if terminal is not None:
+                    return terminal
+        return None
+
+    def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        """Pods owned by the workload directly or through a ReplicaSet (uid chain)."""
+        uid = (workload.get("metadata") or {}).get("uid")
+        owners = {uid}
+        for obj in self.live.values():
+            if obj.get("kind") == "ReplicaSet" and any(
+                    o.get("uid") == uid for o in (obj.get("metadata") or {}).get("ownerReferences") or []):
+                owners.add((obj.get("metadata") or {}).get("uid"))
+        return [o for o in self.live.values() if o.get("kind") == "Pod" and any(
+            r.get("uid") in owners for r in (o.get("metadata") or {}).get("ownerReferences") or [])]
+
+    def image_problems(self) -> list[str]:
+        problems: list[str] = []
+        for ref, obj in self.live.items():
+            if ref in self.expected and obj.get("kind") in _WORKLOADS:
+                problems += image_mismatches(obj, self.pods_of(obj))
+        return problems
+
+    def summary(self, now: float) -> str:
+        counts: dict[str, int] = {}
+        for ref in self.expected:
+            state = ("Missing" if ref not in self.live else "Exempt" if ref in self.exempt else
+                     (self.health[ref].status or HealthStatus.HEALTHY).value if ref in self.health else "Unknown")
+            counts[state] = counts.get(state, 0) + 1
+        text = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        pending = [r for r in self.unsatisfied]
+        if pending:
+            slowest = min(pending, key=lambda r: self.since.get(r, self.started))
+            text += f"; slowest: {slowest} ({now - self.since.get(slowest, self.started):.0f}s)"
+            suspect = self.suspect()
+            if suspect:
+                text += f"; suspect: {suspect}"
+        return text
+
+    def suspect(self) -> str | None:
+        """The worst-looking live object right now (a pod's container problem beats a Progressing owner)."""
+        worst: tuple[int, str] | None = None
+        rank = {HealthStatus.UNKNOWN: 5, HealthStatus.DEGRADED: 4, HealthStatus.MISSING: 3,
+                HealthStatus.PROGRESSING: 2, HealthStatus.SUSPENDED: 1}
+        for ref, health in self.health.items():
+            if health.status in rank and ref not in self.exempt:
+                text = explain(self.live[ref], health) if ref in self.live else str(ref)
+                score = rank[health.status] + (1 if self.live.get(ref, {}).get("kind") == "Pod" else 0)
+                if text and (worst is None or score > worst[0]):
+                    worst = (score, text)
+        return worst[1] if worst else None
+
+
+def kinds_in_play(kube: Kube, bundle: Bundle) -> list[tuple[str, str, Resource]]:
+    """(apiVersion, kind, resource) for each distinct kind of the bundle, plus Pods and ReplicaSets."""
+    seen: dict[tuple[str, str], tuple[str, str, Resource]] = {}
+    for api_version, kind in [(o.api_version, o.kind) for o in bundle] + list(_OWNED_KINDS):
+        group = group_of(api_version)
+        if (group, kind) not in seen:
+            seen[(group, kind)] = (api_version, kind, kube.resource(api_version, kind))
+    return list(seen.values())
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: Thresholds = DEFAULT_THRESHOLDS,
+                 progress: Progress | None = None, progress_every_s: float = 5.0, recheck_s: float = 0.25,
+                 stream_timeout_s: int = 300) -> WaitResult:
+    """Watch until pass, fail-fast, or deadline. Raises EnvironmentNotReady if the API cannot be watched."""
+    started = time.monotonic()
+    cpu_started = time.thread_time()
+    deadline = started + timeout_s
+    kube = Kube(api, retry_s=min(30.0, timeout_s))
+    stop = threading.Event()
+    events: queue.Queue[_Event] = queue.Queue()
+    try:
+        kinds = kinds_in_play(kube, bundle)
+    except KubeError as exc:
+        raise EnvironmentNotReady(f"cannot map the bundle's kinds: {exc.message}") from None
+    watchers = [_KindWatch(kube, res, av, kind, bundle.namespace, events, stop, deadline, stream_timeout_s)
+                for av, kind, res in kinds]
+    for watcher in watchers:
+        watcher.start()
+    state = _State(bundle, thresholds, started)
+    synced: set[tuple[str, str]] = set()
+    terminal: Terminal | None = None
+    fatal: str | None = None
+    root_cause: str | None = None
+    passed = False
+    next_recheck = started + recheck_s
+    next_progress = started + progress_every_s
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            try:
+                ev = events.get(timeout=max(0.0, min(next_recheck, deadline) - now))
+            except queue.Empty:
+                ev = None
+            now = time.monotonic()
+            batch = [ev] if ev else []
+            while len(batch) < 1000:  # drain what is queued before judging (one verdict per burst)
+                try:
+                    batch.append(events.get_nowait())
+                except queue.Empty:
+                    break
+            for item in batch:
+                if item.type == "FATAL":
+                    fatal = item.error
+                elif item.type == "SYNC":
+                    synced.add(item.kind_key)
+                    terminal = state.sync(item.kind_key, item.items or [], now) or terminal
+                elif item.type == "DELETED" and item.obj is not None:
+                    state.remove(item.obj, now)
+                elif item.obj is not None:
+                    terminal = state.upsert(item.obj, now) or terminal
+            if fatal:
+                break
+            if now >= next_recheck:
+                terminal = terminal or state.recheck(now)
+                next_recheck = now + recheck_s
+            if terminal is not None:
+                root_cause = terminal.root_cause
+                break
+            if len(synced) == len(watchers) and not state.unsatisfied:
+                problems = state.image_problems()
+                if problems:
+                    root_cause = f"image mismatch: {problems[0]}" + (
+                        f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                else:
+                    passed = True
+                break
+            if progress and now >= next_progress:
+                progress(state.summary(now))
+                next_progress = now + progress_every_s
+    finally:
+        stop.set()
+        for watcher in watchers:
+            watcher.close()
+        for watcher in watchers:
+            watcher.join(timeout=2)
+    if fatal:
+        raise EnvironmentNotReady(fatal)
+    now = time.monotonic()
+    missing = sorted(str(r) for r in state.expected if r not in state.live)
+    timed_out = not passed and terminal is None and root_cause is None
+    if timed_out:
+        suspect = state.suspect()
+        lead = f"{len(state.unsatisfied)} of {len(state.expected)} objects not Healthy after {timeout_s:.0f} s"
+        root_cause = f"{lead}: {suspect}" if suspect else (
+            f"{lead}: missing {', '.join(missing[:3])}" if missing else lead)
+    if progress:
+        progress(("PASS: " if passed else "FAIL: ") + (root_cause or state.summary(now)))
+    health = {str(r): h for r, h in state.health.items() if r in state.expected}
+    return WaitResult(
+        passed=passed, root_cause=None if passed else root_cause, terminal=terminal, health=health,
+        elapsed_s=now - started, exempt={str(r): why for r, why in state.exempt.items()}, missing=missing,
+        timed_out=timed_out, last_change_s=(state.last_change - started) if state.last_change else None,
+        live={str(r): o for r, o in state.live.items()}, watches=sum(w.watches for w in watchers),
+        relists=sum(w.relists for w in watchers),
+        cpu_s=(time.thread_time() - cpu_started) + sum(w.cpu_s for w in watchers))
