@@ -248,7 +248,7 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
             continue
         node = schemas.node(group, version, obj.kind)
         if node is None:
-            if is_builtin_group(group):
+            if is_builtin_group(group) and life is None:
                 findings.append(Finding(
                     CHECK, "error", (str(obj.ref),),
                     f"{obj.kind} {obj.name}: {label} has no kind {obj.kind} in apiVersion {obj.api_version}",
@@ -266,6 +266,6 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
             findings.append(_errors_finding(obj, errors, f"the {used[0]}.{used[1]} schema"))
     for kind, refs in unchecked.items():
         findings.append(Finding(CHECK, "info", tuple(refs),
-                                f"{len(refs)} {kind} object(s) not schema-checked: no CRD for them in the bundle "
-                                "(they need one installed beforehand)", {"kind": kind}))
+                                f"{len(refs)} {kind} object(s) not schema-checked: no schema for them here (custom "
+                                "resources need their CRD in the bundle or installed beforehand)", {"kind": kind}))
     return findings

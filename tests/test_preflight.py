@@ -1,0 +1,437 @@
+"""Preflight checks on small hand-written manifests: each check positive and negative."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from validator.candidate import Provenance
+from validator.errors import InputError
+from validator.manifests import Bundle, KubeObject, load_bundle, read_bounded
+from validator.preflight import Finding, checks, counts, has_error, run_preflight
+from validator.preflight.annotation_size import (
+    LAST_APPLIED,
+    TOTAL_ANNOTATION_SIZE_LIMIT,
+    annotations_size,
+    last_applied,
+)
+from validator.preflight.netpol import policy_types, rule_admits
+from validator.preflight.schema import schema_version_for, schema_versions
+from validator.preflight.selectors import selector_matches, tolerates
+from validator.profiles import load_profile, profile_from_dict
+
+FIXTURES = Path(__file__).parent / "fixtures" / "preflight"
+DEFAULT = load_profile("default")
+HA = load_profile("ha")
+
+
+def fixture(name: str) -> Bundle:
+    path = FIXTURES / name
+    return load_bundle(read_bounded(path), source=str(path))
+
+
+def bundle_of(*bodies: dict[str, Any], namespace: str = "argocd") -> Bundle:
+    return load_bundle(yaml.safe_dump_all(bodies).encode(), namespace=namespace)
+
+
+def edited(bundle: Bundle, kind: str, name: str, edit: Any) -> Bundle:
+    """A copy of the bundle with one object's body changed by edit(body)."""
+    bodies = [copy.deepcopy(o.body) for o in bundle]
+    for body in bodies:
+        if body["kind"] == kind and body["metadata"]["name"] == name:
+            edit(body)
+    return bundle_of(*bodies)
+
+
+def only(findings: list[Finding], check: str, severity: str | None = None) -> list[Finding]:
+    return [f for f in findings if f.check == check and (severity is None or f.severity == severity)]
+
+
+def run(bundle: Bundle, name: str, profile: Any = DEFAULT, mode: str = "server-side") -> list[Finding]:
+    return checks()[name](bundle, profile, mode)
+
+
+# --------------------------------------------------------------------------------------------------
+# selectors
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("selector", "labels", "expected"), [
+    ({}, {"a": "1"}, True),
+    ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
+    ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "2"]}]}, {"a": "2"}, True),
+    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]}, {}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {}, True),
+    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {"a": "1"}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"a": ""}, True),
+    ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": ""}, False),
+    ({"matchLabels": {"a": "1"}, "matchExpressions": [{"key": "b", "operator": "Exists"}]}, {"a": "1"}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "Bogus"}]}, {"a": "1"}, False),
+])
+def test_label_selector_semantics(selector: dict[str, Any], labels: dict[str, str], expected: bool) -> None:
+    assert selector_matches(selector, labels) is expected
+
+
+def test_tolerations_match_taints_as_the_scheduler_does() -> None:
+    assert tolerates([{"operator": "Exists"}], "node-role.kubernetes.io/control-plane", "", "NoSchedule")
+    assert tolerates([{"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule"}], "k", "v", "NoSchedule")
+    assert not tolerates([{"key": "k", "value": "v", "effect": "NoExecute"}], "k", "v", "NoSchedule")
+    assert not tolerates([{"key": "k", "value": "other"}], "k", "v", "NoSchedule")
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. NetworkPolicy egress vs pods that need the API (the v2.11.1 class)
+# --------------------------------------------------------------------------------------------------
+
+V2111 = "redis-v2.11.1.yaml"
+
+
+def test_v2111_redis_pattern_is_an_error_naming_owner_container_policy_and_ports() -> None:
+    findings = run(fixture(V2111), "networkpolicy-api-egress")
+    assert len(findings) == 1
+    finding = findings[0]
+    assert finding.severity == "error"
+    assert finding.objects == ("Deployment.apps/argocd/argocd-redis",
+                               "NetworkPolicy.networking.k8s.io/argocd/argocd-redis-network-policy")
+    for text in ("Deployment argocd-redis", "container secret-init", "argocd-redis-network-policy", "53/UDP,53/TCP"):
+        assert text in finding.reason
+    assert finding.evidence["containers"] == ["secret-init"]
+    assert finding.evidence["allowed_egress"] == ["53/UDP,53/TCP to any destination"]
+    assert any("RoleBinding argocd-redis" in r for r in finding.evidence["needs_api_because"])
+
+
+def _no_egress_type(body: dict[str, Any]) -> None:
+    body["spec"]["policyTypes"] = ["Ingress"]
+    del body["spec"]["egress"]
+
+
+def _allow_api(body: dict[str, Any]) -> None:
+    body["spec"]["egress"].append({"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]})
+
+
+@pytest.mark.parametrize("fix", [_no_egress_type, _allow_api], ids=["egress-removed", "egress-443-6443-allowed"])
+def test_fixed_forms_of_v2111_are_clean(fix: Any) -> None:
+    bundle = edited(fixture(V2111), "NetworkPolicy", "argocd-redis-network-policy", fix)
+    assert run(bundle, "networkpolicy-api-egress") == []
+
+
+def test_v2110_shape_restricted_egress_without_api_need_is_fine() -> None:
+    assert run(fixture("redis-v2.11.0.yaml"), "networkpolicy-api-egress") == []
+
+
+def test_policy_types_default_to_ingress_plus_egress_only_when_egress_rules_exist() -> None:
+    assert policy_types({"egress": [{"ports": [{"port": 53}]}]}) == ["Ingress", "Egress"]
+    assert policy_types({"egress": []}) == ["Ingress"]
+    assert policy_types({}) == ["Ingress"]
+    assert policy_types({"policyTypes": ["Egress"]}) == ["Egress"]
+
+
+def test_implicit_egress_policy_type_still_blocks() -> None:
+    def implicit(body: dict[str, Any]) -> None:
+        del body["spec"]["policyTypes"]
+    bundle = edited(fixture(V2111), "NetworkPolicy", "argocd-redis-network-policy", implicit)
+    assert [f.severity for f in run(bundle, "networkpolicy-api-egress")] == ["error"]
+
+
+def test_only_port_443_allowed_is_a_warning_not_a_pass() -> None:
+    def only_443(body: dict[str, Any]) -> None:
+        body["spec"]["egress"].append({"ports": [{"protocol": "TCP", "port": 443}]})
+    findings = run(edited(fixture(V2111), "NetworkPolicy", "argocd-redis-network-policy", only_443),
+                   "networkpolicy-api-egress")
+    assert [f.severity for f in findings] == ["warning"]
+    assert "6443" in findings[0].reason
+
+
+def test_match_expressions_selecting_the_pod_count_and_not_selecting_do_not() -> None:
+    def selects(body: dict[str, Any]) -> None:
+        body["spec"]["podSelector"] = {"matchExpressions": [
+            {"key": "app.kubernetes.io/name", "operator": "In", "values": ["argocd-redis", "x"]}]}
+
+    def misses(body: dict[str, Any]) -> None:
+        body["spec"]["podSelector"] = {"matchExpressions": [
+            {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": ["argocd-redis"]}]}
+    name = "argocd-redis-network-policy"
+    assert run(edited(fixture(V2111), "NetworkPolicy", name, selects), "networkpolicy-api-egress")
+    assert run(edited(fixture(V2111), "NetworkPolicy", name, misses), "networkpolicy-api-egress") == []
+
+
+def test_empty_pod_selector_selects_every_pod() -> None:
+    def everything(body: dict[str, Any]) -> None:
+        body["spec"]["podSelector"] = {}
+    assert run(edited(fixture(V2111), "NetworkPolicy", "argocd-redis-network-policy", everything),
+               "networkpolicy-api-egress")
+
+
+def test_policy_in_another_namespace_does_not_select() -> None:
+    bundle = fixture(V2111)
+    moved = [KubeObject(o.body, o.source, o.document, o.line, "other" if o.kind == "NetworkPolicy" else o.namespace)
+             for o in bundle]
+    assert run(Bundle(moved), "networkpolicy-api-egress") == []
+
+
+def test_rbac_without_known_command_needs_api_unless_token_not_mounted() -> None:
+    def plain_init(body: dict[str, Any]) -> None:
+        body["spec"]["template"]["spec"]["initContainers"][0]["command"] = ["sh", "-c", "true"]
+    bundle = edited(fixture(V2111), "Deployment", "argocd-redis", plain_init)
+    finding = run(bundle, "networkpolicy-api-egress")[0]
+    assert finding.evidence["containers"] == ["secret-init", "redis"]  # bound SA: every container may call
+
+    def no_token(body: dict[str, Any]) -> None:
+        body["automountServiceAccountToken"] = False
+    assert run(edited(bundle, "ServiceAccount", "argocd-redis", no_token), "networkpolicy-api-egress") == []
+
+
+def test_cluster_role_binding_and_group_subjects_count_as_api_need() -> None:
+    base = [copy.deepcopy(o.body) for o in fixture(V2111) if o.kind not in ("Role", "RoleBinding")]
+    for body in base:
+        if body["kind"] == "Deployment":
+            body["spec"]["template"]["spec"]["initContainers"][0]["command"] = ["true"]
+    assert run(bundle_of(*base), "networkpolicy-api-egress") == []
+    cluster_role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"},
+                    "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}
+    for subject in ({"kind": "ServiceAccount", "name": "argocd-redis", "namespace": "argocd"},
+                    {"kind": "Group", "name": "system:serviceaccounts:argocd"}):
+        binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                   "metadata": {"name": "b"}, "subjects": [subject],
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"}}
+        assert [f.severity for f in run(bundle_of(*base, cluster_role, binding), "networkpolicy-api-egress")] == [
+            "error"]
+    other_ns = {**binding, "subjects": [{"kind": "ServiceAccount", "name": "argocd-redis", "namespace": "elsewhere"}]}
+    assert run(bundle_of(*base, cluster_role, other_ns), "networkpolicy-api-egress") == []
+
+
+@pytest.mark.parametrize(("rule", "target", "port", "expected"), [
+    ({}, "10.96.0.1", 443, True),
+    ({"ports": [{"port": 443}]}, "10.96.0.1", 443, True),
+    ({"ports": [{"port": 443, "protocol": "UDP"}]}, "10.96.0.1", 443, False),
+    ({"ports": [{"port": 400, "endPort": 500}]}, "10.96.0.1", 443, True),
+    ({"ports": [{"port": "https"}]}, "10.96.0.1", 443, False),
+    ({"to": [{"ipBlock": {"cidr": "10.96.0.0/12"}}]}, "10.96.0.1", 443, True),
+    ({"to": [{"ipBlock": {"cidr": "10.96.0.0/12", "except": ["10.96.0.0/24"]}}]}, "10.96.0.1", 443, False),
+    ({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}, "172.18.0.0/16", 6443, True),
+    ({"to": [{"ipBlock": {"cidr": "192.168.0.0/16"}}]}, "172.18.0.0/16", 6443, False),
+    ({"to": [{"podSelector": {}}]}, "10.96.0.1", 443, False),
+])
+def test_egress_rule_admission(rule: dict[str, Any], target: str, port: int, expected: bool) -> None:
+    import ipaddress
+    address: Any = ipaddress.ip_network(target) if "/" in target else ipaddress.ip_address(target)
+    assert rule_admits(rule, address, port) is expected
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. client-side apply annotation size
+# --------------------------------------------------------------------------------------------------
+
+
+def _configmap(value: str, annotations: dict[str, str] | None = None) -> Bundle:
+    meta: dict[str, Any] = {"name": "big"}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    return bundle_of({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": value}})
+
+
+def test_last_applied_is_kubectls_compact_sorted_json_with_empty_annotations_and_namespace() -> None:
+    obj = _configmap("a<b>&c\u2028").objects[0]
+    assert last_applied(obj) == (
+        '{"apiVersion":"v1","data":{"k":"a\\u003cb\\u003e\\u0026c\\u2028"},"kind":"ConfigMap",'
+        '"metadata":{"annotations":{},"name":"big","namespace":"argocd"}}\n')
+    stale = _configmap("x", {LAST_APPLIED: "old", "team": "a"}).objects[0]
+    assert '"annotations":{"team":"a"}' in last_applied(stale) and "old" not in last_applied(stale)
+
+
+def test_size_limit_is_exact_and_counts_all_annotations() -> None:
+    empty = annotations_size(_configmap("").objects[0])[0]
+    at_limit = _configmap("x" * (TOTAL_ANNOTATION_SIZE_LIMIT - empty))
+    assert annotations_size(at_limit.objects[0])[0] == TOTAL_ANNOTATION_SIZE_LIMIT
+    assert run(at_limit, "client-side-apply-size", mode="client-side") == []
+    over = _configmap("x" * (TOTAL_ANNOTATION_SIZE_LIMIT - empty + 1))
+    findings = run(over, "client-side-apply-size", mode="client-side")
+    assert [f.objects for f in findings] == [("ConfigMap/argocd/big",)]
+    assert "server-side" in findings[0].reason and findings[0].evidence["annotations_bytes"] == 262145
+    # another annotation pushes an object at the limit over it (the limit is on the total)
+    tagged = _configmap("x" * (TOTAL_ANNOTATION_SIZE_LIMIT - empty - 4), {"a": "b"})
+    # 4 bytes less data, but "a"+"b" counted as an annotation (2) and inside the JSON as "a":"b" (7)
+    assert annotations_size(tagged.objects[0])[0] == TOTAL_ANNOTATION_SIZE_LIMIT - 4 + 2 + 7
+    assert run(tagged, "client-side-apply-size", mode="client-side")
+
+
+def test_size_is_not_checked_for_server_side_apply() -> None:
+    over = _configmap("x" * TOTAL_ANNOTATION_SIZE_LIMIT)
+    assert run(over, "client-side-apply-size", mode="server-side") == []
+
+
+def test_multibyte_characters_count_as_bytes() -> None:
+    empty = annotations_size(_configmap("").objects[0])[0]
+    value = "é" * ((TOTAL_ANNOTATION_SIZE_LIMIT - empty) // 2 + 1)  # 2 bytes each in UTF-8
+    assert run(_configmap(value), "client-side-apply-size", mode="client-side")
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. scheduling against the profile
+# --------------------------------------------------------------------------------------------------
+
+
+def test_required_anti_affinity_needs_as_many_nodes_as_replicas() -> None:
+    bundle = fixture("scheduling-ha.yaml")
+    findings = run(bundle, "scheduling", DEFAULT)
+    assert [f.severity for f in findings] == ["error"]
+    assert "3 replicas" in findings[0].reason and findings[0].evidence["domains"] == ["mirror-control-plane"]
+    assert run(bundle, "scheduling", HA) == []  # 3 workers (the control plane keeps its taint)
+    two = profile_from_dict({"nodes": [{"role": "control-plane"}, {"role": "worker"}, {"role": "worker"}]}, "two")
+    assert "only 2 schedulable" in run(bundle, "scheduling", two)[0].reason
+
+
+def test_tolerating_the_control_plane_taint_adds_it_as_a_domain() -> None:
+    two = profile_from_dict({"nodes": [{"role": "control-plane"}, {"role": "worker"}, {"role": "worker"}]}, "two")
+
+    def tolerate(body: dict[str, Any]) -> None:
+        body["spec"]["template"]["spec"]["tolerations"] = [{"key": "node-role.kubernetes.io/control-plane",
+                                                            "operator": "Exists", "effect": "NoSchedule"}]
+    assert run(edited(fixture("scheduling-ha.yaml"), "StatefulSet", "redis-ha", tolerate), "scheduling", two) == []
+
+
+def test_node_selector_affinity_and_requests_nothing_satisfies() -> None:
+    findings = run(fixture("scheduling-placement.yaml"), "scheduling", DEFAULT)
+    reasons = {f.objects[0] if f.objects else "total": f.reason for f in findings}
+    assert "no node of profile default satisfies" in reasons["Deployment.apps/argocd/wants-ssd"]
+    assert "no node of profile default satisfies" in reasons["Deployment.apps/argocd/wants-arm-zone"]
+    assert "more than any eligible node" in reasons["Deployment.apps/argocd/hungry"]
+    assert "all pods together request 8000m CPU" in reasons["total"]
+    labelled = profile_from_dict({"nodes": [{"role": "control-plane", "labels": {
+        "disktype": "ssd", "topology.kubernetes.io/zone": "eu-west-1a"}, "allocatable": {"cpu": "16"}}]}, "big")
+    assert run(fixture("scheduling-placement.yaml"), "scheduling", labelled) == []
+
+
+def test_init_container_requests_count_as_their_maximum_not_their_sum() -> None:
+    from validator.preflight.scheduling import requests
+    spec = {"initContainers": [{"resources": {"requests": {"cpu": "500m"}}}, {"resources": {"requests": {"cpu": "1"}}}],
+            "containers": [{"resources": {"requests": {"cpu": "200m", "memory": "64Mi"}}},
+                           {"resources": {"requests": {"cpu": "300m"}}}]}
+    assert requests(spec) == (1000, 64 * 1024**2)
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. schema and API removals
+# --------------------------------------------------------------------------------------------------
+
+
+def test_schema_errors_unknown_field_wrong_type_missing_field_removed_api_unknown_kind() -> None:
+    findings = run(fixture("schema-errors.yaml"), "schema")
+    by_object = {f.objects[0]: f for f in findings if f.objects}
+    typo = by_object["Deployment.apps/argocd/typo"]
+    assert typo.severity == "error"
+    errors = " | ".join(typo.evidence["errors"])
+    assert "spec.replicas: 'three' is not of type integer" in errors
+    assert "imagePullPolcy: unknown field" in errors
+    assert "spec.template.spec.containers[1]: required field 'name' is missing" in errors
+    pdb = by_object["PodDisruptionBudget.policy/argocd/old-pdb"]
+    assert pdb.severity == "error" and "removed in Kubernetes 1.25" in pdb.reason and "policy/v1" in pdb.reason
+    assert by_object["HorizontalPodAutoscaler.autoscaling/argocd/old-hpa"].severity == "error"
+    assert "has no kind Deploymnt" in by_object["Deploymnt.apps/argocd/misspelt-kind"].reason
+
+
+def test_deprecated_but_served_api_is_a_warning_on_older_kubernetes() -> None:
+    old = profile_from_dict({"kubernetesVersion": "1.25"}, "old")
+    hpa = [o.body for o in fixture("schema-errors.yaml") if o.kind == "HorizontalPodAutoscaler"]
+    findings = run(bundle_of(*hpa), "schema", old)
+    assert [(f.severity, "deprecated since Kubernetes 1.23" in f.reason) for f in findings] == [("warning", True)]
+
+
+def test_valid_objects_pass_the_schema() -> None:
+    assert run(fixture(V2111), "schema") == []
+
+
+def test_custom_resources_are_checked_against_the_crd_in_the_bundle() -> None:
+    findings = run(fixture("schema-crd.yaml"), "schema")
+    by_object = {f.objects[0]: f for f in findings}
+    assert "Widget.example.com/argocd/good" not in by_object
+    bad = " | ".join(by_object["Widget.example.com/argocd/bad"].evidence["errors"])
+    assert "spec.size: '3' is not of type integer" in bad and "spec.colour: unknown field" in bad
+    assert "spec.color: 'green' is not one of ['red', 'blue']" in bad
+    assert "does not serve version v2" in by_object["Widget.example.com/argocd/future"].reason
+    orphan = by_object["Gadget.other.example.org/argocd/orphan"]
+    assert orphan.severity == "info" and "not schema-checked" in orphan.reason
+
+
+def test_schema_version_is_the_newest_shipped_not_newer_than_the_profile() -> None:
+    versions = schema_versions()
+    assert (1, 35) in versions
+    assert schema_version_for((1, 35)) == (1, 35)
+    assert schema_version_for((1, 99)) == versions[-1]
+    assert schema_version_for((1, 10)) == versions[0]
+    findings = run(fixture(V2111), "schema", profile_from_dict({"kubernetesVersion": "1.99"}, "future"))
+    assert [f.severity for f in findings] == ["info"] and "no schemas for Kubernetes 1.99" in findings[0].reason
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. references and images
+# --------------------------------------------------------------------------------------------------
+
+
+def test_missing_references_are_warnings_and_runtime_created_ones_are_not() -> None:
+    findings = run(fixture("references.yaml"), "references")
+    warnings = {f.evidence["name"]: f for f in only(findings, "references", "warning") if "name" in f.evidence}
+    assert set(warnings) == {"app-token", "app-sa", "app-role"}
+    assert warnings["app-sa"].objects == ("Deployment.apps/argocd/app",
+                                          "RoleBinding.rbac.authorization.k8s.io/argocd/app")
+    assert "container app env TOKEN" in warnings["app-token"].reason
+
+
+def test_argocd_redis_secret_is_known_when_secret_init_creates_it() -> None:
+    assert only(run(fixture(V2111), "references"), "references", "warning") == []
+
+    def drop_init(body: dict[str, Any]) -> None:
+        del body["spec"]["template"]["spec"]["initContainers"]
+    without = edited(fixture(V2111), "Deployment", "argocd-redis", drop_init)
+    warnings = only(run(without, "references"), "references", "warning")
+    assert [f.evidence["name"] for f in warnings] == ["argocd-redis"]
+
+
+def test_images_latest_undigested_and_pull_always_are_info() -> None:
+    infos = {f.evidence["image"]: f.evidence["flags"] for f in only(run(fixture("references.yaml"), "references"),
+                                                                       "references", "info")}
+    assert "uses :latest (moving tag)" in infos["busybox"]
+    assert "imagePullPolicy Always (pulled on every start)" in infos["busybox"]  # the default for :latest
+    assert infos["quay.io/argoproj/argocd:latest"]
+    pinned = run(fixture("scheduling-ha.yaml"), "references")
+    assert pinned == []  # digest-pinned, IfNotPresent by default
+
+
+def test_argocd_image_differing_from_resolved_version_is_a_warning() -> None:
+    bundle = fixture("references.yaml")
+    assert not [f for f in run(bundle, "references") if "resolved_version" in f.evidence]  # no version: no claim
+    bundle.provenance = Provenance(spec="stable", source="stable", variant="install", version="v3.5.1", commit=None,
+                                   url=None, path=None, sha256="0" * 64, size=1, fetched_at="now", image_version=None)
+    mismatch = [f for f in run(bundle, "references") if "resolved_version" in f.evidence]
+    assert [(f.severity, f.evidence["image"]) for f in mismatch] == [("warning", "quay.io/argoproj/argocd:latest")]
+
+
+# --------------------------------------------------------------------------------------------------
+# the registry
+# --------------------------------------------------------------------------------------------------
+
+
+def test_run_preflight_orders_worst_first_and_filters_checks() -> None:
+    findings = run_preflight(fixture("references.yaml"), DEFAULT)
+    ranks = [("error", "warning", "info").index(f.severity) for f in findings]
+    assert ranks == sorted(ranks) and counts(findings)["warning"] == 3 and not has_error(findings)
+    assert run_preflight(fixture(V2111), DEFAULT, only=("schema",)) == []
+    with pytest.raises(InputError, match="unknown check"):
+        run_preflight(fixture(V2111), DEFAULT, only=("nope",))
+    with pytest.raises(InputError, match="apply mode"):
+        run_preflight(fixture(V2111), DEFAULT, apply_mode="sideways")
+
+
+def test_findings_are_json_serialisable_and_one_line() -> None:
+    bundle = fixture(V2111)
+    for finding in run_preflight(bundle, DEFAULT) + run_preflight(fixture("schema-errors.yaml"), DEFAULT):
+        json.dumps(finding.to_dict())
+        assert "\n" not in finding.reason
+    with pytest.raises(ValueError):
+        Finding("x", "fatal", (), "r")

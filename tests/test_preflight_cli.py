@@ -1,0 +1,133 @@
+"""`argocd-mirror preflight` end to end through the CLI: exit codes, formats and their schemas."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.conftest import real_manifest
+from validator.cli import main
+from validator.preflight.output import SCHEMA_PATH, SCHEMA_VERSION
+
+FIXTURES = Path(__file__).parent / "fixtures" / "preflight"
+V2111 = str(FIXTURES / "redis-v2.11.1.yaml")
+FINDINGS_SCHEMA = json.loads(SCHEMA_PATH.read_text())
+SARIF_SCHEMA = json.loads((FIXTURES / "sarif-2.1.0-minimal.schema.json").read_text())
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["preflight", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def validate(document: object, schema: dict) -> None:
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(document), key=str)
+    assert not errors, [e.message for e in errors[:5]]
+
+
+def test_error_exits_1_and_text_names_the_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, V2111)
+    assert code == 1 and err == ""
+    assert "ERROR   [networkpolicy-api-egress] Deployment argocd-redis: container secret-init" in out
+    assert out.rstrip().splitlines()[-1].startswith("FAIL: 1 error(s)")
+
+
+def test_clean_bundle_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, str(FIXTURES / "redis-v2.11.0.yaml"))
+    assert code == 0 and out.rstrip().splitlines()[-1].startswith("PASS: 0 error(s)")
+
+
+def test_json_output_matches_its_versioned_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, V2111, "--format", "json")
+    document = json.loads(out)
+    validate(document, FINDINGS_SCHEMA)
+    assert code == 1 and document["schemaVersion"] == SCHEMA_VERSION and document["passed"] is False
+    first = document["findings"][0]
+    assert first["check"] == "networkpolicy-api-egress" and first["severity"] == "error"
+    assert first["locations"][0]["source"].endswith("redis-v2.11.1.yaml") and first["locations"][0]["line"] > 1
+    assert document["candidate"]["source"] == "file" and len(document["candidate"]["sha256"]) == 64
+
+
+def test_the_findings_schema_rejects_what_it_should() -> None:
+    validator = jsonschema.Draft202012Validator(FINDINGS_SCHEMA)
+    good = {"$schema": FINDINGS_SCHEMA["$id"], "schemaVersion": "1.0",
+            "tool": {"name": "argocd-mirror", "version": "0"}, "candidate": None,
+            "profile": {"name": "p", "kubernetesVersion": "1.35", "nodes": 1, "cni": "kindnet"},
+            "applyMode": "server-side", "objects": 0, "passed": True,
+            "summary": {"error": 0, "warning": 0, "info": 0}, "findings": []}
+    assert validator.is_valid(good)
+    bad_finding = {"check": "x", "severity": "fatal", "objects": [], "reason": "r", "evidence": {}, "locations": []}
+    assert not validator.is_valid({**good, "findings": [bad_finding]})
+    assert not validator.is_valid({**good, "schemaVersion": "2.0"})
+
+
+def test_sarif_output_is_sarif_2_1_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, str(FIXTURES / "schema-errors.yaml"), "--format", "sarif")
+    log = json.loads(out)
+    validate(log, SARIF_SCHEMA)
+    assert code == 1 and log["version"] == "2.1.0"
+    run = log["runs"][0]
+    rules = [r["id"] for r in run["tool"]["driver"]["rules"]]
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]] == result["ruleId"]
+        assert result["level"] in ("error", "warning", "note")
+    located = [r for r in run["results"] if r.get("locations")]
+    uri = located[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri.startswith("file://") and uri.endswith("schema-errors.yaml")
+
+
+def test_the_minimal_sarif_schema_is_not_a_rubber_stamp() -> None:
+    validator = jsonschema.Draft202012Validator(SARIF_SCHEMA)
+    assert not validator.is_valid({"version": "2.0.0", "runs": []})
+    assert not validator.is_valid({"version": "2.1.0", "runs": [{"tool": {"driver": {}}}]})
+    assert not validator.is_valid({"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}},
+                                                                  "results": [{"level": "fatal", "message": {}}]}]})
+
+
+def test_markdown_output_and_output_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "summary.md"
+    code, out, _ = cli(capsys, V2111, "--format", "markdown", "--output", str(target))
+    text = target.read_text()
+    assert code == 1 and out == ""
+    assert text.startswith("### ❌ preflight failed") and "| error | networkpolicy-api-egress |" in text
+
+
+def test_apply_mode_and_check_filter(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, V2111, "--check", "schema", "--check", "references", "--format", "json")
+    assert code == 0 and {f["check"] for f in json.loads(out)["findings"]} <= {"schema", "references"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["/no/such/file.yaml"],
+    [V2111, "--profile", "no-such-profile"],
+    [V2111, "--check", "no-such-check"],
+])
+def test_could_not_check_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, out, err = cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("argocd-mirror: could not validate:")
+
+
+def test_bad_yaml_through_the_real_entry_point_is_one_line_exit_2(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [unclosed\n")
+    proc = subprocess.run([sys.executable, "-m", "validator.cli", "preflight", str(broken)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_real_v351_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(real_manifest("v3.5.1/install.yaml"))
+    code, out, _ = cli(capsys, path, "--format", "json")
+    validate(json.loads(out), FINDINGS_SCHEMA)
+    assert code == 0
+    code, out, _ = cli(capsys, path, "--apply-mode", "client-side")
+    assert code == 1 and "applicationsets.argoproj.io" in out
