@@ -1,0 +1,143 @@
+"""The `existing` provider against the API double: two locks (explicit flags + marker), and a clean exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.apidouble import ApiDouble
+from tests.fakes import RecordingServer, production  # noqa: F401
+from validator.cluster import mirror_cluster
+from validator.cluster.existing import MARKER_NAME, snapshot
+from validator.cluster.kubeapi import request
+from validator.cluster.lifecycle import TeardownIncomplete
+from validator.errors import EnvironmentNotReady, InputError
+from validator.profiles import load_profile
+
+FAST = {"ready_timeout_s": 1.0, "teardown_timeout_s": 1.0, "poll_s": 0.05}
+MARKER = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": MARKER_NAME, "namespace": "kube-public"}}
+CRD = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+       "metadata": {"name": "applications.argoproj.io"},
+       "spec": {"group": "argoproj.io", "scope": "Namespaced",
+                "names": {"kind": "Application", "plural": "applications", "singular": "application"},
+                "versions": [{"name": "v1alpha1", "served": True, "storage": True,
+                              "schema": {"openAPIV3Schema": {"type": "object",
+                                                             "x-kubernetes-preserve-unknown-fields": True}}}]}}
+
+
+def rbac(kind: str, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": {"name": name}}
+    if kind == "ClusterRoleBinding":
+        body["roleRef"] = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}
+        body["subjects"] = [{"kind": "ServiceAccount", "name": name, "namespace": "argocd"}]
+    else:
+        body["rules"] = []
+    return body
+
+
+@pytest.fixture
+def double() -> Any:
+    with ApiDouble(simulate=False, namespaces=("default", "kube-system", "kube-public")) as d:
+        d.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "vcluster-node"},
+                  "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        d.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-keep-me"}})
+        d.create(rbac("ClusterRole", "preexisting-role"))
+        yield d
+
+
+@pytest.fixture
+def kubeconfig(double: ApiDouble, tmp_path: Path) -> Path:
+    return double.kubeconfig(tmp_path / "disposable.kubeconfig", context="ci-throwaway")
+
+
+def test_refuses_without_explicit_flags(tmp_path: Path, kubeconfig: Path) -> None:
+    profile = load_profile("default")
+    for kwargs in ({}, {"kubeconfig": kubeconfig}, {"context": "ci-throwaway"}):
+        with pytest.raises(InputError, match="needs both --kubeconfig FILE and --context NAME"), \
+                mirror_cluster(profile, tmp_path, provider="existing", **kwargs):  # type: ignore[arg-type]
+            pass
+
+
+def test_refuses_unknown_context(tmp_path: Path, kubeconfig: Path) -> None:
+    with pytest.raises(InputError, match="context 'prod' not found .*ci-throwaway"), \
+            mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=kubeconfig,
+                           context="prod"):
+        pass
+
+
+def test_refuses_without_marker_and_writes_nothing(double: ApiDouble, tmp_path: Path, kubeconfig: Path) -> None:
+    with pytest.raises(EnvironmentNotReady) as err, \
+            mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=kubeconfig,
+                           context="ci-throwaway", progress=lambda m: None, **FAST):
+        pytest.fail("must not get a cluster that is not marked disposable")
+    assert "not marked disposable (no ConfigMap kube-public/argocd-mirror-disposable)" in str(err.value)
+    assert f"kubectl --kubeconfig {kubeconfig} --context ci-throwaway -n kube-public create configmap" in str(err.value)
+    assert err.value.exit_code == 2
+    writes = sum(n for (verb, _), n in double.requests.items() if verb not in ("get", "list", "watch"))
+    assert writes == 0
+
+
+def test_refuses_when_run_namespace_already_exists(double: ApiDouble, tmp_path: Path, kubeconfig: Path) -> None:
+    double.create(MARKER)
+    double.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd"}})
+    with pytest.raises(EnvironmentNotReady, match="namespace argocd already exists"), \
+            mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=kubeconfig,
+                           context="ci-throwaway", progress=lambda m: None, **FAST):
+        pass
+
+
+def install_like_argocd(api: Any) -> None:
+    request(api, "POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
+                                                      "metadata": {"name": "argocd"}})
+    request(api, "POST", "/api/v1/namespaces/argocd/configmaps",
+            body={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm", "namespace": "argocd"}})
+    request(api, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body=CRD)
+    for kind, plural in (("ClusterRole", "clusterroles"), ("ClusterRoleBinding", "clusterrolebindings")):
+        request(api, "POST", f"/apis/rbac.authorization.k8s.io/v1/{plural}",
+                body=rbac(kind, "argocd-application-controller"))
+
+
+def test_installs_then_leaves_the_cluster_as_found(double: ApiDouble, tmp_path: Path, kubeconfig: Path,
+                                                   production: RecordingServer,  # noqa: F811
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("KUBECONFIG", str(production.kubeconfig(home / ".kube" / "config")))
+    monkeypatch.setenv("HOME", str(home))
+    double.create(MARKER)
+    seen: list[str] = []
+    with mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=kubeconfig,
+                        context="ci-throwaway", progress=seen.append, **FAST) as cluster:
+        assert cluster.provider == "existing" and cluster.context == "ci-throwaway" and cluster.created_by_us
+        api = cluster.api_client()
+        before = snapshot(api)
+        install_like_argocd(api)
+        during = snapshot(api)
+        assert "argocd" in during["Namespace"] and "applications.argoproj.io" in during["CustomResourceDefinition"]
+    after = snapshot(cluster.api_client())
+    assert after == before
+    assert "team-keep-me" in after["Namespace"] and "preexisting-role" in after["ClusterRole"]
+    assert double.get("ConfigMap", MARKER_NAME, "kube-public") is not None  # the marker stays: reusable
+    assert any("removed 4 cluster-scoped object(s)" in m for m in seen)
+    assert production.requests == []
+
+
+def test_unclean_teardown_is_reported(double: ApiDouble, tmp_path: Path, kubeconfig: Path) -> None:
+    double.create(MARKER)
+    with pytest.raises(TeardownIncomplete, match="not left as found after 1s: Namespace/argocd"), \
+            mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=kubeconfig,
+                           context="ci-throwaway", progress=lambda m: None, **FAST) as cluster:
+        install_like_argocd(cluster.api_client())
+        double.fail(status=500, count=1000, verb="delete", path_contains="/namespaces/argocd")
+
+
+def test_unreachable_existing_cluster(tmp_path: Path) -> None:
+    config = tmp_path / "k"
+    config.write_text('{"apiVersion": "v1", "kind": "Config", "clusters": [{"name": "gone", "cluster": '
+                      '{"server": "http://127.0.0.1:1"}}], "contexts": [{"name": "gone", "context": '
+                      '{"cluster": "gone", "user": "gone"}}], "users": [{"name": "gone", "user": {"token": "t"}}]}')
+    with pytest.raises(EnvironmentNotReady, match=r"cannot reach http://127.0.0.1:1 \(context gone\): "), \
+            mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=config,
+                           context="gone", progress=lambda m: None, **FAST):
+        pass
