@@ -296,7 +296,6 @@ class _History:
     first_seen: float
     since: dict[str, float] = field(default_factory=dict)  # signal key -> first time seen (continuously)
     active: dict[str, Signal] = field(default_factory=dict)  # signals in the latest observation
-    restarts: dict[str, int] = field(default_factory=dict)  # container -> highest restartCount seen
 
 
 class FailFast:
@@ -333,10 +332,8 @@ class FailFast:
         found = {sig.key: sig for sig in signals(obj)}
         for gone in hist.since.keys() - found.keys():
             del hist.since[gone]
-        for sig_key, sig in found.items():
+        for sig_key in found:
             hist.since.setdefault(sig_key, now)
-            if sig.container is not None:
-                hist.restarts[sig.key] = max(hist.restarts.get(sig.key, 0), sig.restarts)
         hist.active = found
         if any(RULES[sig.rule].blocks_dependents for sig in found.values()):
             self._blocking.add(key)
@@ -346,7 +343,7 @@ class FailFast:
             self._producer_busy_until = now
         for sig in found.values():
             if self._fires(sig, hist, key, now):
-                return self._terminal(obj, sig, now - hist.since[sig.key], hist)
+                return self._terminal(obj, sig, now, hist)
         return None
 
     def _producers_busy(self, exclude: str) -> bool:
@@ -359,7 +356,7 @@ class FailFast:
         if rule.immediate:
             return True
         th = self.thresholds
-        if rule.by_restarts and max(sig.restarts, hist.restarts.get(sig.key, 0)) >= th.crashloop_restarts:
+        if rule.by_restarts and sig.restarts >= th.crashloop_restarts:  # restartCount never decreases in a pod
             return True
         grace = rule.grace_s(th)
         if grace is None or now - hist.since[sig.key] < grace:
@@ -374,8 +371,8 @@ class FailFast:
             return False
         return now - self._producer_busy_until >= grace
 
-    def _terminal(self, obj: Mapping[str, Any], sig: Signal, persisted: float, hist: _History) -> Terminal:
-        ref = hist.ref
+    def _terminal(self, obj: Mapping[str, Any], sig: Signal, now: float, hist: _History) -> Terminal:
+        ref, persisted = hist.ref, now - hist.since[sig.key]
         owner = owner_of(obj) if obj.get("kind") == "Pod" else None
         where = ""
         if sig.container is not None:
@@ -384,8 +381,8 @@ class FailFast:
             where = f"{where} of {owner}" if where else f"of {owner}"
         head = f"{ref} ({where})" if where else ref
         rule = RULES[sig.rule]
-        if rule.by_restarts and max(sig.restarts, hist.restarts.get(sig.key, 0)) >= self.thresholds.crashloop_restarts:
-            how = f"{sig.reason} after {max(sig.restarts, hist.restarts.get(sig.key, 0))} restarts"
+        if rule.by_restarts and sig.restarts >= self.thresholds.crashloop_restarts:
+            how = f"{sig.reason} after {sig.restarts} restarts"
         elif not rule.immediate:
             how = f"{sig.reason} for {persisted:.0f} s"
         else:
@@ -396,7 +393,8 @@ class FailFast:
             f"{h.ref}: {s.reason}" for k, h in self._objects.items() if k != self._key(obj)
             for s in h.active.values() if RULES[s.rule].terminal
         )
-        evidence: dict[str, Any] = {"rule": rule.name, "persisted_s": round(persisted, 3), "restarts": sig.restarts}
+        evidence: dict[str, Any] = {"rule": rule.name, "persisted_s": round(persisted, 3), "restarts": sig.restarts,
+                                    "observed_for_s": round(now - hist.first_seen, 3)}
         if others:
             evidence["also_failing"] = others
         return Terminal(ref, sig.container, sig.init_container, sig.reason, sig.message, f"{head}: {how}{tail}",
