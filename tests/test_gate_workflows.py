@@ -1,0 +1,92 @@
+"""The CI workflows: schema-valid offline (check-jsonschema's vendored GitHub schema) and true to our pins."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from validator.cluster.images import KIND_RELEASE, MIN_KIND, NODE_IMAGES
+from validator.profiles import CNIS
+
+WORKFLOWS = Path(__file__).resolve().parents[1] / ".github" / "workflows"
+CHECK = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent)) or shutil.which("check-jsonschema")
+
+
+def load(name: str) -> dict[Any, Any]:
+    doc = yaml.safe_load((WORKFLOWS / name).read_text())
+    return {("on" if key is True else key): value for key, value in doc.items()}  # YAML 1.1 reads `on` as True
+
+
+def check_jsonschema(*files: Path) -> subprocess.CompletedProcess[str]:
+    if CHECK is None:
+        pytest.skip("check-jsonschema is not installed (dev dependency)")
+    # Any network use would go through a proxy that refuses: the vendored schema must be all it needs.
+    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
+    return subprocess.run([CHECK, "--builtin-schema", "vendor.github-workflows", *map(str, files)],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+def test_every_workflow_validates_offline() -> None:
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    assert {f.name for f in files} >= {"ci.yml", "nightly.yml", "gate.yml"}
+    proc = check_jsonschema(*files)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_schema_check_can_fail(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  x:\n    steps:\n      - run: true\n")  # no runs-on
+    proc = check_jsonschema(broken)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+
+
+def test_ci_lints_types_and_tests() -> None:
+    ci = load("ci.yml")
+    assert {"push", "pull_request"} <= set(ci["on"])
+    runs = " ".join(step.get("run", "") for step in ci["jobs"]["test"]["steps"])
+    assert "make lint" in runs and "make test" in runs
+
+
+def test_nightly_schedule_matrix_and_pins() -> None:
+    nightly = load("nightly.yml")
+    (cron,) = [entry["cron"] for entry in nightly["on"]["schedule"]]
+    assert cron.split()[0] not in ("0", "00", "*"), "not on the hour"
+    assert "workflow_dispatch" in nightly["on"]
+    assert nightly["env"]["KIND_VERSION"] == KIND_RELEASE
+    assert tuple(int(x) for x in KIND_RELEASE[1:].split(".")) >= MIN_KIND
+    job = nightly["jobs"]["validate"]
+    matrix = job["strategy"]["matrix"]
+    assert set(matrix["candidate"]) == {"stable", "newest"}
+    assert set(matrix["kubernetes"]) <= set(NODE_IMAGES), "every Kubernetes version has a digest-pinned node image"
+    assert set(matrix["cni"]) == set(CNIS)
+    kind_step = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("helm/kind-action@"))
+    assert kind_step["with"] == {"version": "${{ env.KIND_VERSION }}", "install_only": True}
+    upload = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    assert upload["if"] == "always()"
+    for key in matrix:
+        assert f"matrix.{key}" in upload["with"]["name"], f"artifact names must be unique per {key}"
+    assert any("make validate" in s.get("run", "") for s in job["steps"])
+
+
+def test_gate_is_callable_and_dispatchable_with_a_version() -> None:
+    gate = load("gate.yml")
+    assert gate["on"]["workflow_call"]["inputs"]["version"]["required"] is True
+    assert "version" in gate["on"]["workflow_dispatch"]["inputs"]
+    assert gate["env"]["KIND_VERSION"] == KIND_RELEASE
+    steps = gate["jobs"]["validate"]["steps"]
+    assert any("make validate" in s.get("run", "") for s in steps)
+    assert gate["on"]["workflow_call"]["outputs"]["verdict"]["value"] == "${{ jobs.validate.outputs.verdict }}"
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "nightly.yml", "gate.yml"])
+def test_actions_are_pinned_to_a_version(name: str) -> None:
+    uses = [step["uses"] for job in load(name)["jobs"].values() for step in job["steps"] if "uses" in step]
+    assert uses and all(re.search(r"@(v\d+(\.\d+)*|[0-9a-f]{40})$", u) for u in uses), uses
