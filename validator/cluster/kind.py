@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 from validator.candidate import atomic_write
@@ -40,7 +41,8 @@ class KindProvider(Provider):
     name = "kind"
 
     def __init__(self, profile: Profile, run_dir: Path, progress: Progress, *, wait: str = "5m",
-                 ready_timeout_s: float = 300, create_timeout_s: float = 900, ready_interval_s: float = 2) -> None:
+                 ready_timeout_s: float = 300, create_timeout_s: float = 900, ready_interval_s: float = 2,
+                 preload_images: Sequence[str] = (), image_cache: Path | None = None) -> None:
         super().__init__(progress)
         self.profile = profile
         self.run_dir = run_dir
@@ -48,6 +50,8 @@ class KindProvider(Provider):
         self.ready_timeout_s = ready_timeout_s
         self.create_timeout_s = create_timeout_s
         self.ready_interval_s = ready_interval_s
+        self.preload_images = tuple(preload_images)
+        self.image_cache = image_cache
         self.kind = ""
         self.image = images.node_image(profile.kubernetes_version)
 
@@ -88,6 +92,10 @@ class KindProvider(Provider):
         wait_ready(api, expected_nodes=len(self.profile.nodes), timeout_s=self.ready_timeout_s,
                    interval_s=self.ready_interval_s)
         self.progress(f"cluster {cluster.name} is ready")
+        if self.preload_images:
+            from validator.cluster.preload import preload_images
+
+            preload_images(cluster, self.preload_images, self.progress, cache_dir=self.image_cache)
 
     def _install_calico(self, cluster: Cluster) -> None:
         kubectl = find_tool("kubectl", KUBECTL_REMEDY)

@@ -26,6 +26,7 @@ from validator.profiles import Profile
 
 KEEP_MODES = ("never", "on-failure", "always")
 PROVIDERS = ("kind", "existing")
+KIND_ONLY_OPTIONS = {"preload_images", "image_cache", "wait", "create_timeout_s", "ready_interval_s"}
 
 
 class Terminated(KeyboardInterrupt):
@@ -85,6 +86,9 @@ def make_provider(provider: str, profile: Profile, run_dir: Path, kubeconfig: Pa
                              "uses the kubeconfig it creates in the run directory")
         return KindProvider(profile, run_dir, progress, **options)
     if provider == "existing":
+        kind_only = sorted(set(options) & KIND_ONLY_OPTIONS)
+        if kind_only:
+            raise InputError(f"{', '.join(kind_only)} only apply to the kind provider")
         return ExistingProvider(profile, kubeconfig, context, progress, **options)
     raise InputError(f"unknown cluster provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
 
