@@ -317,3 +317,24 @@ def test_calico_install_failure(kind_env: FakeTools, tmp_path: Path) -> None:
             mirror_cluster(load_profile("calico"), tmp_path, progress=lambda m: None, **FAST):
         pass
     assert kind_env.calls("kind", "delete")
+
+
+def test_context_safety_ambient_kubeconfig_is_never_used(kind_env: FakeTools, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """KUBECONFIG and HOME point at a recording "production" server: zero requests may reach it."""
+    from tests.fakes import RecordingServer
+
+    with RecordingServer() as production:
+        home = tmp_path / "home"
+        ambient = production.kubeconfig(home / ".kube" / "config")
+        monkeypatch.setenv("KUBECONFIG", str(ambient))
+        monkeypatch.setenv("HOME", str(home))
+        before = ambient.read_text()
+        with mirror_cluster(load_profile("default"), tmp_path / "run", progress=lambda m: None, **FAST) as c:
+            c.api_client().call_api("GET", f"{kind_env.env['FAKE_KIND_API_SERVER']}/api/v1/nodes")
+            c.mark_failed()  # exercise the failure path too (log export)
+        assert production.requests == []
+        assert ambient.read_text() == before
+    for argv in kind_env.calls("kind", "create") + kind_env.calls("kind", "delete"):
+        assert argv[argv.index("--kubeconfig") + 1] == str(tmp_path / "run" / "kubeconfig")
+    assert all(e["kubeconfig_env"] is None for e in kind_env.entries())
