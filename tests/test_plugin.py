@@ -1,0 +1,144 @@
+"""The pytest plugin: inert for ordinary test runs, clash-free options, fail-closed scenario outcomes."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from validator.errors import CandidateFailed, EnvironmentNotReady
+from validator.pytest_plugin import application, application_state, classify_exception, describe_application
+from validator.report import ScenarioFailed, Status, validate_document
+
+pytest_plugins = ["pytester"]
+
+SCENARIO_FILE = """
+import pytest
+from validator.errors import CandidateFailed, EnvironmentNotReady
+from validator.report import ScenarioFailed
+
+@pytest.mark.scenario("good")
+def test_ok():
+    pass
+
+@pytest.mark.scenario("broken")
+def test_first_step():
+    pass
+
+@pytest.mark.scenario("broken")
+def test_second_step():
+    raise ScenarioFailed("init container secret-init of argocd-redis: dial tcp 10.96.0.1:443: i/o timeout",
+                         evidence=("diag/diagnosis.md",))
+
+@pytest.fixture
+def no_cluster():
+    raise EnvironmentNotReady("Docker engine not reachable: no daemon")
+
+@pytest.mark.scenario("env")
+def test_needs_cluster(no_cluster):
+    pass
+"""
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_inert_for_ordinary_runs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_x():\n    assert 1\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "artifacts").exists()  # no verdict, no I/O
+
+
+def test_options_are_offered(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    result.stdout.fnmatch_lines(["*argocd-mirror: validate*", "*--candidate=SPEC, --mirror-candidate=SPEC*",
+                                 "*--keep-cluster*", "*--wait-timeout=SECONDS*"])
+
+
+def test_never_clashes_with_pytest_kind_style_options(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(kindlike="def pytest_addoption(parser):\n"
+                                 "    parser.addoption('--kubeconfig')\n    parser.addoption('--keep-cluster')\n")
+    pytester.makepyfile(test_opts="def test_o(request):\n"
+                                  "    assert request.config.option.mirror_kubeconfig == 'k'\n"
+                                  "    assert request.config.option.kubeconfig == 'theirs'\n")
+    result = pytester.runpytest_subprocess("-p", "kindlike", "--kubeconfig", "theirs", "--mirror-kubeconfig", "k")
+    result.assert_outcomes(passed=1)
+
+
+def test_scenario_outcomes_become_a_fail_closed_verdict(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_scen=SCENARIO_FILE)
+    result = pytester.runpytest_subprocess("--artifacts", "out", "--candidate", "v2.11.1")
+    assert result.ret == 1  # the gate's exit code: a scenario was observed failing
+    doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
+    validate_document(doc)
+    by_name = {s["name"]: s for s in doc["scenarios"]}
+    assert by_name["good"]["status"] == "pass"
+    assert by_name["broken"]["status"] == "fail"
+    assert [s["status"] for s in by_name["broken"]["steps"]] == ["pass", "fail"]
+    assert by_name["broken"]["evidence"] == ["diag/diagnosis.md"]
+    assert by_name["env"]["status"] == "error"
+    assert by_name["env"]["root_cause"] == "test_needs_cluster: Docker engine not reachable: no daemon"
+    assert doc["status"] == "fail"
+    assert doc["root_cause"] == ("broken: init container secret-init of argocd-redis: "
+                                 "dial tcp 10.96.0.1:443: i/o timeout")
+    summary = (pytester.path / "out" / "summary.md").read_text().splitlines()[0]
+    assert summary == "FAIL v2.11.1: " + doc["root_cause"]
+
+
+def test_docker_marker_skips_with_reason_and_skips_never_pass(pytester: pytest.Pytester,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{closed_port()}")
+    pytester.makepyfile(test_d="import pytest\n@pytest.mark.scenario('fresh-install')\n@pytest.mark.docker\n"
+                               "def test_needs_docker():\n    raise AssertionError('must not run')\n")
+    result = pytester.runpytest_subprocess("-rs", "--artifacts", "out")
+    result.stdout.fnmatch_lines(["*SKIPPED*Docker engine not reachable*"])
+    assert result.ret == 2  # all skipped is "could not validate", never a pass
+    doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
+    assert doc["status"] == "error" and "Docker engine not reachable" in doc["root_cause"]
+
+
+def test_existing_provider_does_not_need_docker(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{closed_port()}")
+    pytester.makepyfile(test_d="import pytest\n@pytest.mark.docker\ndef test_x():\n    pass\n")
+    pytester.runpytest_subprocess("--provider", "existing").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (None, (Status.PASS, None, ())),
+    (ScenarioFailed("redis down", ("d.md",)), (Status.FAIL, "redis down", ("d.md",))),
+    (CandidateFailed("bad\nmanifest"), (Status.FAIL, "bad manifest", ())),
+    (AssertionError("objects not Healthy\nassert False"), (Status.FAIL, "objects not Healthy", ())),
+    (AssertionError(), (Status.FAIL, "assertion failed", ())),
+    (EnvironmentNotReady("no Docker"), (Status.ERROR, "no Docker", ())),
+    (KeyError("x"), (Status.ERROR, "internal error: KeyError: 'x'", ())),
+])
+def test_classify_exception(exc: BaseException | None, expected: tuple[object, ...]) -> None:
+    assert classify_exception(exc) == expected
+
+
+def test_classify_skip() -> None:
+    with pytest.raises(pytest.skip.Exception) as info:
+        pytest.skip("needs --baseline SPEC")
+    assert classify_exception(info.value) == (Status.SKIPPED, "needs --baseline SPEC", ())
+
+
+def test_application_shape_and_state() -> None:
+    app = application("argocd", "argocd", "https://github.com/argoproj/argo-cd.git", "v3.5.1", "manifests",
+                      "argocd", include="install.yaml", server_side=True)
+    assert app["spec"]["source"] == {"repoURL": "https://github.com/argoproj/argo-cd.git", "targetRevision": "v3.5.1",
+                                     "path": "manifests", "directory": {"include": "install.yaml"}}
+    assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
+    assert application_state(app) == (False, None)
+    app["status"] = {"sync": {"status": "Synced"}, "health": {"status": "Healthy"},
+                     "operationState": {"phase": "Succeeded"}}
+    assert application_state(app) == (True, None)
+    app["status"] = {"sync": {"status": "OutOfSync"}, "health": {"status": "Missing"},
+                     "operationState": {"phase": "Failed", "retryCount": 2, "message": "one or more objects failed"},
+                     "conditions": [{"type": "ComparisonError", "message": "dial tcp: lookup github.com: i/o timeout"}]}
+    assert application_state(app) == (False, "sync failed: one or more objects failed")
+    assert describe_application(app) == "sync OutOfSync, health Missing: dial tcp: lookup github.com: i/o timeout"
