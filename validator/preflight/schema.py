@@ -10,11 +10,12 @@ the CRDs in the bundle; without their CRD they are reported as unchecked (info).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from validator.errors import EnvironmentNotReady
@@ -95,13 +96,18 @@ def is_builtin_group(group: str) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
-def _schema_root() -> Any:
-    try:
-        return resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")
-    except ModuleNotFoundError:
-        raise EnvironmentNotReady(
-            "the kubernetes-validate package (offline Kubernetes schemas) is not installed: pip install "
-            "kubernetes-validate") from None
+def _schema_root() -> Path:
+    """kubernetes-validate's schema directory, found without importing the package (whose import pulls in
+    jsonschema, referencing and PyYAML's loader: a tenth of a second we do not need)."""
+    spec = importlib.util.find_spec("kubernetes_validate")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        root = Path(location) / "kubernetes-json-schema"
+        if root.is_dir():
+            return root
+    raise EnvironmentNotReady(
+        "the kubernetes-validate package (offline Kubernetes schemas) is not installed: "
+        "pip install kubernetes-validate")
 
 
 @lru_cache(maxsize=1)
@@ -157,7 +163,7 @@ def _type_crd_unions(defs: dict[str, Any]) -> None:
 
 @lru_cache(maxsize=4)
 def load_schemas(version: tuple[int, int]) -> Schemas:
-    path = _schema_root().joinpath(f"v{version[0]}.{version[1]}.0-local-strict", "_definitions.json")
+    path = _schema_root() / f"v{version[0]}.{version[1]}.0-local-strict" / "_definitions.json"
     defs: dict[str, Any] = json.loads(path.read_bytes())["$defs"]
     _type_crd_unions(defs)
     by_gvk: dict[tuple[str, str, str], str] = {}

@@ -21,10 +21,12 @@ _TYPES: dict[str, tuple[type, ...]] = {
 class Node:
     """One compiled schema node. Children compile lazily so recursive schemas (JSONSchemaProps) terminate."""
 
-    __slots__ = ("additional", "alternatives", "enum", "items", "properties", "required", "types")
+    __slots__ = ("additional", "alternatives", "bool_ok", "enum", "items", "properties", "pytypes", "required", "types")
 
     def __init__(self) -> None:
         self.types: tuple[str, ...] | None = None  # None: any type
+        self.pytypes: tuple[type, ...] | None = None  # the Python types of `types`, checked with isinstance
+        self.bool_ok = True
         self.properties: dict[str, Node] = {}
         self.additional: Node | None = None  # None: no other keys allowed (when properties are declared)
         self.items: Node | None = None
@@ -77,6 +79,9 @@ class Compiler:
         if self.dialect == "crd" and types is not None and schema.get("nullable"):
             types = (*types, "null")
         node.types = types
+        if types is not None and all(t in _TYPES for t in types):
+            node.pytypes = tuple(py for t in types for py in _TYPES[t])
+            node.bool_ok = "boolean" in types
         node.properties = {k: self.compile(v) for k, v in (schema.get("properties") or {}).items()}
         additional = schema.get("additionalProperties")
         preserve = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
@@ -105,18 +110,16 @@ class Compiler:
 
 _NOTHING = Node()
 _NOTHING.types = ()
+_NOTHING.pytypes = ()
+_NOTHING.bool_ok = False
 
 
-def _type_ok(types: tuple[str, ...], value: Any) -> bool:
-    for name in types:
-        expected = _TYPES.get(name)
-        if expected is None:
-            return True  # a type we do not know: do not invent errors
-        if isinstance(value, bool) and name in ("integer", "number"):
-            continue
-        if isinstance(value, expected):
-            return True
-    return False
+def _type_ok(node: Node, value: Any) -> bool:
+    if node.pytypes is None:
+        return True  # no type, or one we do not know: do not invent errors
+    if value.__class__ is bool:
+        return node.bool_ok  # bool is an int to Python, not to JSON Schema
+    return isinstance(value, node.pytypes)
 
 
 def _describe(value: Any) -> str:
@@ -135,39 +138,49 @@ def _walk(node: Node, value: Any, path: str, errors: list[str], limit: int) -> N
     if len(errors) >= limit or node is ANY:
         return
     where = path or "(root)"
-    if node.types is not None and not _type_ok(node.types, value):
-        errors.append(f"{where}: {_describe(value)} is not of type {' or '.join(node.types) or 'nothing'}")
+    if not _type_ok(node, value):
+        errors.append(f"{where}: {_describe(value)} is not of type {' or '.join(node.types or ()) or 'nothing'}")
         return
     if node.enum is not None and value is not None and value not in node.enum:
         errors.append(f"{where}: {_describe(value)} is not one of {node.enum}")
         return
     if node.alternatives is not None:
         keyword, branches = node.alternatives
-        results = [validate(b, value, path, [], limit) for b in branches]
         if keyword == "allOf":
-            for result in results:
-                errors.extend(result[: max(0, limit - len(errors))])
-        elif not any(not r for r in results):
-            # report the branch of the value's own type (its errors say what is wrong), else a summary
-            typed = [r for b, r in zip(branches, results, strict=True) if b.types is None or _type_ok(b.types, value)]
-            errors.extend(typed[0][: max(1, limit - len(errors))] if typed else
-                          [f"{where}: {_describe(value)} matches no alternative of {keyword}"])
-            return
+            for branch in branches:
+                _walk(branch, value, path, errors, limit)
+        else:
+            # a branch of another type fails outright; of the rest the first that passes wins, and when none
+            # does, the errors of the first one (the value's own type) say what is wrong
+            typed = [b for b in branches if _type_ok(b, value)]
+            results = []
+            for branch in typed:
+                result = validate(branch, value, path, [], limit)
+                if not result:
+                    break
+                results.append(result)
+            else:
+                errors.extend(results[0][: max(1, limit - len(errors))] if results else
+                              [f"{where}: {_describe(value)} matches no alternative of {keyword}"])
+                return
     if isinstance(value, dict):
         for key in node.required:
             if key not in value:
                 errors.append(f"{where}: required field {key!r} is missing")
         props = node.properties
         for key, child in value.items():
-            sub = f"{path}.{key}" if path else str(key)
             target = props.get(key)
             if target is None:
                 target = node.additional
                 if target is None:
                     if props or node.types is not None:
-                        errors.append(f"{sub}: unknown field {key!r}")
+                        errors.append(f"{f'{path}.' if path else ''}{key}: unknown field {key!r}")
                     continue
-            _walk(target, child, sub, errors, limit)
+            if target is ANY or (target.alternatives is None and target.enum is None
+                                 and not isinstance(child, dict | list)
+                                 and _type_ok(target, child)):
+                continue  # fast path: a scalar of the right type (most of a manifest) needs no call
+            _walk(target, child, f"{path}.{key}" if path else str(key), errors, limit)
             if len(errors) >= limit:
                 return
     elif isinstance(value, list) and node.items is not None and node.items is not ANY:

@@ -1,0 +1,120 @@
+"""Benchmark: `argocd-mirror preflight` on Argo CD v3.5.1 install.yaml vs `kubernetes-validate` on the same file.
+
+Run as a script (prints both figures side by side, measured in the same run):
+    .venv/bin/python benchmarks/bench_preflight.py [--runs 5] [--manifest PATH]
+or with pytest-benchmark:
+    .venv/bin/pytest benchmarks/bench_preflight.py --benchmark-only
+
+Targets (issue #3): the CLI, all checks on, <= 0.5 s wall, and >= 20x faster than kubernetes-validate.
+Both tools are timed as fresh processes, so start-up and imports count, as they do for a user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "manifests" / "argo-cd" / "v3.5.1" / "install.yaml"
+BIN = Path(sys.executable).parent
+
+
+def preflight_argv(manifest: Path) -> list[str]:
+    return [sys.executable, "-m", "validator.cli", "preflight", str(manifest), "--format", "json"]
+
+
+def kubernetes_validate_argv(manifest: Path) -> list[str]:
+    tool = shutil.which("kubernetes-validate", path=str(BIN)) or shutil.which("kubernetes-validate")
+    if tool is None:
+        raise SystemExit("kubernetes-validate is not installed (pip install kubernetes-validate)")
+    return [tool, "--kubernetes-version", "1.35", "--strict", "--quiet", str(manifest)]
+
+
+def wall(argv: list[str], runs: int, ok: tuple[int, ...] = (0,)) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, timeout=600, check=False)
+        times.append(time.perf_counter() - start)
+        if proc.returncode not in ok:
+            raise SystemExit(f"{argv[0]} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+    return times
+
+
+def in_process(manifest: Path) -> dict[str, float]:
+    """Where the preflight time goes, inside one process: imports, YAML loading, the checks (cold and warm)."""
+    start = time.perf_counter()
+    from validator.candidate import resolve
+    from validator.preflight import run_preflight
+    from validator.profiles import load_profile
+    imported = time.perf_counter()
+    bundle = resolve(str(manifest))
+    loaded = time.perf_counter()
+    profile = load_profile("default")
+    run_preflight(bundle, profile)
+    cold = time.perf_counter()
+    run_preflight(bundle, profile)
+    warm = time.perf_counter()
+    return {"imports": imported - start, "load_yaml": loaded - imported, "checks_cold": cold - loaded,
+            "checks_warm": warm - cold}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--manifest", type=Path, default=MANIFEST)
+    args = parser.parse_args(argv)
+    if not args.manifest.is_file():
+        print(f"manifest not found: {args.manifest}", file=sys.stderr)
+        return 2
+    ours = wall(preflight_argv(args.manifest), args.runs)
+    theirs = wall(kubernetes_validate_argv(args.manifest), max(1, args.runs // 2 + 1))
+    parts = in_process(args.manifest)
+    ours_med, theirs_med = statistics.median(ours), statistics.median(theirs)
+    print(f"manifest: {args.manifest} ({args.manifest.stat().st_size} bytes)")
+    print(f"argocd-mirror preflight (CLI, all checks): median {ours_med:.3f} s  min {min(ours):.3f} s  "
+          f"({len(ours)} runs; target <= 0.5 s)")
+    print(f"kubernetes-validate --strict -k 1.35     : median {theirs_med:.3f} s  min {min(theirs):.3f} s  "
+          f"({len(theirs)} runs)")
+    print(f"speed-up: {theirs_med / ours_med:.1f}x (target >= 20x)")
+    print("in-process breakdown: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in parts.items()))
+    return 0
+
+
+# pytest-benchmark entry points (run explicitly: pytest benchmarks/bench_preflight.py)
+
+
+def _manifest_or_skip() -> Path:
+    import pytest
+
+    if not MANIFEST.is_file():
+        pytest.skip(f"real manifest not present: {MANIFEST}")
+    return MANIFEST
+
+
+def test_bench_preflight_cli(benchmark: Any) -> None:
+    manifest = _manifest_or_skip()
+    benchmark.pedantic(wall, args=(preflight_argv(manifest), 1), rounds=5, iterations=1)
+
+
+def test_bench_preflight_checks_only(benchmark: Any) -> None:
+    from validator.candidate import resolve
+    from validator.preflight import run_preflight
+    from validator.profiles import load_profile
+
+    bundle = resolve(str(_manifest_or_skip()))
+    benchmark(run_preflight, bundle, load_profile("default"))
+
+
+def test_bench_kubernetes_validate_cli(benchmark: Any) -> None:
+    manifest = _manifest_or_skip()
+    benchmark.pedantic(wall, args=(kubernetes_validate_argv(manifest), 1), rounds=2, iterations=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
