@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 
@@ -15,7 +16,8 @@ class Progress:
     """Callable that prints '[  12s] message' to stderr; pass it as `progress=` to the layers below."""
 
     def __init__(self, console: Console | None = None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+        # bound to the stderr of now: pytest's output may be redirected into a log later, progress is not
+        self.console = console or Console(file=sys.stderr, highlight=False, soft_wrap=True)
         self.clock = clock
         self.started = clock()
 

@@ -104,7 +104,7 @@ class MirrorOptions:
         )
 
 
-@dataclass
+@dataclass(eq=False)  # pluggy keeps plugins in sets: identity hashing
 class Driver:
     """Handed to pytest.main(plugins=[...]) by `argocd-mirror validate`: pre-resolved bundles in, results out.
 

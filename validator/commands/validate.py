@@ -114,7 +114,8 @@ def run_scenarios(args: argparse.Namespace, scenarios: list[str], out: Path, dri
     """pytest.main in-process (the resolved bundles travel in the Driver), its output into pytest.log."""
     import pytest
 
-    with open(out / "pytest.log", "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+    with open(out / "pytest.log", "w", encoding="utf-8") as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log):
         return int(pytest.main(pytest_args(args, scenarios, out), plugins=[driver]))
 
 

@@ -1,0 +1,136 @@
+"""End to end: `argocd-mirror validate` through the real code paths, with fake kind/docker on PATH and the
+Kubernetes API double behind the kubeconfig the fake kind writes.
+
+What is played by doubles: kind and docker (tests/fakes), the API server with its controllers and kubelet
+(tests/apidouble), the NetworkPolicy probe pods' outcome, and Argo CD's application-controller writing the
+smoke Application's status. Everything of ours runs for real: resolve, preflight, the CLI, pytest with the
+plugin and scenarios, cluster lifecycle, NetworkPolicy proof, install, watch, fail-fast, diagnose, reports.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.apidouble import ApiDouble
+from tests.apidouble.argocd import as_v2_11_1, broken_redis, bundle_from, healthy_redis
+from tests.conftest import real_manifest
+from tests.fakes import FakeTools, fake_tools  # noqa: F401  (fixture)
+from tests.test_cluster_kind import ready_node
+from tests.test_cluster_netpol import finish
+from validator.cli import main
+from validator.report import validate_document
+
+SMOKE_APP = "argocd-mirror-smoke"
+# what diagnose says about the v2.11.1 redis outage (see tests/test_watch.py)
+REDIS_ROOT_CAUSE = 'argocd-redis: init container secret-init failing'
+
+
+def enforcing_cluster(double: ApiDouble) -> None:
+    """One Ready node; the deny-all probe gets blocked and the open probe connects (an enforcing CNI)."""
+    double.create(ready_node("argocd-mirror-control-plane"))
+    finish(double, "probe-restricted", "Succeeded", "attempt 1: connected\nattempt 2: blocked\nattempt 3: blocked\n")
+    finish(double, "probe-open", "Succeeded", "attempt 1: connected\n")
+
+
+def argocd_syncs_smoke_app(double: ApiDouble) -> None:
+    """Play Argo CD's application-controller for the smoke Application: Synced and Healthy once it exists."""
+    double.script(at=0, kind="Application", name=SMOKE_APP, namespace="argocd", status={
+        "sync": {"status": "Synced"}, "health": {"status": "Healthy"},
+        "operationState": {"phase": "Succeeded", "message": "successfully synced (all tasks run)"},
+        "resources": [{"kind": "Deployment", "name": "guestbook-ui", "health": {"status": "Healthy"}}]})
+
+
+@pytest.fixture
+def mirror(fake_tools: FakeTools) -> Iterator[ApiDouble]:  # noqa: F811
+    with ApiDouble() as double:
+        enforcing_cluster(double)
+        argocd_syncs_smoke_app(double)
+        fake_tools.api_server(double.url)
+        yield double
+
+
+def write_candidate(path: Path, bundle: Any) -> Path:
+    path.write_text(yaml.safe_dump_all([obj.body for obj in bundle], sort_keys=False))
+    return path
+
+
+def outputs(out: Path) -> tuple[dict[str, Any], list[str], ET.Element]:
+    doc = json.loads((out / "verdict.json").read_text())
+    validate_document(doc)
+    return doc, (out / "summary.md").read_text().splitlines(), ET.parse(out / "junit.xml").getroot()
+
+
+def junit_outcomes(junit: ET.Element) -> dict[str, str]:
+    """testcase name -> passed | failure | error | skipped."""
+    result = {}
+    for case in junit.iter("testcase"):
+        outcome = next((child.tag for child in case if child.tag in ("failure", "error", "skipped")), "passed")
+        result[f"{case.get('classname')}::{case.get('name')}"] = outcome
+    return result
+
+
+def test_passing_candidate(mirror: ApiDouble, fake_tools: FakeTools, tmp_path: Path,  # noqa: F811
+                           capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    summary_file = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+    healthy_redis(mirror)
+    candidate = real_manifest("v2.11.2/install.yaml")
+    out = tmp_path / "artifacts"
+    code = main(["validate", str(candidate), "--artifacts", str(out), "--wait-timeout", "60"])
+    stdout = capsys.readouterr().out
+    doc, summary, junit = outputs(out)
+    assert code == 0, stdout
+    assert doc["status"] == "pass" and doc["candidate"]["image_version"] == "v2.11.2"
+    assert [s["name"] for s in doc["scenarios"]] == ["fresh-install", "app-smoke"]
+    cases = junit_outcomes(junit)
+    assert len(cases) == 5 and set(cases.values()) == {"passed"}, cases
+    assert summary[0] == stdout.splitlines()[0] == summary_file.read_text().splitlines()[0]
+    assert summary[0].startswith(f"PASS {candidate}=v2.11.2 fresh-install ")
+    (cluster,) = fake_tools.calls("kind", "create", "cluster")
+    assert fake_tools.calls("kind", "delete", "cluster")  # torn down after the pass
+    assert "--kubeconfig" in cluster and str(out) in cluster[cluster.index("--kubeconfig") + 1]
+    assert mirror.sim.errors == []
+
+
+def test_v2_11_1_shaped_candidate_stops_at_preflight(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811
+                                                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    candidate = write_candidate(tmp_path / "v2.11.1.yaml", as_v2_11_1(bundle_from(real_manifest("v2.11.2/install.yaml"))))
+    out = tmp_path / "artifacts"
+    assert main(["validate", str(candidate), "--artifacts", str(out)]) == 1
+    stdout = capsys.readouterr().out
+    doc = json.loads((out / "verdict.json").read_text())
+    validate_document(doc)
+    assert doc["status"] == "fail" and doc["root_cause"].startswith("preflight: ")
+    assert "argocd-redis-network-policy" in doc["root_cause"]
+    first = (out / "summary.md").read_text().splitlines()[0]
+    assert first == stdout.splitlines()[0] == f"FAIL {candidate}=v2.11.2: {doc['root_cause']}"
+    assert not fake_tools.calls("kind", "create")  # no cluster time spent on a statically broken candidate
+
+
+def test_v2_11_1_shaped_candidate_fails_on_the_mirror(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811
+                                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken_redis(mirror, every=0.1)
+    candidate = write_candidate(tmp_path / "v2.11.1.yaml", as_v2_11_1(bundle_from(real_manifest("v2.11.2/install.yaml"))))
+    out = tmp_path / "artifacts"
+    code = main(["validate", str(candidate), "--artifacts", str(out), "--skip-preflight-errors",
+                 "--scenario", "fresh-install", "--keep-cluster", "on-failure"])
+    stdout = capsys.readouterr().out
+    doc, summary, junit = outputs(out)
+    assert code == 1, stdout
+    assert doc["status"] == "fail"
+    assert REDIS_ROOT_CAUSE in doc["root_cause"] and "argocd-redis-network-policy" in doc["root_cause"]
+    assert summary[0] == stdout.splitlines()[0] == f"FAIL {candidate}=v2.11.2: {doc['root_cause']}"
+    (scenario,) = doc["scenarios"]
+    assert scenario["evidence"] and all(Path(p).is_file() for p in scenario["evidence"])
+    failures = [case for case in junit.iter("testcase") if case.find("error") is not None
+                or case.find("failure") is not None]
+    assert failures and any(REDIS_ROOT_CAUSE in ET.tostring(case, encoding="unicode") for case in failures)
+    assert not fake_tools.calls("kind", "delete", "cluster")  # kept for inspection (--keep-cluster on-failure)
+    assert fake_tools.calls("kind", "export", "logs")
