@@ -26,6 +26,7 @@ from validator.health import (
     container_statuses,
     describe_termination,
     last_termination,
+    metadata,
     object_ref,
     owner_of,
     quote,
@@ -218,7 +219,7 @@ def _condition_signal(obj: Mapping[str, Any], ctype: str, status: str, rule: str
 
 
 def _deployment_signals(obj: Mapping[str, Any]) -> Iterator[Signal]:
-    spec, status, meta = obj.get("spec") or {}, obj.get("status") or {}, obj.get("metadata") or {}
+    spec, status, meta = obj.get("spec") or {}, obj.get("status") or {}, metadata(obj)
     if spec.get("paused") is True or int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
         return  # Argo CD does not look at the deadline then (paused, or a new generation not yet observed)
     progressing = condition(obj, "Progressing")
@@ -252,7 +253,7 @@ _HPA_FATAL = frozenset({("AbleToScale", "FailedGetScale"), ("ScalingActive", "In
 def _hpa_signals(obj: Mapping[str, Any]) -> Iterator[Signal]:
     conds: Any = (obj.get("status") or {}).get("conditions") or []
     if str(obj.get("apiVersion", "")).endswith("/v1"):
-        raw = ((obj.get("metadata") or {}).get("annotations") or {}).get("autoscaling.alpha.kubernetes.io/conditions")
+        raw = (metadata(obj).get("annotations") or {}).get("autoscaling.alpha.kubernetes.io/conditions")
         try:
             conds = json.loads(raw) if raw else []
         except ValueError:
@@ -278,7 +279,7 @@ def signals(obj: Mapping[str, Any]) -> list[Signal]:
     """Every §6 signal visible in one observation of an object (empty for kinds with no rule)."""
     group = str(obj.get("apiVersion", "")).rpartition("/")[0]
     detector = DETECTORS.get((group, str(obj.get("kind", ""))))
-    if detector is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
+    if detector is None or metadata(obj).get("deletionTimestamp"):
         return []  # no rule for the kind, or the object is going away (a replaced pod's SIGTERM exit is no failure)
     try:
         return list(detector(obj))
@@ -309,7 +310,7 @@ class FailFast:
 
     @staticmethod
     def _key(obj: Mapping[str, Any]) -> str:
-        meta = obj.get("metadata") or {}
+        meta = metadata(obj)
         return str(meta.get("uid") or f"{obj.get('apiVersion')}|{object_ref(obj)}")
 
     def forget(self, obj: dict[str, Any]) -> None:

@@ -116,9 +116,15 @@ def condition(obj: Mapping[str, Any], ctype: str) -> Mapping[str, Any] | None:
     return None
 
 
+def metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """obj.metadata, or {} when absent or not an object (live JSON from a broken server must not crash us)."""
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
 def object_ref(obj: Mapping[str, Any]) -> str:
     """'Kind/namespace/name' (or 'Kind/name' when cluster-scoped): how verdicts and root causes name objects."""
-    meta = obj.get("metadata") or {}
+    meta = metadata(obj)
     kind, name, ns = obj.get("kind", "?"), meta.get("name", "?"), meta.get("namespace")
     return f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}"
 
@@ -552,9 +558,7 @@ def assess(obj: dict[str, Any], strict: bool = False) -> Health:
     Never raises on odd input: a field of the wrong type gives Unknown with the reason, as Argo CD's failed
     typed conversion does, so a malformed object can never read Healthy.
     """
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict):
-        meta = {}
+    meta = metadata(obj)
     if meta.get("deletionTimestamp") and HOOK_FINALIZER not in (meta.get("finalizers") or ()):
         return _PENDING_DELETION
     api_version = obj.get("apiVersion")
@@ -583,7 +587,7 @@ def environment_exempt(obj: dict[str, Any], health: Health) -> str | None:
     Only Progressing verdicts that depend on infrastructure the mirror deliberately lacks qualify (§6 last row);
     callers report these separately and never count them as Healthy.
     """
-    if health.status is not _P:
+    if health.status is not _P or metadata(obj).get("deletionTimestamp"):
         return None
     kind = obj.get("kind")
     group = str(obj.get("apiVersion", "")).rpartition("/")[0]
@@ -599,11 +603,11 @@ def environment_exempt(obj: dict[str, Any], health: Health) -> str | None:
                 return ("PersistentVolumeClaim is Pending with no consumer scheduled: kind's default StorageClass "
                         "binds only when a pod uses it (WaitForFirstConsumer)")
         if kind == "APIService" and group == "apiregistration.k8s.io":
-            service = _map(obj, "spec").get("service")
+            service = _map(_map(obj, "spec"), "service")
             if service:
                 return (f"APIService is backed by Service {service.get('namespace')}/{service.get('name')}, "
                         f"not available on the mirror cluster ({health.message or 'no Available condition'})")
-    except _Malformed:
+    except (ValueError, AttributeError):
         return None
     return None
 
@@ -611,8 +615,10 @@ def environment_exempt(obj: dict[str, Any], health: Health) -> str | None:
 def owner_of(obj: Mapping[str, Any]) -> str | None:
     """The workload that owns a pod, as 'Kind/namespace/name': a ReplicaSet created by a Deployment maps to the
     Deployment (RS name minus '-<pod-template-hash>'), so root causes can name e.g. argocd-redis."""
-    meta = obj.get("metadata") or {}
+    meta = metadata(obj)
     owners = meta.get("ownerReferences") or []
+    if not isinstance(owners, list):
+        return None
     controller = next((o for o in owners if isinstance(o, dict) and o.get("controller")), None)
     if controller is None and owners and isinstance(owners[0], dict):
         controller = owners[0]
@@ -620,8 +626,9 @@ def owner_of(obj: Mapping[str, Any]) -> str | None:
         return None
     kind, name = controller.get("kind", "?"), str(controller.get("name", "?"))
     ns = meta.get("namespace")
-    template_hash = (meta.get("labels") or {}).get("pod-template-hash")
-    if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+    labels = meta.get("labels")
+    template_hash = labels.get("pod-template-hash") if isinstance(labels, dict) else None
+    if kind == "ReplicaSet" and isinstance(template_hash, str) and template_hash and name.endswith(f"-{template_hash}"):
         kind, name = "Deployment", name[: -len(template_hash) - 1]
     return f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}"
 
@@ -641,7 +648,7 @@ def explain(obj: dict[str, Any], health: Health) -> str | None:
             if detail is not None:
                 return f"{ref}{detail}"
         cond = _problem_condition(obj)
-    except _Malformed:
+    except (ValueError, TypeError, AttributeError):
         cond = None
     text = health.message or (f"{cond.get('reason')}: {cond.get('message', '')}" if cond else "")
     return f"{ref}: {health.status.value}" + (f": {text}" if text else "")
@@ -722,7 +729,7 @@ def evidence(obj: Mapping[str, Any]) -> dict[str, Any]:
                 ]
                 if states:
                     out[key] = states
-    except _Malformed as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         out["malformed"] = str(exc)
     return out
 
