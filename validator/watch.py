@@ -25,12 +25,14 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from validator.errors import EnvironmentNotReady
 from validator.failfast import FailFast, Terminal, Thresholds
-from validator.health import Health, HealthStatus, assess, environment_exempt, explain
+from validator.health import Health, HealthStatus, assess, environment_exempt, explain, pod_problem
 from validator.install import Kube, KubeError, Resource, image_mismatches, iter_lines
 from validator.manifests import Bundle, KubeObject, ObjectRef, group_of
 
 Progress = Callable[[str], None]
 _OWNED_KINDS = (("v1", "Pod"), ("apps/v1", "ReplicaSet"))
+_RANK = {HealthStatus.UNKNOWN: 5, HealthStatus.DEGRADED: 4, HealthStatus.MISSING: 3, HealthStatus.PROGRESSING: 2,
+         HealthStatus.SUSPENDED: 1}
 _WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"})
 
 
@@ -132,6 +134,8 @@ class _KindWatch(threading.Thread):
             self.response = self.kube.stream(self.res.path(self.namespace), query, self.stream_timeout_s + 30)
             self.watches += 1
             try:
+                if self.stop.is_set():  # stopped while connecting: close() may have missed this stream
+                    return
                 for line in iter_lines(self.response):
                     event = json.loads(line)
                     etype, obj = event.get("type"), event.get("object") or {}
@@ -265,17 +269,24 @@ class _State:
         return text
 
     def suspect(self) -> str | None:
-        """The worst-looking live object right now (a pod's container problem beats a Progressing owner)."""
+        """The likeliest culprit now: the worst pod with a visible container problem, else the slowest object."""
         worst: tuple[int, str] | None = None
-        rank = {HealthStatus.UNKNOWN: 5, HealthStatus.DEGRADED: 4, HealthStatus.MISSING: 3,
-                HealthStatus.PROGRESSING: 2, HealthStatus.SUSPENDED: 1}
         for ref, health in self.health.items():
-            if health.status in rank and ref not in self.exempt:
-                text = explain(self.live[ref], health) if ref in self.live else str(ref)
-                score = rank[health.status] + (1 if self.live.get(ref, {}).get("kind") == "Pod" else 0)
-                if text and (worst is None or score > worst[0]):
-                    worst = (score, text)
-        return worst[1] if worst else None
+            obj = self.live.get(ref)
+            if obj is None or obj.get("kind") != "Pod" or health.status not in _RANK or not pod_problem(obj):
+                continue
+            text = explain(obj, health)
+            if text and (worst is None or _RANK[health.status] > worst[0]):
+                worst = (_RANK[health.status], text)
+        if worst:
+            return worst[1]
+        if not self.unsatisfied:
+            return None
+        slowest = min(self.unsatisfied, key=lambda r: (self.since.get(r, self.started), str(r)))
+        if slowest not in self.live:
+            return f"{slowest}: Missing"
+        current = self.health.get(slowest)
+        return (explain(self.live[slowest], current) if current else None) or str(slowest)
 
 
 def kinds_in_play(kube: Kube, bundle: Bundle) -> list[tuple[str, str, Resource]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,10 @@ class ApiDouble:
 
         self.sim.at(at, action)
 
+    def at(self, seconds: float, action: Callable[[], object]) -> None:
+        """Run any callable (e.g. a fault: `lambda: double.drop_watches()`) at `seconds` after start."""
+        self.sim.at(seconds, lambda: (action(), True)[1])
+
     def elapsed(self) -> float:
         """Seconds since the double started (the clock `script(at=...)` uses)."""
         return time.monotonic() - self.sim.t0
@@ -186,6 +190,13 @@ class ApiDouble:
         return sum(n for (v, path), n in self.requests.items()
                    if verb in (None, v) and (path_contains is None or path_contains in path))
 
+    @property
+    def request_log(self) -> list[tuple[str, str]]:
+        """(verb, raw path) of every request in arrival order."""
+        with self.server.requests_lock:
+            return list(self.server.log)
+
     def reset_counts(self) -> None:
         with self.server.requests_lock:
             self.server.requests.clear()
+            self.server.log.clear()

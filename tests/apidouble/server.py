@@ -102,6 +102,7 @@ class Server:
         self.version = version
         self.logs = logs
         self.requests: Counter[tuple[str, str]] = Counter()
+        self.log: list[tuple[str, str]] = []  # (verb, path) in arrival order
         self.requests_lock = threading.Lock()
         self.stopping = threading.Event()
         self.bookmark_interval_s = 1.0
@@ -140,9 +141,11 @@ class Server:
 
         return Handler
 
-    def count(self, verb: str, path: str) -> None:
+    def count(self, verb: str, path: str, raw_path: str) -> None:
         with self.requests_lock:
             self.requests[(verb, path)] += 1
+            if len(self.log) < 100_000:
+                self.log.append((verb, raw_path))
 
     @staticmethod
     def send_json(h: BaseHTTPRequestHandler, code: int, body: Any) -> None:
@@ -204,7 +207,7 @@ class Server:
             parsed, _ = self.parse(url.path)
             verb = self.verb_of(method, parsed, query, content_type)
             key = url.path if parsed is None else self._template(parsed)
-            self.count(verb, key)
+            self.count(verb, key, url.path)
             fault = self.faults.take(verb, url.path)
             if fault is not None:
                 if fault.delay_s:

@@ -1,0 +1,249 @@
+"""install(): order, apply modes, rejections, upgrade/rollback with prune, image checks, over HTTP to the double."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.apidouble import ApiDouble
+from tests.apidouble.argocd import bundle_from, healthy_redis
+from tests.conftest import real_manifest
+from validator.errors import CandidateFailed, InputError
+from validator.failfast import Thresholds
+from validator.install import LAST_APPLIED, image_mismatches, install, normalize_image, phases
+from validator.manifests import Bundle, KubeObject, load_bundle
+from validator.watch import wait_healthy
+
+FAST = Thresholds(config_error_grace_s=3, dependent_wait_s=6)
+
+CRD_AND_CR = b"""
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w1}
+spec: {size: 3}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web}
+spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Ingress]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: app, image: nginx:1.27}]}
+"""
+
+
+@pytest.fixture(scope="module")
+def v2_11_2() -> Bundle:
+    return bundle_from(real_manifest("v2.11.2/install.yaml"))
+
+
+@pytest.fixture(scope="module")
+def v2_11_0() -> Bundle:
+    return bundle_from(real_manifest("v2.11.0/install.yaml"))
+
+
+def _paths(double: ApiDouble, verb: str) -> list[str]:
+    return [path for v, path in double.request_log if v == verb]
+
+
+def test_order_namespace_policies_crds_established_hook_then_workloads_and_crs() -> None:
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    seen: dict[str, Any] = {}
+    with ApiDouble(crd_establish_s=0.3) as double:
+        api = double.api_client()
+
+        def hook(client: Any) -> None:  # what the harness uses to prove NetworkPolicy enforcement
+            seen["netpol"] = double.get("NetworkPolicy", "web", "argocd") is not None
+            seen["deployment"] = double.get("Deployment", "web", "argocd")
+            seen["client"] = client
+
+        result = install(api, bundle, before_workloads=hook)
+        applies = _paths(double, "apply")
+        assert applies[0] == "/api/v1/namespaces/argocd"  # the namespace first
+        order = [p.rsplit("/", 2)[-2] for p in applies]
+        assert order.index("networkpolicies") < order.index("customresourcedefinitions") < order.index("deployments")
+        assert order[-1] == "widgets"  # custom resources last
+        assert seen == {"netpol": True, "deployment": None, "client": api}
+        assert result.established == ["widgets.example.com"]
+        assert double.get("Widget", "w1", "argocd") is not None
+        # the CR went in only after a watch saw the CRD Established (the double serves the kind only then)
+        log = double.request_log
+        assert ("watch", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions") in log
+        assert log.index(("watch", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")) < log.index(
+            ("apply", "/apis/example.com/v1/namespaces/argocd/widgets/w1"))
+        assert result.applied[-1] == "Widget.example.com/argocd/w1"
+
+
+def test_server_side_apply_sends_field_manager_and_force() -> None:
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    with ApiDouble() as double:
+        install(double.api_client(), bundle)
+        deployment = double.get("Deployment", "web", "argocd")
+    assert deployment is not None
+    assert [m["manager"] for m in deployment["metadata"]["managedFields"]] == ["argocd-mirror"]
+    assert LAST_APPLIED not in (deployment["metadata"].get("annotations") or {})
+
+
+def test_client_side_apply_hits_the_annotation_limit_like_users_do(shared_manifests: Any) -> None:
+    big = bundle_from(real_manifest("v3.5.1/install.yaml"))
+    with ApiDouble() as double, pytest.raises(CandidateFailed) as failure:
+        install(double.api_client(), big, mode="client-side")
+    message = failure.value.one_line()
+    assert "metadata.annotations: Too long: may not be more than 262144 bytes" in message
+    assert "CustomResourceDefinition" in message
+    with ApiDouble() as double:  # the same candidate applies fine server-side
+        result = install(double.api_client(), big, mode="server-side")
+        assert len(result.applied) == len(big)
+
+
+def test_client_side_apply_stores_last_applied_and_updates() -> None:
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    with ApiDouble() as double:
+        api = double.api_client()
+        install(api, bundle, mode="client-side")
+        install(api, bundle, mode="client-side")  # second run updates instead of creating
+        deployment = double.get("Deployment", "web", "argocd")
+    assert deployment is not None
+    assert '"name":"web"' in deployment["metadata"]["annotations"][LAST_APPLIED]
+
+
+def test_rejected_object_fails_install_with_server_message() -> None:
+    bad = load_bundle(b"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: broken}
+spec:
+  selector: {matchLabels: {app: one}}
+  template:
+    metadata: {labels: {app: other}}
+    spec: {containers: [{name: app, image: nginx:1.27}]}
+""", source="bad.yaml", namespace="argocd")
+    with ApiDouble() as double, pytest.raises(CandidateFailed) as failure:
+        install(double.api_client(), bad)
+    text = failure.value.one_line()
+    assert text.startswith("apply Deployment.apps/argocd/broken (bad.yaml document 1 (line 2)) rejected")
+    assert "`selector` does not match template `labels`" in text
+    assert failure.value.exit_code == 1
+
+
+def test_custom_resource_without_crd_fails() -> None:
+    bundle = load_bundle(b"apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g}\n", namespace="argocd")
+    with ApiDouble() as double, pytest.raises(CandidateFailed, match='no matches for kind "Gadget"'):
+        install(double.api_client(), bundle)
+
+
+def test_unknown_mode_is_input_error() -> None:
+    with pytest.raises(InputError, match="unknown apply mode"):
+        install(None, load_bundle(CRD_AND_CR), mode="replace")  # type: ignore[arg-type]
+
+
+def test_api_server_errors_are_retried() -> None:
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    with ApiDouble() as double:
+        double.fail(500, count=2, verb="apply")
+        double.fail(429, count=1, verb="apply")
+        result = install(double.api_client(), bundle)
+    assert len(result.applied) == len(bundle)
+
+
+def _without(bundle: Bundle, kind: str, name: str) -> Bundle:
+    return Bundle([o for o in bundle if (o.kind, o.name) != (kind, name)], namespace=bundle.namespace)
+
+
+def test_upgrade_then_rollback_with_prune(v2_11_0: Bundle, v2_11_2: Bundle) -> None:
+    # The candidate drops a ConfigMap the baseline had; rollback brings it back.
+    candidate = _without(v2_11_2, "ConfigMap", "argocd-gpg-keys-cm")
+    extra = KubeObject({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "candidate-only"}},
+                       namespace="argocd")
+    candidate = Bundle([*candidate.objects, extra], namespace="argocd")
+    with ApiDouble() as double:
+        healthy_redis(double)
+        api = double.api_client()
+        install(api, v2_11_0)
+        assert wait_healthy(api, v2_11_0, timeout_s=30, thresholds=FAST).passed
+        server = double.get("Deployment", "argocd-server", "argocd")
+        assert server is not None and server["spec"]["template"]["spec"]["containers"][0]["image"].endswith("v2.11.0")
+
+        up = install(api, candidate, previous=v2_11_0)
+        assert up.pruned == ["ConfigMap/argocd/argocd-gpg-keys-cm"]
+        assert double.get("ConfigMap", "argocd-gpg-keys-cm", "argocd") is None
+        upgraded = wait_healthy(api, candidate, timeout_s=30, thresholds=FAST)
+        assert upgraded.passed, upgraded.root_cause
+        pods = double.objects("Pod", "argocd")
+        images = {c["image"] for p in pods for c in p["spec"]["containers"] if "argocd:" in c["image"]}
+        assert images == {"quay.io/argoproj/argocd:v2.11.2"}  # old-revision pods are gone
+
+        back = install(api, v2_11_0, previous=candidate)
+        only_in_candidate = {str(r) for r in candidate.index} - {str(r) for r in v2_11_0.index}
+        assert "ConfigMap/argocd/candidate-only" in only_in_candidate
+        assert "Role.rbac.authorization.k8s.io/argocd/argocd-redis" in only_in_candidate  # v2.11.2's secret-init RBAC
+        assert set(back.pruned) == only_in_candidate
+        assert double.get("Role", "argocd-redis", "argocd") is None
+        assert double.get("ConfigMap", "argocd-gpg-keys-cm", "argocd") is not None
+        rolled = wait_healthy(api, v2_11_0, timeout_s=30, thresholds=FAST)
+        assert rolled.passed, rolled.root_cause
+
+
+def test_running_image_differs_from_candidate_fails(v2_11_2: Bundle) -> None:
+    with ApiDouble() as double:
+        healthy_redis(double)
+        double.pods("argocd-server").image("argocd-server", "quay.io/argoproj/argocd:v2.11.1")
+        api = double.api_client()
+        install(api, v2_11_2)
+        result = wait_healthy(api, v2_11_2, timeout_s=30, thresholds=FAST)
+    assert not result.passed
+    assert result.root_cause is not None and result.root_cause.startswith("image mismatch: Pod/argocd/argocd-server-")
+    assert "runs quay.io/argoproj/argocd:v2.11.1, the candidate specifies quay.io/argoproj/argocd:v2.11.2" in (
+        result.root_cause)
+
+
+def test_phases_split() -> None:
+    prereq, rest, custom = phases(load_bundle(CRD_AND_CR, namespace="argocd"))
+    assert [o.kind for o in prereq] == ["NetworkPolicy", "CustomResourceDefinition"]
+    assert [o.kind for o in rest] == ["Deployment"]
+    assert [o.kind for o in custom] == ["Widget"]
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("redis:7.0.14-alpine", "docker.io/library/redis:7.0.14-alpine", True),
+    ("ghcr.io/dexidp/dex:v2.38.0", "ghcr.io/dexidp/dex:v2.38.0", True),
+    ("nginx", "docker.io/library/nginx:latest", True),
+    ("quay.io/argoproj/argocd:v2.11.2", "quay.io/argoproj/argocd:v2.11.1", False),
+    ("localhost:5001/x:1", "localhost:5001/x:1", True),
+])
+def test_normalize_image(a: str, b: str, same: bool) -> None:
+    assert (normalize_image(a) == normalize_image(b)) is same
+
+
+def test_image_mismatch_skips_old_revision_pods_and_checks_digests() -> None:
+    digest = "sha256:" + "a" * 64
+    workload = {"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"name": "d"},
+                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": f"repo/x@{digest}"}]}}}}
+
+    def pod(spec_image: str, image: str, image_id: str) -> dict[str, Any]:
+        return {"metadata": {"name": "p", "namespace": "ns"},
+                "spec": {"containers": [{"name": "c", "image": spec_image}]},
+                "status": {"containerStatuses": [{"name": "c", "image": image, "imageID": image_id,
+                                                  "state": {"running": {}}}]}}
+
+    assert image_mismatches(workload, [pod(f"repo/x@{digest}", "docker.io/repo/x", f"docker.io/repo/x@{digest}")]) == []
+    assert image_mismatches(workload, [pod("repo/x:old", "repo/x:old", "x")]) == []  # older revision: skipped
+    wrong = image_mismatches(workload, [pod(f"repo/x@{digest}", "docker.io/repo/x", "docker.io/repo/x@sha256:" +
+                                            "b" * 64)])
+    assert len(wrong) == 1 and "container c runs docker.io/repo/x" in wrong[0]
