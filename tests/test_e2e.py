@@ -56,7 +56,10 @@ def mirror(fake_tools: FakeTools) -> Iterator[ApiDouble]:  # noqa: F811
         yield double
 
 
-def write_candidate(path: Path, bundle: Any) -> Path:
+def v2_11_1_file(tmp_path: Path) -> Path:
+    """The real v2.11.2 install.yaml with v2.11.1's redis NetworkPolicy put back, as a candidate file."""
+    bundle = as_v2_11_1(bundle_from(real_manifest("v2.11.2/install.yaml")))
+    path = tmp_path / "v2.11.1.yaml"
     path.write_text(yaml.safe_dump_all([obj.body for obj in bundle], sort_keys=False))
     return path
 
@@ -101,7 +104,7 @@ def test_passing_candidate(mirror: ApiDouble, fake_tools: FakeTools, tmp_path: P
 
 def test_v2_11_1_shaped_candidate_stops_at_preflight(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811
                                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    candidate = write_candidate(tmp_path / "v2.11.1.yaml", as_v2_11_1(bundle_from(real_manifest("v2.11.2/install.yaml"))))
+    candidate = v2_11_1_file(tmp_path)
     out = tmp_path / "artifacts"
     assert main(["validate", str(candidate), "--artifacts", str(out)]) == 1
     stdout = capsys.readouterr().out
@@ -117,7 +120,7 @@ def test_v2_11_1_shaped_candidate_stops_at_preflight(mirror: ApiDouble, fake_too
 def test_v2_11_1_shaped_candidate_fails_on_the_mirror(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811
                                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken_redis(mirror, every=0.1)
-    candidate = write_candidate(tmp_path / "v2.11.1.yaml", as_v2_11_1(bundle_from(real_manifest("v2.11.2/install.yaml"))))
+    candidate = v2_11_1_file(tmp_path)
     out = tmp_path / "artifacts"
     code = main(["validate", str(candidate), "--artifacts", str(out), "--skip-preflight-errors",
                  "--scenario", "fresh-install", "--keep-cluster", "on-failure"])
