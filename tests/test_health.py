@@ -17,6 +17,7 @@ from validator.health import (
     HealthStatus,
     aggregate,
     assess,
+    counts_toward_app_health,
     environment_exempt,
     evidence,
     explain,
@@ -27,6 +28,7 @@ from validator.health import (
 from .test_health_vectors import cond, deploy, obj, pod, sts, waiting
 
 H, S, P, M, D, U = list(HealthStatus)
+IGNORE = "argocd.argoproj.io/ignore-healthcheck"
 
 
 # ---------------------------------------------------------------- dispatch, versions, malformed input
@@ -343,3 +345,12 @@ def test_aggregate_is_never_better_than_its_worst_member(entries: list[tuple[str
             assert ref not in agg.not_assessed
     statuses = [h.status for _, h in entries if h.status is not None]
     assert agg.status is (max(statuses, key=ORDER.__getitem__) if statuses else H)
+
+
+def test_hooks_and_ignored_objects_do_not_count_toward_app_health() -> None:
+    assert counts_toward_app_health(obj("apps/v1", "Deployment"))
+    assert counts_toward_app_health(obj("apps/v1", "Deployment", annotations={IGNORE: "false"}))
+    assert not counts_toward_app_health(obj("apps/v1", "Deployment", annotations={IGNORE: "true"}))
+    assert not counts_toward_app_health(obj("batch/v1", "Job", annotations={"argocd.argoproj.io/hook": "PreSync"}))
+    assert not counts_toward_app_health(obj("batch/v1", "Job", annotations={"helm.sh/hook": "pre-install"}))
+    assert counts_toward_app_health(obj("v1", "Pod", annotations="junk"))

@@ -768,6 +768,19 @@ class Aggregate:
         return dict(sorted(out.items()))
 
 
+HOOK_ANNOTATIONS = ("argocd.argoproj.io/hook", "helm.sh/hook")
+IGNORE_HEALTHCHECK = "argocd.argoproj.io/ignore-healthcheck"
+
+
+def counts_toward_app_health(obj: Mapping[str, Any]) -> bool:
+    """Whether Argo CD's app health would include this live object (controller/health.go setApplicationHealth):
+    hooks and objects annotated ignore-healthcheck: "true" are skipped; callers should not feed them to aggregate."""
+    annotations = metadata(obj).get("annotations")
+    if not isinstance(annotations, dict):
+        return True
+    return annotations.get(IGNORE_HEALTHCHECK) != "true" and not any(a in annotations for a in HOOK_ANNOTATIONS)
+
+
 def worse(a: HealthStatus, b: HealthStatus) -> HealthStatus:
     """The worse of two codes (IsWorse)."""
     return b if ORDER[b] > ORDER[a] else a
