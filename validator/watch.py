@@ -175,6 +175,7 @@ class _State:
         self.since: dict[ObjectRef, float] = {}  # when each bundle object last changed health
         self.last_change: float | None = None
         self.unsatisfied: set[ObjectRef] = set(self.expected)
+        self.signalled: set[ObjectRef] = set()  # objects with fail-fast signals whose grace may expire
 
     def _satisfied(self, ref: ObjectRef) -> bool:
         health = self.health.get(ref)
@@ -186,6 +187,10 @@ class _State:
         ref = ref_of(obj)
         self.live[ref] = obj
         terminal = self.failfast.observe(obj, now)
+        if self.failfast.history(obj):  # a fail-fast signal is pending: its grace must be re-checked over time
+            self.signalled.add(ref)
+        else:
+            self.signalled.discard(ref)
         if ref in self.expected or obj.get("kind") == "Pod":
             health = assess(obj, strict=True)
             if self.health.get(ref) != health:
@@ -208,6 +213,7 @@ class _State:
         self.health.pop(ref, None)
         self.exempt.pop(ref, None)
         self.failfast.forget(obj)
+        self.signalled.discard(ref)
         if ref in self.expected:
             self.unsatisfied.add(ref)
             self.since[ref] = now
@@ -225,31 +231,33 @@ class _State:
         return terminal
 
     def recheck(self, now: float) -> Terminal | None:
-        """Re-observe what is not Healthy, so grace periods expire without a new event."""
-        for ref, obj in list(self.live.items()):
-            health = self.health.get(ref)
-            if health is None or health.status not in (None, HealthStatus.HEALTHY):
-                terminal = self.failfast.observe(obj, now)
-                if terminal is not None:
-                    return terminal
+        """Re-observe objects with pending fail-fast signals, so grace periods expire without a new event."""
+        for ref in list(self.signalled):
+            terminal = self.failfast.observe(self.live[ref], now)
+            if terminal is not None:
+                return terminal
         return None
 
-    def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        """Pods owned by the workload directly or through a ReplicaSet (uid chain)."""
-        uid = (workload.get("metadata") or {}).get("uid")
-        owners = {uid}
-        for obj in self.live.values():
-            if obj.get("kind") == "ReplicaSet" and any(
-                    o.get("uid") == uid for o in (obj.get("metadata") or {}).get("ownerReferences") or []):
-                owners.add((obj.get("metadata") or {}).get("uid"))
-        return [o for o in self.live.values() if o.get("kind") == "Pod" and any(
-            r.get("uid") in owners for r in (o.get("metadata") or {}).get("ownerReferences") or [])]
-
     def image_problems(self) -> list[str]:
+        """Pods (owned directly or through a ReplicaSet) running other images than their bundle workload asks for."""
+        children: dict[str, list[dict[str, Any]]] = {}  # owner uid -> owned Pods and ReplicaSets
+        for obj in self.live.values():
+            if obj.get("kind") in ("Pod", "ReplicaSet"):
+                for owner in (obj.get("metadata") or {}).get("ownerReferences") or []:
+                    children.setdefault(str(owner.get("uid")), []).append(obj)
         problems: list[str] = []
         for ref, obj in self.live.items():
-            if ref in self.expected and obj.get("kind") in _WORKLOADS:
-                problems += image_mismatches(obj, self.pods_of(obj))
+            if ref not in self.expected or obj.get("kind") not in _WORKLOADS:
+                continue
+            pods: list[dict[str, Any]] = []
+            for child in children.get(str((obj.get("metadata") or {}).get("uid")), []):
+                if child.get("kind") == "Pod":
+                    pods.append(child)
+                else:
+                    uid = str((child.get("metadata") or {}).get("uid"))
+                    pods += [p for p in children.get(uid, []) if p.get("kind") == "Pod"]
+            if pods:
+                problems += image_mismatches(obj, pods)
         return problems
 
     def summary(self, now: float) -> str:
