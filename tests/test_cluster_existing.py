@@ -109,7 +109,8 @@ def test_installs_then_leaves_the_cluster_as_found(double: ApiDouble, tmp_path: 
     seen: list[str] = []
     with mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=kubeconfig,
                         context="ci-throwaway", progress=seen.append, **FAST) as cluster:
-        assert cluster.provider == "existing" and cluster.context == "ci-throwaway" and cluster.created_by_us
+        assert cluster.provider == "existing" and cluster.context == "ci-throwaway"
+        assert cluster.managed and not cluster.created_by_us
         api = cluster.api_client()
         before = snapshot(api)
         install_like_argocd(api)

@@ -140,7 +140,7 @@ def test_create_and_delete_argv(kind_env: FakeTools, tmp_path: Path, monkeypatch
         name = cluster.name
         assert name.startswith("argocd-mirror-") and len(name) == len("argocd-mirror-") + 8
         assert cluster.context == f"kind-{name}" and cluster.kubeconfig == run_dir / "kubeconfig"
-        assert cluster.created_by_us and cluster.provider == "kind"
+        assert cluster.created_by_us and cluster.managed and cluster.provider == "kind"
         nodes = cluster.api_client().call_api("GET", f"{kind_env.env['FAKE_KIND_API_SERVER']}/api/v1/nodes")
         assert nodes.status == 200
         assert name in kind_env.clusters()

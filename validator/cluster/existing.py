@@ -100,7 +100,7 @@ class ExistingProvider(Provider):
                 f"namespace {self.profile.namespace} already exists on {cluster.context}: a run must own its "
                 "namespace so teardown can remove everything it installed; delete it or pick another namespace")
         self.before = snapshot(api)
-        cluster.created_by_us = True  # from here on teardown owns whatever appears
+        cluster.managed = True  # from here on teardown owns whatever appears
         self.progress(f"using existing disposable cluster {cluster.context} ({cluster.details['server']})")
 
     def teardown(self, cluster: Cluster) -> list[str]:

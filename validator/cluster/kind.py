@@ -69,7 +69,8 @@ class KindProvider(Provider):
         kubeconfig = self.run_dir / "kubeconfig"
         kubeconfig.unlink(missing_ok=True)  # kind merges into an existing file: start from nothing
         return Cluster(name=name, kubeconfig=kubeconfig, context=f"kind-{name}", provider=self.name,
-                       created_by_us=True, details={"kind_version": str(version), "node_image": self.image})
+                       created_by_us=True, managed=True,
+                       details={"kind_version": str(version), "node_image": self.image})
 
     def create(self, cluster: Cluster) -> None:
         config = self.run_dir / "kind-config.yaml"
@@ -82,7 +83,8 @@ class KindProvider(Provider):
                    timeout_s=self.create_timeout_s)
         if proc.returncode != 0:
             if "node(s) already exist" in f"{proc.stderr}{proc.stdout}":
-                cluster.created_by_us = False  # someone else's cluster: never export, keep or delete it
+                # someone else's cluster: never export, keep or delete it
+                cluster.created_by_us = cluster.managed = False
             raise classify_kind_failure(proc, cluster.name)
         check_kind_kubeconfig(cluster.kubeconfig, cluster.name)
         api = cluster.api_client()

@@ -136,7 +136,7 @@ def mirror_cluster(profile: Profile, run_dir: Path, keep: str = "never", provide
 
 def _finish(impl: Provider, cluster: Cluster, keep: str, outcome: str, run_dir: Path,
             progress: Progress) -> list[str]:
-    if not cluster.created_by_us:
+    if not cluster.managed:
         return []
     with signals_deferred(progress):
         if outcome == "failed":

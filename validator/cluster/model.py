@@ -18,6 +18,7 @@ class Cluster:
     provider: str
     created_by_us: bool
     failed: bool = False  # set by the caller (mark_failed) so keep=on-failure and log export know the verdict
+    managed: bool = False  # teardown owes this cluster a cleanup (kind: our cluster; existing: what we installed)
     details: dict[str, Any] = field(default_factory=dict)
 
     def api_client(self) -> kubernetes.client.ApiClient:
