@@ -142,3 +142,28 @@ def test_unreachable_existing_cluster(tmp_path: Path) -> None:
             mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=config,
                            context="gone", progress=lambda m: None, **FAST):
         pass
+
+
+def test_real_argocd_install_is_removed_completely(tmp_path: Path) -> None:
+    """The real v2.11.2 install.yaml, applied by validator.install, then the existing cluster is as found."""
+    from tests.conftest import real_manifest
+    from validator.install import install
+    from validator.manifests import load_bundle, read_bounded
+
+    path = real_manifest("v2.11.2/install.yaml")
+    bundle = load_bundle(read_bounded(path), str(path), namespace="argocd")
+    with ApiDouble(simulate=True, namespaces=("default", "kube-system", "kube-public")) as double:
+        double.create(MARKER)
+        double.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
+                       "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        config = double.kubeconfig(tmp_path / "kubeconfig", context="vcluster")
+        with mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=config,
+                            context="vcluster", progress=lambda m: None, **FAST) as cluster:
+            api = cluster.api_client()
+            before = snapshot(api)
+            result = install(api, bundle)
+            assert len(result.applied) == len(bundle)
+            during = snapshot(api)
+            assert len(during["CustomResourceDefinition"]) == 3 and "argocd" in during["Namespace"]
+        assert snapshot(cluster.api_client()) == before
+        assert not double.objects("Deployment", "argocd") and not double.objects("Pod", "argocd")
