@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from validator.candidate import Provenance
-from validator.errors import InputError
+from validator.errors import InputError, MirrorError
 from validator.manifests import Bundle, KubeObject, load_bundle, read_bounded
 from validator.preflight import Finding, checks, counts, has_error, run_preflight
 from validator.preflight.annotation_size import (
@@ -435,3 +437,63 @@ def test_findings_are_json_serialisable_and_one_line() -> None:
         assert "\n" not in finding.reason
     with pytest.raises(ValueError):
         Finding("x", "fatal", (), "r")
+
+
+# --------------------------------------------------------------------------------------------------
+# malformed input: findings or a one-line MirrorError, never a crash
+# --------------------------------------------------------------------------------------------------
+
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found += _paths(child, (*prefix, index))
+    return found
+
+
+_BASE = [copy.deepcopy(o.body) for o in fixture(V2111)] + [copy.deepcopy(o.body) for o in fixture("scheduling-ha.yaml")]
+_PATHS = _paths(_BASE)
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.text(max_size=5),
+                  st.lists(st.text(max_size=3), max_size=2),
+                  st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(index=st.integers(0, len(_PATHS) - 1), junk=_JUNK)
+def test_malformed_objects_give_findings_not_crashes(index: int, junk: Any) -> None:
+    bodies = copy.deepcopy(_BASE)
+    *parents, last = _PATHS[index]
+    target: Any = bodies
+    for key in parents:
+        target = target[key]
+    target[last] = junk
+    try:
+        bundle = bundle_of(*bodies)
+    except InputError:
+        return  # refused at load time, with its own one-line error
+    try:
+        findings = run_preflight(bundle, DEFAULT, "client-side")
+    except MirrorError as exc:
+        assert "\n" not in exc.one_line()
+        return
+    for finding in findings:
+        json.dumps(finding.to_dict())
+
+
+def test_a_check_crashing_on_a_schema_valid_bundle_is_could_not_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    from validator.preflight import scheduling
+
+    def broken(bundle: Bundle, profile: Any, mode: str) -> list[Finding]:
+        raise KeyError("bug")
+    monkeypatch.setattr(scheduling, "check", broken)
+    with pytest.raises(MirrorError, match="check scheduling could not evaluate") as caught:
+        run_preflight(fixture(V2111), DEFAULT)
+    assert caught.value.exit_code == 2
+    # on a bundle the schema rejects, the same crash is blamed on the candidate (exit 1), with the schema errors
+    findings = run_preflight(fixture("schema-errors.yaml"), DEFAULT, only=("scheduling",))
+    assert {f.check for f in findings if f.severity == "error"} == {"scheduling", "schema"}

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from validator.errors import InputError
+from validator.errors import InputError, MirrorError
 from validator.manifests import Bundle
 from validator.profiles import APPLY_MODES, Profile
 
@@ -45,6 +45,7 @@ Check = Callable[[Bundle, Profile, str], list[Finding]]
 
 # One module per check, each with CHECK (its name) and check(bundle, profile, apply_mode); run in this order.
 CHECK_MODULES = ("netpol", "annotation_size", "scheduling", "schema", "references")
+SCHEMA_CHECK = "schema"
 
 
 def checks() -> dict[str, Check]:
@@ -66,10 +67,42 @@ def run_preflight(bundle: Bundle, profile: Profile, apply_mode: str = "server-si
     if unknown:
         raise InputError(f"unknown check(s) {', '.join(unknown)}: choose from {', '.join(registry)}")
     findings: list[Finding] = []
+    crashed: list[tuple[str, Exception]] = []
     for name, check in registry.items():
         if only is None or name in only:
-            findings.extend(check(bundle, profile, apply_mode))
+            try:
+                findings.extend(check(bundle, profile, apply_mode))
+            except _MALFORMED as exc:  # a shape the check did not expect (a string where a mapping belongs...)
+                crashed.append((name, exc))
+    if crashed:
+        if SCHEMA_CHECK in {n for n, _ in crashed}:
+            failure = next(error for name, error in crashed if name == SCHEMA_CHECK)
+            raise MirrorError(f"preflight check {SCHEMA_CHECK} could not evaluate this bundle: "
+                              f"{type(failure).__name__}: {failure}")
+        schema_ran = only is None or SCHEMA_CHECK in only
+        findings.extend(_explain_crashes(crashed, findings, schema_ran,
+                                         lambda: registry[SCHEMA_CHECK](bundle, profile, apply_mode)))
     return sorted(findings, key=lambda f: SEVERITY_RANK[f.severity])
+
+
+_MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+def _explain_crashes(crashed: list[tuple[str, Exception]], findings: list[Finding], schema_ran: bool,
+                     schema: Callable[[], list[Finding]]) -> list[Finding]:
+    """A check that crashed on objects the schema rejects is an error of the candidate (exit 1); one that
+    crashed on a schema-valid bundle is our failure to check it (exit 2), never a silent pass."""
+    extra = [] if schema_ran else [f for f in schema() if f.severity == "error"]
+    schema_errors = [f for f in findings + extra if f.check == SCHEMA_CHECK and f.severity == "error"]
+    if not schema_errors:
+        name, exc = crashed[0]
+        raise MirrorError(f"preflight check {name} could not evaluate this bundle: {type(exc).__name__}: {exc}")
+    return extra + [
+        Finding(name, "error", schema_errors[0].objects,
+                f"check {name} could not evaluate the bundle because of malformed objects (see the schema errors): "
+                f"{type(exc).__name__}: {' '.join(str(exc).split())}", {"exception": type(exc).__name__})
+        for name, exc in crashed
+    ]
 
 
 def counts(findings: list[Finding]) -> dict[str, int]:

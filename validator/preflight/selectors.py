@@ -17,7 +17,7 @@ def _requirement(labels: Mapping[str, str], key: str, operator: str, values: lis
     """One matchExpressions requirement (label selector or node selector: In/NotIn/Exists/DoesNotExist/Gt/Lt)."""
     present = key in labels
     value = labels.get(key)
-    texts = [str(v) for v in values or []]
+    texts = [str(v) for v in values] if isinstance(values, list) else []
     if operator == "In":
         return present and value in texts
     if operator == "NotIn":
@@ -39,11 +39,14 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
     """metav1.LabelSelector semantics: empty selects everything; matchLabels AND matchExpressions."""
     if selector is None:
         return True
+    if not isinstance(selector, Mapping):
+        return False  # malformed (the schema check reports it): select nothing rather than guess
     for key, expected in (selector.get("matchLabels") or {}).items():
         if labels.get(key) != str(expected):
             return False
     for expr in selector.get("matchExpressions") or []:
-        if not _requirement(labels, str(expr.get("key", "")), str(expr.get("operator", "")), expr.get("values") or []):
+        if not isinstance(expr, Mapping) or not _requirement(
+                labels, str(expr.get("key", "")), str(expr.get("operator", "")), expr.get("values") or []):
             return False
     return True
 
