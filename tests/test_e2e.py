@@ -35,6 +35,11 @@ REDIS_ROOT_CAUSE = 'argocd-redis: init container secret-init failing'
 def enforcing_cluster(double: ApiDouble) -> None:
     """One Ready node; the deny-all probe gets blocked and the open probe connects (an enforcing CNI)."""
     double.create(ready_node("argocd-mirror-control-plane"))
+    enforcing_probes(double)
+
+
+def enforcing_probes(double: ApiDouble) -> None:
+    """Script the next pair of probe pods (each script fires once, on the next pods of that name)."""
     finish(double, "probe-restricted", "Succeeded", "attempt 1: connected\nattempt 2: blocked\nattempt 3: blocked\n")
     finish(double, "probe-open", "Succeeded", "attempt 1: connected\n")
 
