@@ -89,6 +89,9 @@ def test_the_minimal_sarif_schema_is_not_a_rubber_stamp() -> None:
     assert not validator.is_valid({"version": "2.1.0", "runs": [{"tool": {"driver": {}}}]})
     assert not validator.is_valid({"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}},
                                                                   "results": [{"level": "fatal", "message": {}}]}]})
+    misspelt = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}},
+                                              "results": [{"ruleID": "a", "message": {"text": "t"}}]}]}
+    assert not validator.is_valid(misspelt)  # property names are closed, as in the official schema
 
 
 def test_markdown_output_and_output_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
