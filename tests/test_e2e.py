@@ -142,3 +142,71 @@ def test_v2_11_1_shaped_candidate_fails_on_the_mirror(mirror: ApiDouble, fake_to
     assert failures and any(REDIS_ROOT_CAUSE in ET.tostring(case, encoding="unicode") for case in failures)
     assert not fake_tools.calls("kind", "delete", "cluster")  # kept for inspection (--keep-cluster on-failure)
     assert fake_tools.calls("kind", "export", "logs")
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["validate", "reproduce"])
+def test_without_docker_could_not_validate(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{closed_port()}")  # an engine that is not there
+    out = tmp_path / "out"
+    assert main([command, "stable", "--artifacts", str(out)]) == 2  # before any fetch: works offline too
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("ERROR stable: could not validate: Docker engine not reachable")
+    doc = json.loads((out / "verdict.json").read_text())
+    assert doc["status"] == "error" and doc["root_cause"].startswith("Docker engine not reachable")
+    assert (out / "summary.md").read_text().splitlines()[0] == first
+
+
+def wait_for(predicate: Any, timeout_s: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
+def test_interrupted_run_never_leaves_a_pass(sig: str, fake_tools: FakeTools, tmp_path: Path) -> None:  # noqa: F811
+    import signal
+    import subprocess
+    import sys
+
+    from validator.report import INTERRUPTED, ScenarioResult, Status, Verdict, write_verdict
+
+    out = tmp_path / "out"
+    stale = Verdict(status=Status.PASS, spec="old", candidate=None, started_at="t", finished_at="t",
+                    scenarios=[ScenarioResult("fresh-install", Status.PASS)])
+    stale.candidate = {"spec": "old", "source": "tag", "variant": "install", "sha256": "0" * 64}
+    write_verdict(stale, out, step_summary=False)  # a pass left by an earlier run in the same directory
+    fake_tools.setenv("FAKE_KIND_CREATE_SLEEP", "30")
+    candidate = str(real_manifest("v2.11.2/install.yaml"))
+    proc = subprocess.Popen([sys.executable, "-m", "validator.cli", "validate", candidate, "--artifacts", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: list(fake_tools.state.glob("create-started-*")))
+        mid_run = json.loads((out / "verdict.json").read_text())
+        assert (mid_run["status"], mid_run["root_cause"]) == ("error", INTERRUPTED)  # the stale pass is gone
+        proc.send_signal(getattr(signal, sig))
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    doc = json.loads((out / "verdict.json").read_text())
+    validate_document(doc)
+    assert doc["status"] == "error" and "interrupted" in doc["root_cause"]
+    if sig == "SIGINT":
+        assert proc.returncode == 2
+        assert stdout.splitlines()[0].endswith(": could not validate: interrupted")
+        assert fake_tools.calls("kind", "delete", "cluster")  # torn down on Ctrl-C
+    else:
+        # killed outright: what remains is the marker written at the start, never the stale pass
+        first = (out / "summary.md").read_text().splitlines()[0]
+        assert first == f"ERROR {candidate}: could not validate: {INTERRUPTED}"
