@@ -83,13 +83,20 @@ def register(sub: Any) -> None:
         parser.set_defaults(func=run, keep_cluster="always" if reproduce else None, reproduce=reproduce)
 
 
-def choose_scenarios(chosen: list[str] | None, baseline: str | None) -> list[str]:
-    """The scenarios to run, in checklist order; asking for one that needs --baseline without it is bad input."""
-    names = list(dict.fromkeys(chosen or [*DEFAULT_SCENARIOS, *(WITH_BASELINE if baseline else ())]))
+def choose_scenarios(chosen: list[str] | None, baseline: str | None, spec: str = "stable") -> list[str]:
+    """The scenarios to run, in checklist order; asking for one that needs --baseline without it is bad input.
+
+    By default self-managed joins only for release candidates: Argo CD syncs itself from a git tag,
+    which a local file or URL does not have.
+    """
+    from validator.candidate import classify
+
+    extra = [n for n in WITH_BASELINE if n != "self-managed" or classify(spec) in ("stable", "tag")]
+    names = sorted(set(chosen or [*DEFAULT_SCENARIOS, *(extra if baseline else ())]), key=list(SCENARIOS).index)
     missing = [n for n in names if SCENARIOS[n][1] and not baseline]
     if missing:
         raise InputError(f"scenario(s) {', '.join(missing)} need --baseline SPEC (the version production runs now)")
-    return sorted(names, key=list(SCENARIOS).index)
+    return names
 
 
 def pytest_args(args: argparse.Namespace, scenarios: list[str], out: Path) -> list[str]:
@@ -136,7 +143,7 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
     from validator.profiles import load_profile
     from validator.pytest_plugin import Driver
 
-    scenarios = choose_scenarios(args.scenario, args.baseline)
+    scenarios = choose_scenarios(args.scenario, args.baseline, args.spec)
     profile = load_profile(args.profile)
     if args.provider == "kind":
         from validator.cluster.tools import docker_ping
