@@ -163,18 +163,24 @@ class _Collector:
     """Reads what the diagnosis needs; API errors degrade to 'unavailable' notes, never to a crash."""
 
     def __init__(self, api: ApiClient, bundle: Bundle, result: WaitResult) -> None:
-        self.kube = Kube(api, timeout_s=10, retry_s=5)
+        self.kube = Kube(api, timeout_s=10, retry_s=2)
         self.bundle = bundle
         self.result = result
         self.notes: list[str] = []
+        self.down = False  # after one call failed through its retries, use what the wait saw (bounded time)
 
     def list(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        fallback = [o for o in self.result.live.values() if o.get("kind") == kind]
+        if self.down:
+            self.notes.append(f"could not list {kind}: API server unavailable, using the last watched state")
+            return fallback
         try:
             res: Resource = self.kube.resource(api_version, kind)
             listing = self.kube.call("GET", res.path(self.bundle.namespace))
         except KubeError as exc:
+            self.down = self.down or exc.transient
             self.notes.append(f"could not list {kind}: {exc.message}")
-            return [o for o in self.result.live.values() if o.get("kind") == kind]
+            return fallback
         items = listing.get("items") or []
         for item in items:
             item.setdefault("kind", kind)
@@ -185,9 +191,12 @@ class _Collector:
         meta = pod.get("metadata") or {}
         path = f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}/log"
         query = {"container": container, "tailLines": LOG_TAIL, "previous": "true" if previous else None}
+        if self.down:
+            return None
         try:
             text = self.kube.call("GET", path, query=query)
         except KubeError as exc:
+            self.down = self.down or exc.transient
             if exc.status != 400:  # 400 = no previous run: nothing to say
                 self.notes.append(f"logs of {meta.get('name')}/{container}: {exc.message}")
             return None

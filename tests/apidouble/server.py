@@ -246,7 +246,9 @@ class Server:
         if path == "/version":
             major, minor = self.version.lstrip("v").split(".")[:2]
             self.send_json(h, 200, {"major": major, "minor": minor, "gitVersion": self.version,
-                                    "platform": "linux/amd64", "goVersion": "go1.22"})
+                                    "gitCommit": "0" * 40, "gitTreeState": "clean",
+                                    "buildDate": "2024-08-13T07:28:49Z", "goVersion": "go1.22.5", "compiler": "gc",
+                                    "platform": "linux/amd64"})
             return
         with self.store.lock:
             types = list(self.store.types.values())

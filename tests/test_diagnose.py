@@ -1,0 +1,89 @@
+"""diagnose: the pure pieces (policy selection, egress summary, log quoting, waiters) and a degraded API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.apidouble import ApiDouble
+from validator.diagnose import Diagnosis, egress_summary, render_markdown, selects, telling_line, waits_for, write
+from validator.diagnose import diagnose as run_diagnose
+from validator.health import Health, HealthStatus
+from validator.manifests import load_bundle
+from validator.watch import WaitResult
+
+
+def _np(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "p"}, "spec": spec}
+
+
+@pytest.mark.parametrize(("spec", "summary"), [
+    ({"podSelector": {}, "policyTypes": ["Ingress"]}, None),
+    ({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}, "denies all egress"),
+    ({"podSelector": {}, "policyTypes": ["Egress"],
+      "egress": [{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]},
+     "restricts egress to 53/UDP, 53/TCP"),
+    ({"podSelector": {}, "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 443}]}]},
+     "restricts egress to 443/TCP to 10.0.0.0/8"),
+    ({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]}, None),  # allow-all egress rule
+])
+def test_egress_summary(spec: dict[str, Any], summary: str | None) -> None:
+    assert egress_summary(_np(spec)) == summary
+
+
+def test_selects_match_labels_and_expressions() -> None:
+    policy = _np({"podSelector": {"matchLabels": {"app": "redis"},
+                                  "matchExpressions": [{"key": "tier", "operator": "In", "values": ["cache"]}]}})
+    assert selects(policy, {"app": "redis", "tier": "cache"})
+    assert not selects(policy, {"app": "redis", "tier": "web"})
+    assert not selects(policy, {"app": "server", "tier": "cache"})
+    assert selects(_np({"podSelector": {}}), {"anything": "x"})
+
+
+def test_telling_line_prefers_the_error_fragment() -> None:
+    log = ('starting\ntime="x" level=fatal msg="failed: Post \\"https://10.96.0.1:443/api\\": '
+           'dial tcp 10.96.0.1:443: i/o timeout"\n')
+    assert telling_line(log) == "dial tcp 10.96.0.1:443: i/o timeout"
+    assert telling_line("all good\nexiting now\n") == "exiting now"
+    assert telling_line("") is None
+
+
+def test_waits_for_names_the_missing_object() -> None:
+    def pod(message: str) -> dict[str, Any]:
+        return {"status": {"containerStatuses": [{"name": "c", "state": {"waiting": {
+            "reason": "CreateContainerConfigError", "message": message}}}]}}
+
+    assert waits_for(pod('secret "argocd-redis" not found')) == ["Secret/argocd-redis"]
+    assert waits_for(pod("couldn't find key auth in Secret argocd/argocd-redis")) == ["Secret/argocd-redis"]
+    assert waits_for(pod('configmap "cm" not found')) == ["ConfigMap/cm"]
+    assert waits_for({"status": {}}) == []
+
+
+def test_write_json_and_markdown(tmp_path: Path) -> None:
+    d = Diagnosis("x: broken", evidence=[{"object": "Pod/ns/p", "logs": {"c": {"previous": "boom", "current": None}}}],
+                  consequences=["Pod/ns/q: waits for Secret/s"],
+                  events=[{"time": "t", "type": "Warning", "reason": "BackOff", "object": "Pod/p", "message": "a|b",
+                           "count": 2}],
+                  network_policies=[{"name": "np", "selects": ["Pod/ns/p"], "egress": "denies all egress"}])
+    write(d, tmp_path)
+    assert json.loads((tmp_path / "diagnosis.json").read_text())["root_cause"] == "x: broken"
+    md = (tmp_path / "diagnosis.md").read_text()
+    assert md == render_markdown(d)
+    assert "**Root cause:** x: broken" in md and "| np | p | denies all egress |" in md and "a/b (x2)" in md
+
+
+def test_degraded_api_still_writes_a_diagnosis(tmp_path: Path) -> None:
+    bundle = load_bundle(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n", namespace="argocd")
+    result = WaitResult(passed=False, root_cause="1 of 1 objects not Healthy", terminal=None,
+                        health={"ConfigMap/argocd/cm": Health(HealthStatus.MISSING, "")}, elapsed_s=1.0,
+                        missing=["ConfigMap/argocd/cm"], timed_out=True)
+    with ApiDouble() as double:
+        double.fail(500, count=1000)
+        diag = run_diagnose(double.api_client(), bundle, result, tmp_path)
+    assert diag.root_cause == "1 of 1 objects not Healthy"
+    notes = [e for e in diag.evidence if "collection_notes" in e]
+    assert notes and any("could not list Pod" in n for n in notes[0]["collection_notes"])
+    assert (tmp_path / "diagnosis.md").is_file()
