@@ -54,6 +54,45 @@ def wall(argv: list[str], runs: int, ok: tuple[int, ...] = (0,)) -> list[float]:
     return times
 
 
+def synthetic_bundle(workloads: int) -> Any:
+    """A bundle at the loader's document limit scale: per workload a ServiceAccount, Role, RoleBinding,
+    ConfigMap, Deployment and egress NetworkPolicy (6 objects), so per-pod lookups must not be quadratic."""
+    import yaml
+
+    from validator.manifests import load_bundle
+
+    docs: list[dict[str, Any]] = []
+    rbac = "rbac.authorization.k8s.io"
+    for i in range(workloads):
+        docs += [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": f"sa{i}"}},
+            {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": {"name": f"r{i}"},
+             "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]},
+            {"apiVersion": f"{rbac}/v1", "kind": "RoleBinding", "metadata": {"name": f"rb{i}"},
+             "roleRef": {"apiGroup": rbac, "kind": "Role", "name": f"r{i}"},
+             "subjects": [{"kind": "ServiceAccount", "name": f"sa{i}"}]},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm{i}"}, "data": {"a": "b"}},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"d{i}"},
+             "spec": {"selector": {"matchLabels": {"app": f"d{i}"}}, "template": {
+                 "metadata": {"labels": {"app": f"d{i}"}},
+                 "spec": {"serviceAccountName": f"sa{i}", "volumes": [{"name": "c", "configMap": {"name": f"cm{i}"}}],
+                          "containers": [{"name": "c", "image": "busybox:1.36"}]}}}},
+            {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": f"np{i}"},
+             "spec": {"podSelector": {"matchLabels": {"app": f"d{i}"}}, "policyTypes": ["Egress"],
+                      "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}]}},
+        ]
+    return load_bundle(yaml.safe_dump_all(docs).encode())
+
+
+def checks_on(bundle: Any) -> float:
+    from validator.preflight import run_preflight
+    from validator.profiles import load_profile
+
+    start = time.perf_counter()
+    run_preflight(bundle, load_profile("default"))
+    return time.perf_counter() - start
+
+
 def in_process(manifest: Path) -> dict[str, float]:
     """Where the preflight time goes, inside one process: imports, YAML loading, the checks (cold and warm)."""
     start = time.perf_counter()
@@ -96,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{theirs_med / statistics.median(alone):.1f}x, checks alone (warm) {theirs_med / parts['checks_warm']:.0f}x "
           "(target >= 20x)")
     print("in-process breakdown: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in parts.items()))
+    for workloads in (160, 1600):
+        print(f"synthetic bundle, {workloads * 6} objects: checks {checks_on(synthetic_bundle(workloads)):.3f} s")
     return 0
 
 
@@ -122,6 +163,14 @@ def test_bench_preflight_checks_only(benchmark: Any) -> None:
 
     bundle = resolve(str(_manifest_or_skip()))
     benchmark(run_preflight, bundle, load_profile("default"))
+
+
+def test_bench_preflight_checks_10k_objects(benchmark: Any) -> None:
+    from validator.preflight import run_preflight
+    from validator.profiles import load_profile
+
+    bundle = synthetic_bundle(1600)
+    benchmark.pedantic(run_preflight, args=(bundle, load_profile("default")), rounds=3, iterations=1)
 
 
 def test_bench_kubernetes_validate_cli(benchmark: Any) -> None:

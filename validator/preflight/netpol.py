@@ -17,7 +17,7 @@ from typing import Any
 
 from validator.manifests import Bundle, KubeObject, containers_of
 from validator.preflight import Finding
-from validator.preflight.selectors import PodTemplate, pod_templates, selector_matches
+from validator.preflight.selectors import Lookup, PodTemplate, pod_templates, selector_matches
 from validator.profiles import Profile
 
 CHECK = "networkpolicy-api-egress"
@@ -105,12 +105,12 @@ class ApiNeed:
     containers: tuple[str, ...]
 
 
-def _service_account(bundle: Bundle, tmpl: PodTemplate) -> tuple[str, bool]:
+def _service_account(lookup: Lookup, tmpl: PodTemplate) -> tuple[str, bool]:
     """(ServiceAccount name, token mounted) as the kubelet will decide it."""
     name = str(tmpl.spec.get("serviceAccountName") or tmpl.spec.get("serviceAccount") or "default")
     mounted = tmpl.spec.get("automountServiceAccountToken")
     if mounted is None:
-        account = bundle.get("ServiceAccount", name, namespace=tmpl.namespace)
+        account = lookup.get("ServiceAccount", name, tmpl.namespace)
         mounted = (account.body.get("automountServiceAccountToken") if account else None)
     projected = any(
         "serviceAccountToken" in source
@@ -120,38 +120,49 @@ def _service_account(bundle: Bundle, tmpl: PodTemplate) -> tuple[str, bool]:
     return name, mounted is not False or projected
 
 
-def _subject_is(subject: dict[str, Any], account: str, namespace: str, binding_ns: str) -> bool:
-    kind = subject.get("kind")
-    if kind == "ServiceAccount":
-        return subject.get("name") == account and (subject.get("namespace") or binding_ns) == namespace
-    if kind == "Group":
-        return subject.get("name") in ("system:serviceaccounts", f"system:serviceaccounts:{namespace}")
-    return False
-
-
-def _role_grants(bundle: Bundle, binding: KubeObject) -> bool:
+def _role_grants(lookup: Lookup, binding: KubeObject) -> bool:
     ref = binding.body.get("roleRef") or {}
     kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
-    role = bundle.get(kind, name, namespace=binding.namespace if kind == "Role" else None)
+    role = lookup.get(kind, name, binding.namespace if kind == "Role" else "")
     if role is None:
         return kind == "ClusterRole" and (name in BUILTIN_CLUSTER_ROLES or name.startswith("system:"))
     return bool(role.body.get("rules")) or bool(role.body.get("aggregationRule"))
 
 
+class Grants:
+    """Which bindings in the bundle grant a ServiceAccount any rules, indexed once for every pod."""
+
+    def __init__(self, lookup: Lookup) -> None:
+        self._accounts: dict[tuple[str, str], list[KubeObject]] = {}  # (namespace, account) -> bindings
+        self._groups: dict[str, list[KubeObject]] = {}  # namespace ('*' = all) -> bindings
+        for binding in lookup.of_kind("RoleBinding", "ClusterRoleBinding"):
+            if not _role_grants(lookup, binding):
+                continue
+            for subject in binding.body.get("subjects") or []:
+                if not isinstance(subject, dict):
+                    continue
+                name = str(subject.get("name", ""))
+                if subject.get("kind") == "ServiceAccount":
+                    key = (str(subject.get("namespace") or binding.namespace), name)
+                    self._accounts.setdefault(key, []).append(binding)
+                elif subject.get("kind") == "Group" and name.startswith("system:serviceaccounts"):
+                    scope = name.removeprefix("system:serviceaccounts").removeprefix(":") or "*"
+                    self._groups.setdefault(scope, []).append(binding)
+
+    def of(self, account: str, namespace: str) -> list[KubeObject]:
+        """Bindings granting the account rules; a RoleBinding only grants within its own namespace."""
+        found = self._accounts.get((namespace, account), []) + self._groups.get(namespace, []) + self._groups.get(
+            "*", [])
+        unique = {id(b): b for b in found if b.kind == "ClusterRoleBinding" or b.namespace == namespace}
+        return list(unique.values())
+
+
 def bindings_of(bundle: Bundle, account: str, namespace: str) -> list[KubeObject]:
     """RoleBindings/ClusterRoleBindings in the bundle that grant the ServiceAccount any rules."""
-    found = []
-    for binding in bundle.of_kind("RoleBinding", "ClusterRoleBinding"):
-        if binding.kind == "RoleBinding" and binding.namespace != namespace:
-            continue
-        subjects = [s for s in binding.body.get("subjects") or [] if isinstance(s, dict)]
-        if any(_subject_is(s, account, namespace, binding.namespace) for s in subjects) and _role_grants(
-                bundle, binding):
-            found.append(binding)
-    return found
+    return Grants(Lookup(bundle)).of(account, namespace)
 
 
-def api_need(bundle: Bundle, tmpl: PodTemplate) -> ApiNeed | None:
+def api_need(tmpl: PodTemplate, lookup: Lookup, grants: Grants) -> ApiNeed | None:
     """Whether the pod will call the Kubernetes API, with the evidence, or None."""
     reasons: list[str] = []
     callers: list[str] = []
@@ -161,9 +172,9 @@ def api_need(bundle: Bundle, tmpl: PodTemplate) -> ApiNeed | None:
             if pattern in line + " ":
                 callers.append(str(container.get("name")))
                 reasons.append(f"container {container.get('name')} runs `{line.strip()}` ({why})")
-    account, mounted = _service_account(bundle, tmpl)
+    account, mounted = _service_account(lookup, tmpl)
     if mounted:
-        for binding in bindings_of(bundle, account, tmpl.namespace):
+        for binding in grants.of(account, tmpl.namespace):
             ref = binding.body.get("roleRef") or {}
             reasons.append(f"ServiceAccount {account} is bound by {binding.kind} {binding.name} "
                            f"to {ref.get('kind')} {ref.get('name')} and its token is mounted")
@@ -173,14 +184,33 @@ def api_need(bundle: Bundle, tmpl: PodTemplate) -> ApiNeed | None:
     return ApiNeed(tuple(reasons), tuple(dict.fromkeys(callers)) or everyone)
 
 
-def egress_policies(bundle: Bundle, tmpl: PodTemplate) -> list[KubeObject]:
-    """NetworkPolicies in the pod's namespace that select it and restrict its egress."""
-    return [
-        policy for policy in bundle.of_kind("NetworkPolicy")
-        if policy.namespace == tmpl.namespace
-        and selector_matches((policy.body.get("spec") or {}).get("podSelector") or {}, tmpl.labels)
-        and "Egress" in policy_types(policy.body.get("spec") or {})
-    ]
+class EgressPolicies:
+    """The NetworkPolicies that restrict egress, indexed by one matchLabels pair so that finding those
+    selecting a pod does not compare every pod with every policy."""
+
+    def __init__(self, lookup: Lookup) -> None:
+        self._keyed: dict[tuple[str, str, str], list[tuple[int, KubeObject, dict[str, Any]]]] = {}
+        self._unkeyed: dict[str, list[tuple[int, KubeObject, dict[str, Any]]]] = {}
+        for order, policy in enumerate(lookup.of_kind("NetworkPolicy")):
+            spec = policy.body.get("spec") or {}
+            if "Egress" not in policy_types(spec):
+                continue
+            selector = spec.get("podSelector") or {}
+            labels = selector.get("matchLabels") if isinstance(selector, dict) else None
+            entry = (order, policy, selector)
+            if isinstance(labels, dict) and labels:
+                key, value = next(iter(labels.items()))
+                self._keyed.setdefault((policy.namespace, str(key), str(value)), []).append(entry)
+            else:
+                self._unkeyed.setdefault(policy.namespace, []).append(entry)
+
+    def selecting(self, tmpl: PodTemplate) -> list[KubeObject]:
+        """The egress-restricting policies in the pod's namespace whose podSelector selects it, in bundle order."""
+        candidates = list(self._unkeyed.get(tmpl.namespace, []))
+        for key, value in tmpl.labels.items():
+            candidates += self._keyed.get((tmpl.namespace, key, value), [])
+        return [policy for _, policy, selector in sorted(candidates, key=lambda c: c[0])
+                if selector_matches(selector, tmpl.labels)]
 
 
 def _egress_rules(policies: Iterable[KubeObject]) -> list[dict[str, Any]]:
@@ -190,13 +220,17 @@ def _egress_rules(policies: Iterable[KubeObject]) -> list[dict[str, Any]]:
 
 def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
     findings = []
+    lookup = Lookup(bundle)
+    restricting = EgressPolicies(lookup)
+    grants: Grants | None = None
     for tmpl in pod_templates(bundle):
         if tmpl.spec.get("hostNetwork") is True:
             continue  # NetworkPolicy does not apply to host-network pods
-        policies = egress_policies(bundle, tmpl)
+        policies = restricting.selecting(tmpl)
         if not policies:
             continue
-        need = api_need(bundle, tmpl)
+        grants = grants or Grants(lookup)
+        need = api_need(tmpl, lookup, grants)
         if need is None:
             continue
         rules = _egress_rules(policies)

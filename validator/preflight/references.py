@@ -17,7 +17,7 @@ from validator.candidate import ARGOCD_IMAGE
 from validator.manifests import Bundle, containers_of, split_image
 from validator.preflight import Finding
 from validator.preflight.netpol import BUILTIN_CLUSTER_ROLES
-from validator.preflight.selectors import PodTemplate, pod_templates
+from validator.preflight.selectors import Lookup, PodTemplate, pod_templates
 from validator.profiles import Profile
 
 CHECK = "references"
@@ -86,25 +86,26 @@ def runtime_created(bundle: Bundle) -> dict[tuple[str, str], str]:
 
 def _missing_references(bundle: Bundle) -> list[Finding]:
     known = runtime_created(bundle)
+    lookup = Lookup(bundle)
     missing: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for tmpl in pod_templates(bundle):
         for kind, name, optional, where in pod_references(tmpl):
-            if optional or (kind, name) in known or bundle.get(kind, name, namespace=tmpl.namespace):
+            if optional or (kind, name) in known or lookup.get(kind, name, tmpl.namespace):
                 continue
             missing.setdefault((kind, name), []).append((str(tmpl.owner.ref), f"{tmpl.label} ({where})"))
-    for binding in bundle.of_kind("RoleBinding", "ClusterRoleBinding"):
+    for binding in lookup.of_kind("RoleBinding", "ClusterRoleBinding"):
         ref = binding.body.get("roleRef") or {}
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
         builtin = kind == "ClusterRole" and (name in BUILTIN_CLUSTER_ROLES or name.startswith("system:"))
-        if not builtin and not bundle.get(kind, name, namespace=binding.namespace if kind == "Role" else None):
+        if not builtin and not lookup.get(kind, name, binding.namespace if kind == "Role" else ""):
             missing.setdefault((kind, name), []).append((str(binding.ref), f"{binding.kind} {binding.name} (roleRef)"))
         for subject in binding.body.get("subjects") or []:
             if not isinstance(subject, dict) or subject.get("kind") != "ServiceAccount":
                 continue
             namespace = subject.get("namespace") or binding.namespace
             account = str(subject.get("name", ""))
-            if namespace == bundle.namespace and ("ServiceAccount", account) not in known and not bundle.get(
-                    "ServiceAccount", account, namespace=namespace):
+            if namespace == bundle.namespace and ("ServiceAccount", account) not in known and not lookup.get(
+                    "ServiceAccount", account, namespace):
                 missing.setdefault(("ServiceAccount", account), []).append(
                     (str(binding.ref), f"{binding.kind} {binding.name} (subject)"))
     return [

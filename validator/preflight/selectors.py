@@ -13,6 +13,24 @@ from typing import Any
 from validator.manifests import Bundle, KubeObject, pod_spec
 
 
+class Lookup:
+    """Objects by (kind, namespace, name) and by kind, built once per check: Bundle.get scans the whole
+    bundle, and a check that looks something up for every pod would be quadratic in the manifest size."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self._objects = {(o.kind, o.namespace, o.name): o for o in bundle}
+        self._kinds: dict[str, list[KubeObject]] = {}
+        for obj in bundle:
+            self._kinds.setdefault(obj.kind, []).append(obj)
+
+    def get(self, kind: str, name: str, namespace: str = "") -> KubeObject | None:
+        """namespace '' for cluster-scoped kinds."""
+        return self._objects.get((kind, namespace, name))
+
+    def of_kind(self, *kinds: str) -> list[KubeObject]:
+        return [obj for kind in kinds for obj in self._kinds.get(kind, ())]
+
+
 def _requirement(labels: Mapping[str, str], key: str, operator: str, values: list[Any]) -> bool:
     """One matchExpressions requirement (label selector or node selector: In/NotIn/Exists/DoesNotExist/Gt/Lt)."""
     present = key in labels
