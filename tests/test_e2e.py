@@ -210,3 +210,24 @@ def test_interrupted_run_never_leaves_a_pass(sig: str, fake_tools: FakeTools, tm
         # killed outright: what remains is the marker written at the start, never the stale pass
         first = (out / "summary.md").read_text().splitlines()[0]
         assert first == f"ERROR {candidate}: could not validate: {INTERRUPTED}"
+
+
+def test_upgrade_then_rollback(mirror: ApiDouble, fake_tools: FakeTools, tmp_path: Path,  # noqa: F811
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Baseline v2.11.0 Healthy, v2.11.2 applied over it Healthy, v2.11.0 applied back Healthy: one cluster."""
+    healthy_redis(mirror)
+    out = tmp_path / "artifacts"
+    code = main(["validate", str(real_manifest("v2.11.2/install.yaml")), "--baseline",
+                 str(real_manifest("v2.11.0/install.yaml")), "--scenario", "upgrade", "--scenario", "rollback",
+                 "--artifacts", str(out), "--wait-timeout", "60"])
+    stdout = capsys.readouterr().out
+    doc, summary, junit = outputs(out)
+    assert code == 0, stdout
+    assert [(s["name"], s["status"]) for s in doc["scenarios"]] == [("upgrade", "pass"), ("rollback", "pass")]
+    assert summary[0].startswith("PASS ") and ", rollback " in summary[0]
+    assert doc["baseline"]["image_version"] == "v2.11.0"
+    assert set(junit_outcomes(junit).values()) == {"passed"}
+    assert len(fake_tools.calls("kind", "create", "cluster")) == 1  # rollback continues on the upgraded cluster
+    server = mirror.get("Deployment", "argocd-server", "argocd")
+    assert server is not None  # after the rollback the cluster runs the baseline again
+    assert [c["image"] for c in server["spec"]["template"]["spec"]["containers"]] == ["quay.io/argoproj/argocd:v2.11.0"]
