@@ -157,11 +157,6 @@ class Grants:
         return list(unique.values())
 
 
-def bindings_of(bundle: Bundle, account: str, namespace: str) -> list[KubeObject]:
-    """RoleBindings/ClusterRoleBindings in the bundle that grant the ServiceAccount any rules."""
-    return Grants(Lookup(bundle)).of(account, namespace)
-
-
 def api_need(tmpl: PodTemplate, lookup: Lookup, grants: Grants) -> ApiNeed | None:
     """Whether the pod will call the Kubernetes API, with the evidence, or None."""
     reasons: list[str] = []
