@@ -326,3 +326,16 @@ def test_thresholds_from_configuration() -> None:
         with pytest.raises(InputError) as err:
             Thresholds.from_mapping(bad)  # type: ignore[arg-type]
         assert "\n" not in str(err.value)
+
+
+def test_replicaset_failures_name_their_deployment() -> None:
+    refused = 'pods "argocd-server-7d9c6f-" is forbidden: violates PodSecurity'
+    rs = obj("apps/v1", "ReplicaSet", name="argocd-server-7d9c6f", gen=1, status={
+        "observedGeneration": 1, "conditions": [cond("ReplicaFailure", "True", "FailedCreate", refused)]},
+        ownerReferences=[{"kind": "Deployment", "name": "argocd-server", "controller": True}])
+    hit = first_terminal(steady(rs, 0, 30))
+    assert hit is not None
+    assert hit[1].owner == "Deployment/argocd/argocd-server"
+    assert hit[1].root_cause == (
+        "ReplicaSet/argocd/argocd-server-7d9c6f (of Deployment/argocd/argocd-server): FailedCreate for 30 s: "
+        """'pods "argocd-server-7d9c6f-" is forbidden: violates PodSecurity'""")

@@ -374,7 +374,7 @@ class FailFast:
 
     def _terminal(self, obj: Mapping[str, Any], sig: Signal, now: float, hist: _History) -> Terminal:
         ref, persisted = hist.ref, now - hist.since[sig.key]
-        owner = owner_of(obj) if obj.get("kind") == "Pod" else None
+        owner = owner_of(obj)  # a pod's Deployment/StatefulSet/Job, a ReplicaSet's Deployment
         where = ""
         if sig.container is not None:
             where = f"{'init container' if sig.init_container else 'container'} {sig.container}"
