@@ -210,6 +210,7 @@ def test_config_error_waits_while_another_pod_initializes_but_not_forever() -> N
     hit = ff.observe(consumer, 361)
     assert hit is not None and hit.container == "app"
     assert "CreateContainerConfigError for 360 s" in hit.root_cause
+    assert hit.evidence["busy_producers"] == ["Pod/argocd/redis-0"]
 
 
 def test_config_error_gets_a_fresh_grace_after_the_producer_finishes() -> None:

@@ -373,7 +373,7 @@ class FailFast:
         return now - self._producer_busy_until >= grace
 
     def _terminal(self, obj: Mapping[str, Any], sig: Signal, now: float, hist: _History) -> Terminal:
-        ref, persisted = hist.ref, now - hist.since[sig.key]
+        ref, persisted, hist_key = hist.ref, now - hist.since[sig.key], self._key(obj)
         owner = owner_of(obj)  # a pod's Deployment/StatefulSet/Job, a ReplicaSet's Deployment
         where = ""
         if sig.container is not None:
@@ -391,12 +391,15 @@ class FailFast:
         quoted = f": {quote(sig.message)}" if sig.message else ""
         tail = f", {sig.detail}" if rule.by_restarts and sig.detail else quoted  # detail: the last words
         others = sorted(
-            f"{h.ref}: {s.reason}" for k, h in self._objects.items() if k != self._key(obj)
+            f"{h.ref}: {s.reason}" for k, h in self._objects.items() if k != hist_key
             for s in h.active.values() if RULES[s.rule].terminal
         )
         evidence: dict[str, Any] = {"rule": rule.name, "persisted_s": round(persisted, 3), "restarts": sig.restarts,
                                     "observed_for_s": round(now - hist.first_seen, 3)}
         if others:
             evidence["also_failing"] = others
+        busy = sorted(self._objects[k].ref for k in self._blocking if k != hist_key and k in self._objects)
+        if rule.dependent and busy:
+            evidence["busy_producers"] = busy  # still initializing or failing when we gave up waiting for them
         return Terminal(ref, sig.container, sig.init_container, sig.reason, sig.message, f"{head}: {how}{tail}",
                         owner, evidence)
