@@ -386,7 +386,11 @@ def test_missing_references_are_warnings_and_runtime_created_ones_are_not() -> N
 
 
 def test_argocd_redis_secret_is_known_when_secret_init_creates_it() -> None:
-    assert only(run(fixture(V2111), "references"), "references", "warning") == []
+    findings = run(fixture(V2111), "references")
+    assert only(findings, "references", "warning") == []
+    waits = [f for f in findings if f.evidence.get("name") == "argocd-redis"]
+    assert [f.severity for f in waits] == ["info"]
+    assert waits[0].evidence["created_by"].startswith("init container secret-init of Deployment argocd-redis")
 
     def drop_init(body: dict[str, Any]) -> None:
         del body["spec"]["template"]["spec"]["initContainers"]

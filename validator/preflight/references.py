@@ -88,11 +88,13 @@ def _missing_references(bundle: Bundle) -> list[Finding]:
     known = runtime_created(bundle)
     lookup = Lookup(bundle)
     missing: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    awaited: dict[tuple[str, str], list[tuple[str, str]]] = {}  # created at runtime by the bundle's own pods
     for tmpl in pod_templates(bundle):
         for kind, name, optional, where in pod_references(tmpl):
-            if optional or (kind, name) in known or lookup.get(kind, name, tmpl.namespace):
+            if optional or (kind, name) in ALWAYS_PRESENT or lookup.get(kind, name, tmpl.namespace):
                 continue
-            missing.setdefault((kind, name), []).append((str(tmpl.owner.ref), f"{tmpl.label} ({where})"))
+            target = awaited if (kind, name) in known else missing
+            target.setdefault((kind, name), []).append((str(tmpl.owner.ref), f"{tmpl.label} ({where})"))
     for binding in lookup.of_kind("RoleBinding", "ClusterRoleBinding"):
         ref = binding.body.get("roleRef") or {}
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
@@ -108,7 +110,15 @@ def _missing_references(bundle: Bundle) -> list[Finding]:
                     "ServiceAccount", account, namespace):
                 missing.setdefault(("ServiceAccount", account), []).append(
                     (str(binding.ref), f"{binding.kind} {binding.name} (subject)"))
-    return [
+    waits = [
+        Finding(CHECK, "info", tuple(dict.fromkeys(ref for ref, _ in users)),
+                f"{kind} {name} is not in the bundle: it is created at runtime by {known[(kind, name)]}; "
+                f"{', '.join(how for _, how in users)} wait(s) for it (CreateContainerConfigError until then)",
+                {"kind": kind, "name": name, "created_by": known[(kind, name)],
+                 "referenced_by": [how for _, how in users]})
+        for (kind, name), users in awaited.items()
+    ]
+    return waits + [
         Finding(CHECK, "warning", tuple(dict.fromkeys(ref for ref, _ in users)),
                 f"{kind} {name} is referenced by {', '.join(how for _, how in users)} but is neither in the bundle "
                 "nor known to be created at runtime: pods will wait in CreateContainerConfigError (or RBAC will "
