@@ -149,7 +149,8 @@ def test_create_and_delete_argv(kind_env: FakeTools, tmp_path: Path, monkeypatch
     assert kind[1] == ["create", "cluster", "--name", name, "--config", str(run_dir / "kind-config.yaml"),
                        "--image", images.NODE_IMAGES["1.35"], "--kubeconfig", str(run_dir / "kubeconfig"),
                        "--wait", "5m"]
-    assert kind[2:] == [["delete", "cluster", "--name", name, "--kubeconfig", str(run_dir / "kubeconfig")]]
+    assert kind[2:] == [["delete", "cluster", "--name", name, "--kubeconfig", str(run_dir / "kubeconfig")],
+                        ["get", "clusters"]]  # and verified gone
     assert name not in kind_env.clusters()
     assert all(e["kubeconfig_env"] is None for e in kind_env.entries())  # children never see KUBECONFIG
     assert not (run_dir / "kind-logs").exists()  # passed: no log export
@@ -285,6 +286,12 @@ def test_failed_delete_after_a_pass_is_reported(kind_env: FakeTools, tmp_path: P
     with pytest.raises(TeardownIncomplete, match="kind delete cluster --name .* failed.*argocd-mirror sweep"), \
             mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST):
         kind_env.fail("delete-error")
+
+
+def test_delete_is_verified(kind_env: FakeTools, tmp_path: Path) -> None:
+    with pytest.raises(TeardownIncomplete, match="still exists after deletion"), \
+            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST):
+        kind_env.fail("delete-noop")
 
 
 def test_bad_keep_and_provider_flags(tmp_path: Path) -> None:

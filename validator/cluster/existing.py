@@ -34,6 +34,9 @@ TRACKED: tuple[tuple[str, str], ...] = (
     ("CustomResourceDefinition", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"),
     ("ClusterRoleBinding", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"),
     ("ClusterRole", "/apis/rbac.authorization.k8s.io/v1/clusterroles"),
+    ("APIService", "/apis/apiregistration.k8s.io/v1/apiservices"),
+    ("PriorityClass", "/apis/scheduling.k8s.io/v1/priorityclasses"),
+    ("IngressClass", "/apis/networking.k8s.io/v1/ingressclasses"),
 )
 Snapshot = dict[str, set[str]]
 

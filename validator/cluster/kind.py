@@ -122,6 +122,9 @@ class KindProvider(Provider):
         if proc.returncode != 0:
             return [f"kind delete cluster --name {cluster.name} failed: {last_error(proc)} "
                     "(remove it later with `argocd-mirror sweep`)"]
+        listed = run([self.kind, "get", "clusters"], timeout_s=60)  # verify: exit 0 alone is not proof
+        if listed.returncode == 0 and cluster.name in listed.stdout.split():
+            return [f"kind cluster {cluster.name} still exists after deletion (remove it with `argocd-mirror sweep`)"]
         return []
 
     def keep_hint(self, cluster: Cluster) -> list[str]:
