@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.apidouble import ApiDouble
-from tests.apidouble.argocd import as_v2_11_1, broken_redis, bundle_from, healthy_redis
+from tests.apidouble.argocd import as_v2_11_1, broken_redis, bundle_from, healthy_redis, redis_secret
 from tests.conftest import real_manifest
 from tests.fakes import FakeTools, fake_tools  # noqa: F401  (fixture)
 from tests.test_cluster_kind import ready_node
@@ -231,3 +231,22 @@ def test_upgrade_then_rollback(mirror: ApiDouble, fake_tools: FakeTools, tmp_pat
     server = mirror.get("Deployment", "argocd-server", "argocd")
     assert server is not None  # after the rollback the cluster runs the baseline again
     assert [c["image"] for c in server["spec"]["template"]["spec"]["containers"]] == ["quay.io/argoproj/argocd:v2.11.0"]
+
+
+def test_ha_on_the_ha_profile(mirror: ApiDouble, fake_tools: FakeTools, tmp_path: Path,  # noqa: F811
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    """ha/install.yaml (v3.5.1) on the `ha` profile: a 4-node kind config, every HA object Healthy."""
+    for worker in ("argocd-mirror-worker", "argocd-mirror-worker2", "argocd-mirror-worker3"):
+        mirror.create(ready_node(worker))
+    mirror.pods("argocd-redis-ha-haproxy").creates("secret-init", redis_secret())  # HA runs secret-init there
+    out = tmp_path / "artifacts"
+    code = main(["validate", str(real_manifest("v3.5.1/ha/install.yaml")), "--variant", "ha", "--scenario", "ha",
+                 "--artifacts", str(out), "--wait-timeout", "60"])
+    stdout = capsys.readouterr().out
+    doc, summary, junit = outputs(out)
+    assert code == 0, stdout
+    assert [(s["name"], s["status"]) for s in doc["scenarios"]] == [("ha", "pass")]
+    assert set(junit_outcomes(junit).values()) == {"passed"} and summary[0].startswith("PASS ")
+    (create,) = fake_tools.calls("kind", "create", "cluster")
+    config = yaml.safe_load(Path(create[create.index("--config") + 1]).read_text())
+    assert [n["role"] for n in config["nodes"]] == ["control-plane", "worker", "worker", "worker"]

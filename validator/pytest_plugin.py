@@ -496,10 +496,11 @@ def ha_bundle(candidate_bundle: Any) -> Any:
 @pytest.fixture(scope="session")
 def ha_argocd(mirror_clusters: ClusterPool, ha_bundle: Any, mirror_options: MirrorOptions,
               mirror_progress: Callable[[str], None]) -> Deployed:
-    """ha/install.yaml on the 3-worker `ha` profile (redis-ha needs one node per replica)."""
+    """ha/install.yaml on the 3-worker `ha` profile, or on --profile when one other than `default` is given
+    (redis-ha needs one node per replica)."""
     from validator.profiles import load_profile
 
-    profile = load_profile("ha")
+    profile = load_profile(mirror_options.profile if mirror_options.profile != "default" else "ha")
     cluster = mirror_clusters.get("ha", profile)
     return deploy(cluster, ha_bundle, mirror_options, profile, mirror_progress,
                   mirror_options.artifacts / "diagnostics" / "ha")

@@ -65,7 +65,8 @@ def register(sub: Any) -> None:
                             help="kind: a throwaway cluster (default); existing: a disposable cluster you give")
         parser.add_argument("--kubeconfig", type=Path, help="kubeconfig of the existing cluster (--provider existing)")
         parser.add_argument("--context", help="context in --kubeconfig (--provider existing)")
-        parser.add_argument("--profile", default="default", help="mirror profile: name or path (default default)")
+        parser.add_argument("--profile",
+                            help="mirror profile, name or path (default: ha for --variant ha, else default)")
         if not reproduce:
             parser.add_argument("--keep-cluster", default="never", choices=("never", "on-failure", "always"),
                                 help="keep the cluster after the run (default never)")
@@ -176,6 +177,8 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
 def run(args: argparse.Namespace) -> int:
     if args.keep_cluster is None:
         args.keep_cluster = "never"
+    if args.profile is None:  # HA manifests need their 3 workers, in preflight and on the cluster alike
+        args.profile = "ha" if args.variant == "ha" else "default"
     out = args.artifacts
     progress = Progress()
     verdict = start_run(out, args.spec, args.profile, args.provider)
