@@ -15,12 +15,15 @@ from validator.health import (
     ORDER,
     Health,
     HealthStatus,
+    KResult,
+    KStatus,
     aggregate,
     assess,
     counts_toward_app_health,
     environment_exempt,
     evidence,
     explain,
+    kstatus,
     object_ref,
     owner_of,
 )
@@ -354,3 +357,20 @@ def test_hooks_and_ignored_objects_do_not_count_toward_app_health() -> None:
     assert not counts_toward_app_health(obj("batch/v1", "Job", annotations={"argocd.argoproj.io/hook": "PreSync"}))
     assert not counts_toward_app_health(obj("batch/v1", "Job", annotations={"helm.sh/hook": "pre-install"}))
     assert counts_toward_app_health(obj("v1", "Pod", annotations="junk"))
+
+
+def test_kstatus_generic_rules() -> None:
+    custom = obj("example.com/v1", "Widget", gen=2, status={"observedGeneration": 2, "conditions": [
+        cond("Ready", "False", "Waiting", "backend not reachable")]})
+    assert kstatus(custom) == KResult(KStatus.IN_PROGRESS, "backend not reachable")
+    custom["status"]["conditions"] = [cond("Ready", "True")]
+    assert kstatus(custom) == KResult(KStatus.CURRENT, "Resource is Ready")
+    custom["status"]["conditions"] = [cond("Stalled", "True", "Broken", "gave up")]
+    assert kstatus(custom) == KResult(KStatus.FAILED, "gave up")
+    custom["status"]["conditions"] = [cond("Reconciling", "True", "Working", "busy")]
+    assert kstatus(custom) == KResult(KStatus.IN_PROGRESS, "busy")
+    custom["status"]["observedGeneration"] = 3  # kstatus: any difference; Argo CD: only generation > observed
+    assert kstatus(custom).message == "Widget generation is 2, but latest observed generation is 3"
+    assert kstatus(obj("v1", "ConfigMap")) == KResult(KStatus.CURRENT, "Resource is always ready")
+    assert kstatus(pod("Always", "Weird")).status is KStatus.UNKNOWN
+    assert kstatus(obj("apps/v1", "Deployment", spec={"replicas": "x"})).status is KStatus.UNKNOWN

@@ -10,7 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from validator.failfast import FailFast
-from validator.health import CHECKS, HealthStatus, assess, environment_exempt, evidence, explain, owner_of
+from validator.health import (
+    CHECKS,
+    HealthStatus,
+    KStatus,
+    assess,
+    environment_exempt,
+    evidence,
+    explain,
+    kstatus,
+    owner_of,
+)
 
 FIELDS = ["status", "spec", "metadata", "conditions", "containerStatuses", "initContainerStatuses", "state",
           "lastState", "waiting", "terminated", "running", "reason", "message", "exitCode", "restartCount", "ready",
@@ -51,6 +61,7 @@ def test_nothing_raises_on_malformed_objects(live: dict[str, Any], strict: bool)
     evidence(live)
     environment_exempt(live, health)
     owner_of(live)
+    assert isinstance(kstatus(live, age_s=30).status, KStatus)
     ff = FailFast()
     ff.observe(live, 0.0)
     ff.observe(live, 1e6)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from validator.health import Health, HealthStatus, assess
+from validator.health import Health, HealthStatus, KResult, KStatus, assess, kstatus
 
 H, S, P, D, U = (HealthStatus.HEALTHY, HealthStatus.SUSPENDED, HealthStatus.PROGRESSING, HealthStatus.DEGRADED,
                  HealthStatus.UNKNOWN)
@@ -89,7 +89,7 @@ VECTORS: list[tuple[str, dict[str, Any], HealthStatus | None, str]] = [
      P, "Waiting for rollout to finish: observed deployment generation less than desired generation"),
     ("T5", deploy(gen=3, spec={"paused": True, "replicas": 3}, status={
         "observedGeneration": 3, "replicas": 3, "updatedReplicas": 1}), S, "Deployment is paused"),
-    ("T6", deploy(gen=3, spec={"paused": True, "replicas": 3}, status={
+    ("T6", deploy(gen=3, spec={"paused": True, "replicas": 3, "progressDeadlineSeconds": 600}, status={
         "observedGeneration": 3, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3,
         "conditions": [cond("Available", "True"), cond("Progressing", "Unknown", "DeploymentPaused")]}),
      S, "Deployment is paused"),
@@ -210,3 +210,41 @@ def test_strict_agrees_with_argo_outside_init_containers(vector: str, live: dict
         assert 'init container "secret-init": CrashLoopBackOff' in strict.message
     else:
         assert assess(live, strict=True) == Health(status, message)
+
+
+# kstatus' view of the same vectors (§7 last column): where it disagrees with Argo CD is the point of the table.
+KC, KI, KF = KStatus.CURRENT, KStatus.IN_PROGRESS, KStatus.FAILED
+PENDING = (KI, "Pod is in the Pending phase")
+NOT_DONE = (KC, "Pod has completed, but not successfully")
+JOB_RUNNING = (KC, "Job in progress. success:0, active: 1, failed: 0")
+CURRENT = (KC, "Resource is current")
+KSTATUS: dict[str, tuple[KStatus, str]] = {
+    "T1": (KC, "Deployment is available. Replicas: 3"), "T2": (KI, "Updated: 1/3"), "T3": (KI, "Available: 2/3"),
+    "T4": (KI, "Deployment generation is 5, but latest observed generation is 4"), "T5": (KI, "Updated: 1/3"),
+    "T6": (KI, "ReplicaSet not Available"), "T7": (KF, "Progress deadline exceeded"),
+    "T8": (KI, "Replica Failure condition. Check Pods"), "T9": (KC, "Partition rollout complete. updated: 3"),
+    "T10": (KI, "updated: 1/3"), "T11": (KC, "Partition rollout complete. updated: 1"),
+    "T12": (KC, "StatefulSet is using the ondelete update strategy"), "T13": (KI, "Replicas: 0/3"),
+    "T14": (KC, "All replicas scheduled as expected. Replicas: 2"), "T15": (KI, "Updated: 1/3"),
+    "T16": (KI, "Updated: 0/3"), "T17": (KI, "DaemonSet status.observedGeneration not found"),
+    "T18": (KF, "Containers in CrashLoop state: app"), "T19": PENDING, "T20": PENDING, "T21": PENDING,
+    "T22": PENDING, "T23": (KF, "Pod could not be scheduled"), "T24": (KI, "Pod is running but is not Ready"),
+    "T25": NOT_DONE, "T26": NOT_DONE, "T27": PENDING, "T28": (KC, "Pod is Ready"), "T29": JOB_RUNNING,
+    "T30": (KF, "Job Failed. failed: 7/1"), "T31": (KC, "Job is suspended"), "T32": JOB_RUNNING,
+    "T33a": (KI, "PVC is not Bound. phase: Pending"), "T33b": (KI, "PVC is not Bound. phase: Lost"),
+    "T34": (KC, "Service is ready"), "T35": CURRENT, "T36": CURRENT, "T37": (KI, "Install in progress"),
+    "T38": (KF, '"apps" is already in use'), "T39": CURRENT, "T40a": CURRENT,
+    "T40b": (KStatus.TERMINATING, "Resource scheduled for deletion"), "T40c": CURRENT,
+}
+
+
+@pytest.mark.parametrize(("vector", "live", "status", "message"), VECTORS, ids=[v[0] for v in VECTORS])
+def test_kstatus_vector(vector: str, live: dict[str, Any], status: HealthStatus | None, message: str) -> None:
+    assert kstatus(live, age_s=120) == KResult(*KSTATUS[vector])
+
+
+def test_kstatus_gives_an_unschedulable_pod_15_seconds() -> None:
+    t23 = next(v[1] for v in VECTORS if v[0] == "T23")
+    assert kstatus(t23, age_s=14.9) == KResult(KI, "Pod has not been scheduled")
+    assert kstatus(t23) == KResult(KI, "Pod has not been scheduled")  # unknown age: not yet
+    assert kstatus(t23, age_s=15) == KResult(KF, "Pod could not be scheduled")

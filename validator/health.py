@@ -817,3 +817,238 @@ def aggregate(entries: Iterable[tuple[str, Health]], exempt: Mapping[str, str] |
 def _rank(health: Health) -> tuple[int, str]:
     assert health.status is not None
     return ORDER[health.status], health.message
+
+
+# --------------------------------------------------------------------------------------------------
+# kstatus, for comparison (health-rules.md §2-§4; kubernetes-sigs/cli-utils pkg/kstatus/status)
+# --------------------------------------------------------------------------------------------------
+
+class KStatus(StrEnum):
+    """kstatus codes: what Flux, Helm 4 and kpt would say about the same object."""
+
+    CURRENT = "Current"
+    IN_PROGRESS = "InProgress"
+    FAILED = "Failed"
+    TERMINATING = "Terminating"
+    NOT_FOUND = "NotFound"
+    UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True)
+class KResult:
+    status: KStatus
+    message: str
+
+
+_CUR, _INP, _FAIL = KStatus.CURRENT, KStatus.IN_PROGRESS, KStatus.FAILED
+SCHEDULE_WINDOW_S = 15  # kstatus gives a pod this long to be scheduled before calling it Failed
+
+
+def kstatus(obj: dict[str, Any], age_s: float | None = None) -> KResult:
+    """kstatus' verdict for one live object, so a report can show where it and Argo CD disagree (paused
+    Deployments, Failed pods, unschedulable pods, OnDelete StatefulSets, ...).
+
+    age_s is the object's age (for the 15 s unschedulable window of Pods); unknown age reads as inside the window.
+    Pure and bounded like assess(); a malformed object gives Unknown with the reason.
+    """
+    meta = metadata(obj)
+    if meta.get("deletionTimestamp"):
+        return KResult(KStatus.TERMINATING, "Resource scheduled for deletion")
+    try:
+        generation, observed = meta.get("generation"), _map(obj, "status").get("observedGeneration")
+        if generation is not None and observed is not None and _int(meta, "generation") != observed:
+            return KResult(_INP, f"{obj.get('kind')} generation is {generation}, but latest observed generation is "
+                                 f"{observed}")
+        for cond in conditions(obj):
+            if cond.get("type") == "Reconciling" and cond.get("status") == "True":
+                return KResult(_INP, _str(cond, "message"))
+            if cond.get("type") == "Stalled" and cond.get("status") == "True":
+                return KResult(_FAIL, _str(cond, "message"))
+        group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+        rule = _KSTATUS.get((group, str(obj.get("kind", ""))))
+        if rule is not None:
+            return rule(obj, meta, age_s)
+        ready = condition(obj, "Ready")
+        if ready is not None and ready.get("status") == "True":
+            return KResult(_CUR, "Resource is Ready")
+        if ready is not None and ready.get("status") in ("False", "Unknown"):
+            return KResult(_INP, _str(ready, "message"))
+        return KResult(_CUR, "Resource is current")
+    except (ValueError, TypeError, AttributeError) as exc:
+        return KResult(KStatus.UNKNOWN, str(exc))
+
+
+KRule = Callable[[Mapping[str, Any], Mapping[str, Any], "float | None"], KResult]
+
+
+def _k_counts(checks: Iterable[tuple[bool, str]], done: str) -> KResult:
+    """The first check that holds gives InProgress with its message; none holding gives Current `done`."""
+    for failing, message in checks:
+        if failing:
+            return KResult(_INP, message)
+    return KResult(_CUR, done)
+
+
+def _k_deployment(obj: Mapping[str, Any], meta: Mapping[str, Any], age_s: float | None) -> KResult:
+    spec, status = _map(obj, "spec"), _map(obj, "status")
+    progressing = spec.get("progressDeadlineSeconds") is None
+    available = False
+    for cond in conditions(obj):
+        if cond.get("type") == "Progressing":
+            if cond.get("reason") == "ProgressDeadlineExceeded":
+                return KResult(_FAIL, "Progress deadline exceeded")
+            new_rs_available = cond.get("status") == "True" and cond.get("reason") == "NewReplicaSetAvailable"
+            progressing = progressing or new_rs_available
+        elif cond.get("type") == "Available" and cond.get("status") == "True":
+            available = True
+    want = 1 if spec.get("replicas") is None else _int(spec, "replicas")
+    have, updated = _int(status, "replicas"), _int(status, "updatedReplicas")
+    ready, avail = _int(status, "readyReplicas"), _int(status, "availableReplicas")
+    return _k_counts([
+        (want > have, f"Replicas: {have}/{want}"), (want > updated, f"Updated: {updated}/{want}"),
+        (have > want, f"Pending termination: {have - want}"), (updated > avail, f"Available: {avail}/{updated}"),
+        (want > ready, f"Ready: {ready}/{want}"), (not progressing, "ReplicaSet not Available"),
+        (not available, "Deployment not Available"),
+    ], f"Deployment is available. Replicas: {have}")
+
+
+def _k_statefulset(obj: Mapping[str, Any], meta: Mapping[str, Any], age_s: float | None) -> KResult:
+    spec, status = _map(obj, "spec"), _map(obj, "status")
+    strategy = _map(spec, "updateStrategy")
+    if strategy.get("type") == "OnDelete":
+        return KResult(_CUR, "StatefulSet is using the ondelete update strategy")
+    want = 1 if spec.get("replicas") is None else _int(spec, "replicas")
+    have, ready = _int(status, "replicas"), _int(status, "readyReplicas")
+    updated, current = _int(status, "updatedReplicas"), _int(status, "currentReplicas")
+    rolling = _map(strategy, "rollingUpdate")
+    partition = -1 if rolling.get("partition") is None else _int(rolling, "partition")
+    head = [(want > have, f"Replicas: {have}/{want}"), (want > ready, f"Ready: {ready}/{want}"),
+            (have > want, f"Pending termination: {have - want}")]
+    if partition != -1:
+        return _k_counts([*head, (updated < want - partition, f"updated: {updated}/{want - partition}")],
+                         f"Partition rollout complete. updated: {updated}")
+    return _k_counts([
+        *head, (want > current, f"current: {current}/{want}"),
+        (_str(status, "currentRevision") != _str(status, "updateRevision"),
+         "Waiting for updated revision to match current"),
+    ], f"All replicas scheduled as expected. Replicas: {have}")
+
+
+def _k_daemonset(obj: Mapping[str, Any], meta: Mapping[str, Any], age_s: float | None) -> KResult:
+    status = _map(obj, "status")
+    kind = obj.get("kind")
+    if meta.get("generation") is None:
+        return KResult(_INP, f"{kind} metadata.generation not found")
+    if status.get("observedGeneration") is None:
+        return KResult(_INP, f"{kind} status.observedGeneration not found")
+    if status.get("desiredNumberScheduled") is None:
+        return KResult(_INP, "Missing .status.desiredNumberScheduled")
+    desired = _int(status, "desiredNumberScheduled")
+    current, updated = _int(status, "currentNumberScheduled"), _int(status, "updatedNumberScheduled")
+    available, ready = _int(status, "numberAvailable"), _int(status, "numberReady")
+    return _k_counts([
+        (desired > current, f"Current: {current}/{desired}"), (desired > updated, f"Updated: {updated}/{desired}"),
+        (desired > available, f"Available: {available}/{desired}"), (desired > ready, f"Ready: {ready}/{desired}"),
+    ], f"All replicas scheduled as expected. Replicas: {desired}")
+
+
+def _k_replicaset(obj: Mapping[str, Any], meta: Mapping[str, Any], age_s: float | None) -> KResult:
+    spec, status = _map(obj, "spec"), _map(obj, "status")
+    failure = condition(obj, "ReplicaFailure")
+    if failure is not None and failure.get("status") == "True":
+        return KResult(_INP, "Replica Failure condition. Check Pods")
+    want = 1 if spec.get("replicas") is None else _int(spec, "replicas")
+    labelled, available = _int(status, "fullyLabeledReplicas"), _int(status, "availableReplicas")
+    ready, have = _int(status, "readyReplicas"), _int(status, "replicas")
+    return _k_counts([
+        (want > labelled, f"Labelled: {labelled}/{want}"), (want > available, f"Available: {available}/{want}"),
+        (want > ready, f"Ready: {ready}/{want}"), (have > want, f"Pending termination: {have - want}"),
+    ], f"ReplicaSet is available. Replicas: {have}")
+
+
+def _k_pod(obj: Mapping[str, Any], meta: Mapping[str, Any], age_s: float | None) -> KResult:
+    phase = _str(_map(obj, "status"), "phase")
+    if phase == "Succeeded":
+        return KResult(_CUR, "Pod has completed successfully")
+    if phase == "Failed":
+        return KResult(_CUR, "Pod has completed, but not successfully")
+    if phase == "Running":
+        if _pod_ready(obj):
+            return KResult(_CUR, "Pod is Ready")
+        looping = [str(cs.get("name")) for cs in container_statuses(obj)
+                   if _map(_map(cs, "state"), "waiting").get("reason") == "CrashLoopBackOff"]
+        if looping:
+            return KResult(_FAIL, f"Containers in CrashLoop state: {','.join(looping)}")
+        return KResult(_INP, "Pod is running but is not Ready")
+    if phase == "Pending":
+        scheduled = condition(obj, "PodScheduled")
+        if scheduled is not None and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+            if age_s is None or age_s < SCHEDULE_WINDOW_S:
+                return KResult(_INP, "Pod has not been scheduled")
+            return KResult(_FAIL, "Pod could not be scheduled")
+        return KResult(_INP, "Pod is in the Pending phase")
+    if phase == "":
+        return KResult(_INP, "Pod phase not available")
+    return KResult(KStatus.UNKNOWN, f"unknown phase {phase}")
+
+
+def _k_job(obj: Mapping[str, Any], meta: Mapping[str, Any], age_s: float | None) -> KResult:
+    spec, status = _map(obj, "spec"), _map(obj, "status")
+    parallelism = 1 if spec.get("parallelism") is None else _int(spec, "parallelism")
+    completions = parallelism if spec.get("completions") is None else _int(spec, "completions")
+    succeeded, active, failed = _int(status, "succeeded"), _int(status, "active"), _int(status, "failed")
+    for cond in conditions(obj):
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") == "Complete":
+            return KResult(_CUR, f"Job Completed. succeeded: {succeeded}/{completions}")
+        if cond.get("type") == "Failed":
+            return KResult(_FAIL, f"Job Failed. failed: {failed}/{completions}")
+        if cond.get("type") == "Suspended":
+            return KResult(_CUR, "Job is suspended")
+    if not status.get("startTime"):
+        return KResult(_INP, "Job not started")
+    return KResult(_CUR, f"Job in progress. success:{succeeded}, active: {active}, failed: {failed}")
+
+
+def _k_pvc(obj: Mapping[str, Any], meta: Mapping[str, Any], age_s: float | None) -> KResult:
+    phase = _map(obj, "status").get("phase") or "unknown"
+    return KResult(_CUR, "PVC is Bound") if phase == "Bound" else KResult(_INP, f"PVC is not Bound. phase: {phase}")
+
+
+def _k_service(obj: Mapping[str, Any], meta: Mapping[str, Any], age_s: float | None) -> KResult:
+    spec = _map(obj, "spec")
+    if spec.get("type") == "LoadBalancer" and not spec.get("clusterIP"):
+        return KResult(_INP, "ClusterIP not set. Service type: LoadBalancer")
+    return KResult(_CUR, "Service is ready")
+
+
+def _k_crd(obj: Mapping[str, Any], meta: Mapping[str, Any], age_s: float | None) -> KResult:
+    for cond in conditions(obj):
+        if cond.get("type") == "NamesAccepted" and cond.get("status") == "False":
+            return KResult(_FAIL, _str(cond, "message"))
+        if cond.get("type") == "Established":
+            if cond.get("status") == "False" and cond.get("reason") != "Installing":
+                return KResult(_FAIL, _str(cond, "message"))
+            if cond.get("status") == "True":
+                return KResult(_CUR, "CRD is established")
+    return KResult(_INP, "Install in progress")
+
+
+def _k_always(obj: Mapping[str, Any], meta: Mapping[str, Any], age_s: float | None) -> KResult:
+    return KResult(_CUR, "Resource is always ready")
+
+
+def _k_pdb(obj: Mapping[str, Any], meta: Mapping[str, Any], age_s: float | None) -> KResult:
+    return KResult(_CUR, "AllowedDisruptions has been computed.")
+
+
+_KSTATUS: dict[tuple[str, str], KRule] = {
+    ("", "Service"): _k_service, ("", "Pod"): _k_pod, ("", "Secret"): _k_always, ("", "ConfigMap"): _k_always,
+    ("", "PersistentVolumeClaim"): _k_pvc, ("apps", "StatefulSet"): _k_statefulset,
+    ("apps", "DaemonSet"): _k_daemonset, ("extensions", "DaemonSet"): _k_daemonset,
+    ("apps", "Deployment"): _k_deployment, ("extensions", "Deployment"): _k_deployment,
+    ("apps", "ReplicaSet"): _k_replicaset, ("extensions", "ReplicaSet"): _k_replicaset,
+    ("policy", "PodDisruptionBudget"): _k_pdb, ("batch", "CronJob"): _k_always, ("batch", "Job"): _k_job,
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): _k_crd,
+}
