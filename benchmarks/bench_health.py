@@ -17,7 +17,7 @@ from typing import Any
 from tests.test_failfast_redis import broken_timeline
 from tests.test_health_vectors import VECTORS
 from validator.failfast import FailFast
-from validator.health import assess
+from validator.health import assess, kstatus
 
 N = 10_000
 TARGET_PER_S = 50_000
@@ -64,4 +64,11 @@ def test_failfast_observe_10k_events(benchmark) -> None:  # type: ignore[no-unty
 
     benchmark(feed)
     benchmark.extra_info.update(events=N, events_per_s=round(_rate(benchmark, N)))
+    print(json.dumps(benchmark.extra_info))
+
+
+def test_kstatus_10k_mixed(benchmark) -> None:  # type: ignore[no-untyped-def]
+    objects = mixed_objects()
+    benchmark(lambda: [kstatus(o, age_s=60) for o in objects])
+    benchmark.extra_info.update(objects=N, objects_per_s=round(_rate(benchmark, N)))
     print(json.dumps(benchmark.extra_info))
