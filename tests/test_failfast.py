@@ -340,3 +340,15 @@ def test_replicaset_failures_name_their_deployment() -> None:
     assert hit[1].root_cause == (
         "ReplicaSet/argocd/argocd-server-7d9c6f (of Deployment/argocd/argocd-server): FailedCreate for 30 s: "
         """'pods "argocd-server-7d9c6f-" is forbidden: violates PodSecurity'""")
+
+
+def test_backoff_time_counts_only_continuous_back_off() -> None:
+    """'120 s in back-off' is time spent in one back-off, not since the first crash: slow starters that need a
+    couple of restarts are judged by the restart threshold (3), as the spec intends."""
+    last = {"exitCode": 137, "reason": "Error"}
+    backoff = pod(containers=[wait("CrashLoopBackOff", "back-off 20s", restarts=2, last=last)])
+    running = pod(phase="Running", containers=[{"name": "app", "restartCount": 2, "ready": False,
+                                                "state": {"running": {}}, "lastState": {"terminated": last}}])
+    assert first_terminal([(0, backoff), (20, running), (100, running), (110, backoff), (200, backoff)]) is None
+    hit = first_terminal([(0, backoff), (20, running), (110, backoff), (230, backoff)])
+    assert hit is not None and "CrashLoopBackOff for 120 s" in hit[1].root_cause

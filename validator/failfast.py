@@ -163,7 +163,7 @@ def _container_signals(cs: Mapping[str, Any], init: bool) -> Iterator[Signal]:
     elif reason in _PULL:
         yield sig("image-not-found" if _NOT_FOUND.search(message) else "image-pull", "image")
     elif reason == "CrashLoopBackOff":
-        yield sig("crashloop", "crash", msg=_last_words(last) or message)
+        yield sig("crashloop", "backoff", msg=_last_words(last) or message)  # own clock: time *in* back-off
     elif reason in _CONFIG:
         if not _CACHE_SYNC.search(message):
             yield sig("config-error", "config")
