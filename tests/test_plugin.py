@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,32 @@ def test_application_shape_and_state() -> None:
                      "conditions": [{"type": "ComparisonError", "message": "dial tcp: lookup github.com: i/o timeout"}]}
     assert application_state(app) == (False, "sync failed: one or more objects failed")
     assert describe_application(app) == "sync OutOfSync, health Missing: dial tcp: lookup github.com: i/o timeout"
+
+
+def test_sync_application_reports_where_it_is_stuck(tmp_path: Path) -> None:
+    """Against the API double: the Application is applied server-side, polled, and a failed sync is a FAIL."""
+    from tests.apidouble import ApiDouble
+    from tests.apidouble.argocd import bundle_from
+    from tests.conftest import real_manifest
+    from validator.install import install
+    from validator.manifests import Bundle
+    from validator.pytest_plugin import sync_application
+
+    crds = Bundle([o for o in bundle_from(real_manifest("v2.11.2/install.yaml")) if o.kind == "CustomResourceDefinition"
+                   and o.name == "applications.argoproj.io"])
+    with ApiDouble() as double:
+        api = double.api_client(tmp_path)
+        install(api, crds)
+        double.script(at=0, kind="Application", name="smoke", namespace="argocd", status={
+            "sync": {"status": "OutOfSync"}, "health": {"status": "Missing"},
+            "operationState": {"phase": "Failed", "retryCount": 3, "message": "one or more objects failed to apply"},
+            "conditions": [{"type": "SyncError", "message": 'namespaces "guestbook" is forbidden'}]})
+        app = application("smoke", "argocd", "https://example.invalid/repo.git", "HEAD", "guestbook", "guestbook")
+        seen: list[str] = []
+        with pytest.raises(ScenarioFailed) as info:
+            sync_application(api, app, timeout_s=10, progress=seen.append, poll_s=0.05)
+        live = double.get("Application", "smoke", "argocd")
+    assert str(info.value) == ("Application smoke: sync failed: one or more objects failed to apply "
+                               '(sync OutOfSync, health Missing: namespaces "guestbook" is forbidden)')
+    assert live is not None and live["spec"]["source"]["path"] == "guestbook"
+    assert seen[0].startswith("Application smoke created")

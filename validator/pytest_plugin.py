@@ -564,6 +564,7 @@ def sync_application(api: Any, app: dict[str, Any], timeout_s: float, progress: 
     progress(f"Application {meta['name']} created; waiting for Argo CD to sync it (timeout {timeout_s:.0f}s)")
     deadline = time.monotonic() + timeout_s
     live: dict[str, Any] = {}
+    delay = min(0.25, poll_s)  # quick first looks, then every poll_s: a sync takes seconds to minutes
     while True:
         live = kube.call("GET", path)
         done, stuck = application_state(live)
@@ -573,7 +574,8 @@ def sync_application(api: Any, app: dict[str, Any], timeout_s: float, progress: 
         if stuck or time.monotonic() >= deadline:
             why = stuck or f"not Synced and Healthy after {timeout_s:.0f}s"
             raise ScenarioFailed(f"Application {meta['name']}: {why} ({describe_application(live)})")
-        sleep(poll_s)
+        sleep(delay)
+        delay = min(delay * 2, poll_s)
 
 
 @pytest.fixture(scope="session")
