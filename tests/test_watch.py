@@ -38,7 +38,7 @@ def _slow_rollout(double: ApiDouble, seconds: float = 1.0) -> None:
 def test_healthy_rollout_passes_within_2s_of_last_healthy(v2_11_2: Bundle) -> None:
     with ApiDouble() as double:
         healthy_redis(double)
-        _slow_rollout(double, 1.0)
+        _slow_rollout(double, 1.5)
         api = double.api_client()
         install(api, v2_11_2)
         lines: list[str] = []
@@ -79,12 +79,13 @@ def test_v2_11_1_redis_timeline_fails_fast_with_root_cause(v2_11_2: Bundle, tmp_
 def test_transient_config_error_resolves_and_passes(v2_11_2: Bundle) -> None:
     """The Secret appears after 1.5 s (the field's 20 s, scaled down): a grace of 3 s lets it through."""
     with ApiDouble() as double:
-        double.script(at=1.5, create=redis_secret())  # secret-init succeeds but writes nothing; someone else does
         api = double.api_client()
         install(api, v2_11_2)
+        appears = double.elapsed() + 1.5
+        double.script(at=appears, create=redis_secret())  # secret-init succeeds but writes nothing; someone else does
         result = wait_healthy(api, v2_11_2, timeout_s=30, thresholds=FAST)
         assert result.passed, result.root_cause
-        assert double.elapsed() >= 1.5  # the verdict came after the Secret appeared
+        assert double.elapsed() >= appears  # the verdict came after the Secret appeared
         failed = [e for e in double.objects("Event", "argocd") if e["reason"] == "Failed"]
         assert any(e["involvedObject"]["name"].startswith("argocd-redis-") and
                    e["message"] == 'Error: secret "argocd-redis" not found' for e in failed)  # the error was real
@@ -102,19 +103,20 @@ def test_missing_secret_nobody_creates_fails_after_grace(v2_11_2: Bundle, tmp_pa
 
 
 def _chaos(double: ApiDouble) -> None:
-    """500s on lists, a dropped watch, a 410 mid-run, a slow answer."""
+    """500s on lists, a dropped watch, a 410 mid-run, a slow answer (times relative to now: after the install)."""
+    now = double.elapsed()
     double.fail(500, count=3, verb="list")
     double.fail(503, count=1, verb="watch")
     double.slow(0.3, count=2, verb="watch")
-    double.at(0.6, lambda: double.drop_watches())
-    double.at(0.9, lambda: double.expire_watches())
-    double.at(1.1, lambda: double.drop_watches(abrupt=True))
+    double.at(now + 0.6, lambda: double.drop_watches())
+    double.at(now + 0.9, lambda: double.expire_watches())
+    double.at(now + 1.1, lambda: double.drop_watches(abrupt=True))
 
 
 def test_faults_same_pass_verdict(v2_11_2: Bundle) -> None:
     with ApiDouble() as double:
         healthy_redis(double)
-        _slow_rollout(double, 1.5)
+        _slow_rollout(double, 2.0)
         api = double.api_client()
         install(api, v2_11_2)
         kinds = len({(o.group, o.kind) for o in v2_11_2} | {("", "Pod"), ("apps", "ReplicaSet")})
