@@ -204,6 +204,23 @@ def test_kind_missing(fake_tools: FakeTools, tmp_path: Path, monkeypatch: pytest
         pass
 
 
+def test_pinned_kind_binary_from_env(fake_tools: FakeTools, tmp_path: Path,  # noqa: F811
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    pinned = tmp_path / "tool-cache" / "kind"
+    pinned.parent.mkdir()
+    pinned.write_text("#!/bin/sh\necho 'kind v0.24.0 go1.22.5 linux/amd64'\n")
+    pinned.chmod(0o755)
+    monkeypatch.setenv("ARGOCD_MIRROR_KIND", str(pinned))
+    with pytest.raises(EnvironmentNotReady, match="kind v0.24.0 cannot run the pinned node images"), \
+            mirror_cluster(load_profile("default"), tmp_path / "run"):
+        pass
+    assert not fake_tools.calls("kind")  # the kind on PATH was not used
+    monkeypatch.setenv("ARGOCD_MIRROR_KIND", str(tmp_path / "nope"))
+    with pytest.raises(EnvironmentNotReady, match="ARGOCD_MIRROR_KIND=.*nope is not an executable file"), \
+            mirror_cluster(load_profile("default"), tmp_path / "run"):
+        pass
+
+
 def test_old_kind_refused_before_creating(fake_tools: FakeTools, tmp_path: Path) -> None:  # noqa: F811
     fake_tools.kind_version("v0.23.0")
     with pytest.raises(EnvironmentNotReady, match="kind v0.23.0 is too old: kind enforces NetworkPolicy only from"), \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,16 @@ NAME_PREFIX = "argocd-mirror-"
 KIND_REMEDY = (f"install kind {images.KIND_RELEASE} "
                f"(https://github.com/kubernetes-sigs/kind/releases/tag/{images.KIND_RELEASE})")
 KUBECTL_REMEDY = "install kubectl (needed to install Calico for the calico profile)"
+
+
+def kind_binary() -> str:
+    """$ARGOCD_MIRROR_KIND (a pinned binary, e.g. from helm/kind-action's tool cache) or `kind` on PATH."""
+    pinned = os.environ.get("ARGOCD_MIRROR_KIND")
+    if pinned:
+        if not (os.path.isfile(pinned) and os.access(pinned, os.X_OK)):
+            raise EnvironmentNotReady(f"ARGOCD_MIRROR_KIND={pinned} is not an executable file: {KIND_REMEDY}")
+        return pinned
+    return find_tool("kind", KIND_REMEDY)
 
 
 def new_cluster_name() -> str:
@@ -56,7 +67,7 @@ class KindProvider(Provider):
         self.image = images.node_image(profile.kubernetes_version)
 
     def prepare(self) -> Cluster:
-        self.kind = find_tool("kind", KIND_REMEDY)
+        self.kind = kind_binary()
         docker_ping()
         proc = run([self.kind, "version"], timeout_s=30)
         if proc.returncode != 0:

@@ -13,7 +13,7 @@ import platform as host
 from collections.abc import Sequence
 from pathlib import Path
 
-from validator.cluster.kind import KIND_REMEDY
+from validator.cluster.kind import kind_binary
 from validator.cluster.model import Cluster
 from validator.cluster.tools import DOCKER_REMEDY, Progress, find_tool, last_error, run
 
@@ -35,7 +35,7 @@ def preload_images(cluster: Cluster, images: Sequence[str], progress: Progress, 
     if not images:
         return []
     docker = find_tool("docker", f"install Docker: {DOCKER_REMEDY}")
-    kind = find_tool("kind", KIND_REMEDY)
+    kind = kind_binary()
     platform = platform or host_platform()
     cache = cache_dir or DEFAULT_CACHE
     cache.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from validator.cluster.kind import KIND_REMEDY, NAME_PREFIX, delete_argv
+from validator.cluster.kind import NAME_PREFIX, delete_argv, kind_binary
 from validator.cluster.tools import Progress, classify_kind_failure, docker_ping, find_tool, last_error, run
 from validator.errors import InputError
 
@@ -94,7 +94,7 @@ def cluster_age(docker: str, name: str, now: dt.datetime) -> float | None:
 
 
 def sweep(older_than_s: float, dry_run: bool, progress: Progress) -> SweepResult:
-    kind = find_tool("kind", KIND_REMEDY)
+    kind = kind_binary()
     docker = find_tool("docker", "install Docker (kind runs every node as a Docker container)")
     docker_ping()
     now = dt.datetime.now(dt.UTC)

@@ -40,8 +40,8 @@ def find_tool(name: str, remedy: str) -> str:
 def run(argv: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
     """Run a program to completion (text output, no shell); a hang becomes EnvironmentNotReady."""
     try:
-        return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, env=child_env(),
-                              stdin=subprocess.DEVNULL, check=False)
+        return subprocess.run(list(argv), capture_output=True, text=True, encoding="utf-8", errors="replace",
+                              timeout=timeout_s, env=child_env(), stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired:
         raise EnvironmentNotReady(f"`{' '.join(argv[:3])}` did not finish within {timeout_s:.0f}s") from None
     except OSError as exc:
