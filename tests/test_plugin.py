@@ -172,3 +172,13 @@ def test_sync_application_reports_where_it_is_stuck(tmp_path: Path) -> None:
                                '(sync OutOfSync, health Missing: namespaces "guestbook" is forbidden)')
     assert live is not None and live["spec"]["source"]["path"] == "guestbook"
     assert seen[0].startswith("Application smoke created")
+
+
+def test_half_skipped_scenario_names_the_step(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_half="import pytest\npytestmark = pytest.mark.scenario('upgrade')\n"
+                                  "def test_a():\n    pass\n"
+                                  "def test_b():\n    pytest.skip('needs --baseline SPEC')\n")
+    result = pytester.runpytest_subprocess("--artifacts", "out")
+    assert result.ret == 2
+    doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
+    assert doc["root_cause"] == "upgrade: test_b: needs --baseline SPEC"

@@ -188,6 +188,9 @@ class RunState:
         for name, steps in grouped.items():
             status = scenario_status([s.status for s in steps])
             cause = next((f"{s.name}: {s.message}" for s in steps if s.status == status and s.message), None)
+            if cause is None:  # e.g. ERROR made of a pass and a skip: name the step that did not pass
+                cause = next((f"{s.name}: {s.message or s.status.value}" for s in steps if s.status != Status.PASS),
+                             None)
             if status == Status.FAIL:
                 cause = next(s.message for s in steps if s.status == Status.FAIL)
             out.append(ScenarioResult(
