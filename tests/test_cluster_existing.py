@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from tests.apidouble import ApiDouble
 from tests.fakes import RecordingServer, production  # noqa: F401
 from validator.cluster import mirror_cluster
 from validator.cluster.existing import MARKER_NAME, snapshot
-from validator.cluster.kubeapi import request
+from validator.cluster.kubeapi import ApiError, request
 from validator.cluster.lifecycle import TeardownIncomplete
 from validator.errors import EnvironmentNotReady, InputError
 from validator.profiles import load_profile
@@ -122,6 +123,34 @@ def test_installs_then_leaves_the_cluster_as_found(double: ApiDouble, tmp_path: 
     assert double.get("ConfigMap", MARKER_NAME, "kube-public") is not None  # the marker stays: reusable
     assert any("removed 4 cluster-scoped object(s)" in m for m in seen)
     assert production.requests == []
+
+
+def test_finalizers_of_our_custom_resources_are_released(tmp_path: Path) -> None:
+    """Argo CD Applications carry resources-finalizer; with the controller gone they would block forever."""
+    app_path = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
+    with ApiDouble(simulate=True, namespaces=("default", "kube-system", "kube-public")) as double:
+        double.create(MARKER)
+        double.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
+                       "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        config = double.kubeconfig(tmp_path / "kubeconfig", context="vcluster")
+        with mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=config,
+                            context="vcluster", progress=lambda m: None, **FAST) as cluster:
+            api = cluster.api_client()
+            install_like_argocd(api)
+            deadline = time.monotonic() + 5
+            while True:  # the double serves a CRD's kind once it is Established
+                try:
+                    request(api, "POST", app_path, body={
+                        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                        "metadata": {"name": "guestbook", "namespace": "argocd",
+                                     "finalizers": ["resources-finalizer.argocd.argoproj.io"]}, "spec": {}})
+                    break
+                except ApiError:
+                    assert time.monotonic() < deadline, "CRD never served"
+                    time.sleep(0.05)
+            double.reset_counts()
+        assert double.request_count("patch", "/namespaces/{ns}/applications/{name}") == 1  # counted per template
+        assert double.get("Application", "guestbook", "argocd") is None
 
 
 def test_unclean_teardown_is_reported(double: ApiDouble, tmp_path: Path, kubeconfig: Path) -> None:

@@ -106,12 +106,33 @@ class ExistingProvider(Provider):
         cluster.managed = True  # from here on teardown owns whatever appears
         self.progress(f"using existing disposable cluster {cluster.context} ({cluster.details['server']})")
 
+    def _release_finalizers(self, api: kubernetes.client.ApiClient, crd_name: str) -> None:
+        """Strip finalizers from instances of a CRD the run installed: their controller (e.g. Argo CD's
+        resources-finalizer) is being deleted with them, so the namespace and the CRD would hang Terminating."""
+        try:
+            crd = request(api, "GET", f"{dict(TRACKED)['CustomResourceDefinition']}/{crd_name}")
+            spec = crd.get("spec") or {}
+            for version in [v["name"] for v in spec.get("versions") or [] if v.get("served")][:1]:
+                prefix = f"/apis/{spec['group']}/{version}"
+                for item in request(api, "GET", f"{prefix}/{spec['names']['plural']}").get("items") or []:
+                    meta = item.get("metadata") or {}
+                    if not meta.get("finalizers"):
+                        continue
+                    ns = f"/namespaces/{meta['namespace']}" if meta.get("namespace") else ""
+                    request(api, "PATCH", f"{prefix}{ns}/{spec['names']['plural']}/{meta['name']}",
+                            body={"metadata": {"finalizers": None}}, content_type="application/merge-patch+json")
+        except (ApiError, KeyError, TypeError, AttributeError) as exc:
+            self.progress(f"warning: could not release finalizers of {crd_name} objects: {exc}")
+
     def teardown(self, cluster: Cluster) -> list[str]:
         api = cluster.api_client()
         try:
             extra = added(self.before, snapshot(api))
         except EnvironmentNotReady as exc:
             return [f"could not verify the cleanup: {exc}"]
+        for kind, name in extra:
+            if kind == "CustomResourceDefinition":
+                self._release_finalizers(api, name)
         for kind, name in extra:
             path = dict(TRACKED)[kind] + f"/{name}"
             try:

@@ -25,11 +25,11 @@ class ApiError(Exception):
 
 
 def request(api: kubernetes.client.ApiClient, method: str, path: str, body: Any = None,
-            query: dict[str, Any] | None = None, timeout_s: float = 15) -> Any:
+            query: dict[str, Any] | None = None, timeout_s: float = 15, content_type: str = "application/json") -> Any:
     """One API call; returns parsed JSON (or text), raises ApiError (status 0 = not reachable)."""
     headers = {"Accept": "application/json"}
     if body is not None:
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = content_type
     params = api.param_serialize(method=method, resource_path=path, query_params=list((query or {}).items()),
                                  header_params=headers, body=body, auth_settings=["BearerToken"])
     try:
