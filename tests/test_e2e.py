@@ -250,3 +250,23 @@ def test_ha_on_the_ha_profile(mirror: ApiDouble, fake_tools: FakeTools, tmp_path
     (create,) = fake_tools.calls("kind", "create", "cluster")
     config = yaml.safe_load(Path(create[create.index("--config") + 1]).read_text())
     assert [n["role"] for n in config["nodes"]] == ["control-plane", "worker", "worker", "worker"]
+
+
+def test_existing_disposable_cluster(fake_tools: FakeTools, tmp_path: Path,  # noqa: F811
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """--provider existing with explicit kubeconfig/context and the disposability marker: no kind, no Docker,
+    and the cluster is left as it was found."""
+    with ApiDouble(namespaces=("default", "kube-system", "kube-public")) as double:
+        enforcing_cluster(double)
+        healthy_redis(double)
+        double.create({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "argocd-mirror-disposable", "namespace": "kube-public"}})
+        kubeconfig = double.kubeconfig(tmp_path / "ci-kubeconfig", context="ci-throwaway")
+        fake_tools.fail("docker-down")  # the existing provider must not need Docker
+        code = main(["validate", str(real_manifest("v2.11.2/install.yaml")), "--provider", "existing",
+                     "--kubeconfig", str(kubeconfig), "--context", "ci-throwaway", "--scenario", "fresh-install",
+                     "--artifacts", str(tmp_path / "out"), "--wait-timeout", "60"])
+        stdout = capsys.readouterr().out
+        assert code == 0, stdout
+        assert double.get("Namespace", "argocd") is None  # what the run installed is gone again
+    assert stdout.startswith("PASS ") and not fake_tools.calls("kind")
