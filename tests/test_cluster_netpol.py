@@ -115,6 +115,19 @@ def test_enforced(double: ApiDouble, cluster: Cluster) -> None:
                                                 "policyTypes": ["Egress"]}
 
 
+def test_probe_pods_are_restricted_pss_compliant() -> None:
+    from validator.cluster.netpol import probe_objects
+
+    pods = [body for _, body in probe_objects("busybox:1.37.0", 10) if body["kind"] == "Pod"]
+    assert [p["metadata"]["name"] for p in pods] == ["probe-restricted", "probe-open"]
+    for pod in pods:
+        spec = pod["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] and spec["securityContext"]["seccompProfile"]
+        (container,) = spec["containers"]
+        assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+        assert spec["restartPolicy"] == "Never" and container["imagePullPolicy"] == "IfNotPresent"
+
+
 def test_not_enforced_is_could_not_validate(double: ApiDouble, cluster: Cluster) -> None:
     finish(double, "probe-restricted", "Failed", "attempt 9: connected\nattempt 10: connected\n")
     finish(double, "probe-open", "Succeeded", "attempt 1: connected\n")

@@ -52,8 +52,15 @@ def probe_objects(image: str, attempts: int) -> list[tuple[str, dict[str, Any]]]
                 "metadata": {"name": name, "namespace": ns, "labels": {**meta_labels, LABEL: role}},
                 "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
                          "automountServiceAccountToken": False,
+                         # admissible under the "restricted" Pod Security Standard some disposable clusters enforce
+                         "securityContext": {"runAsNonRoot": True, "runAsUser": 65534,
+                                             "seccompProfile": {"type": "RuntimeDefault"}},
                          "containers": [{"name": "probe", "image": image, "imagePullPolicy": "IfNotPresent",
-                                         "command": ["sh", "-c", script]}]}}
+                                         "command": ["sh", "-c", script],
+                                         "securityContext": {"allowPrivilegeEscalation": False,
+                                                             "capabilities": {"drop": ["ALL"]}},
+                                         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                                                       "limits": {"memory": "32Mi"}}}]}}
 
     return [
         ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
