@@ -22,6 +22,7 @@ from tests.apidouble import ApiDouble
 from tests.apidouble.argocd import as_v2_11_1, broken_redis, bundle_from, healthy_redis, redis_secret
 from tests.conftest import real_manifest
 from tests.fakes import FakeTools, fake_tools  # noqa: F401  (fixture)
+from tests.test_candidate import Upstream, upstream  # noqa: F401  (fixture: a local stand-in for GitHub)
 from tests.test_cluster_kind import ready_node
 from tests.test_cluster_netpol import finish
 from validator.cli import main
@@ -270,3 +271,56 @@ def test_existing_disposable_cluster(fake_tools: FakeTools, tmp_path: Path,  # n
         assert code == 0, stdout
         assert double.get("Namespace", "argocd") is None  # what the run installed is gone again
     assert stdout.startswith("PASS ") and not fake_tools.calls("kind")
+
+
+def test_self_managed_argocd_upgrades_itself(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811
+                                             upstream: Upstream, tmp_path: Path,  # noqa: F811
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Baseline v2.11.2 runs; an Application `argocd` tracking tag v3.5.1 is created; the double plays Argo CD's
+    controller by syncing exactly what the Application names (our server-side install of that tag's manifest)."""
+    import threading
+
+    from validator.candidate import resolve
+    from validator.install import install
+
+    for tag, real in (("v3.5.1", "v3.5.1/install.yaml"), ("v2.11.2", "v2.11.2/install.yaml")):
+        upstream.files[f"/{upstream.commits[tag]}/manifests/install.yaml"] = real_manifest(real).read_bytes()
+    sources = upstream.sources(tmp_path)
+    for key, value in (("GIT_URL", sources.git_url), ("RAW_URL", sources.raw_url), ("CACHE", str(sources.cache_dir))):
+        monkeypatch.setenv(f"ARGOCD_MIRROR_{key}", value)
+    healthy_redis(mirror)
+    synced: list[dict[str, Any]] = []
+
+    def argocd_controller() -> bool:
+        app = mirror.get("Application", "argocd", "argocd")
+        if app is None:
+            return False
+        source = app["spec"]["source"]
+        synced.append(source)
+
+        def sync() -> None:
+            api = mirror.api_client(tmp_path / "controller")
+            wanted = resolve(source["targetRevision"], variant="install")
+            install(api, wanted, previous=resolve("v2.11.2"))
+            mirror.set_status("Application", "argocd", "argocd", {
+                "sync": {"status": "Synced", "revision": upstream.commits[source["targetRevision"]]},
+                "health": {"status": "Healthy"}, "operationState": {"phase": "Succeeded"}})
+
+        threading.Thread(target=sync, daemon=True).start()
+        return True
+
+    mirror.sim.at(0, argocd_controller)
+    out = tmp_path / "artifacts"
+    code = main(["validate", "v3.5.1", "--baseline", "v2.11.2", "--scenario", "self-managed", "--artifacts", str(out),
+                 "--wait-timeout", "60"])
+    stdout = capsys.readouterr().out
+    doc, summary, junit = outputs(out)
+    assert code == 0, stdout
+    assert synced == [{"repoURL": "https://github.com/argoproj/argo-cd.git", "targetRevision": "v3.5.1",
+                       "path": "manifests", "directory": {"include": "install.yaml"}}]
+    assert summary[0].startswith(f"PASS v3.5.1 (commit {upstream.commits['v3.5.1'][:7]}) self-managed ")
+    assert set(junit_outcomes(junit).values()) == {"passed"}
+    assert doc["baseline"]["version"] == "v2.11.2"
+    server = mirror.get("Deployment", "argocd-server", "argocd")
+    assert server is not None and server["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v3.5.1")
