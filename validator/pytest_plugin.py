@@ -221,6 +221,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = RunState(config)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Name each step's scenario in JUnit (<property name="scenario">), so CI can group the checklist."""
+    for item in items:
+        name = scenario_of(item)
+        if name is not None:
+            item.user_properties.append(("scenario", name))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """A standalone scenario run marks its verdict unfinished before any cluster exists."""
     state = _state(session.config)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from validator.commands import add_candidate_arguments
-from validator.errors import CandidateFailed, InputError, MirrorError
+from validator.errors import CandidateFailed, EnvironmentNotReady, InputError, MirrorError
 from validator.progress import Progress
 from validator.report import (
     INTERRUPTED,
@@ -122,6 +122,9 @@ def run_scenarios(args: argparse.Namespace, scenarios: list[str], out: Path, dri
     """pytest.main in-process (the resolved bundles travel in the Driver), its output into pytest.log."""
     import pytest
 
+    if not SCENARIOS_DIR.is_dir():
+        raise EnvironmentNotReady(f"the scenarios are not at {SCENARIOS_DIR}: run argocd-mirror from a checkout of "
+                                  "its repository (`make validate`), where scenarios/ sits beside validator/")
     with open(out / "pytest.log", "w", encoding="utf-8") as log, contextlib.redirect_stdout(log), \
             contextlib.redirect_stderr(log):
         return int(pytest.main(pytest_args(args, scenarios, out), plugins=[driver]))
