@@ -183,9 +183,12 @@ spec:
         double.script(at=0.3, kind="ConfigMap", name="cm", namespace="argocd", delete=True)
         api = double.api_client()
         install(api, bundle)
-        result = wait_healthy(api, bundle, timeout_s=2.5, thresholds=FAST)
-    assert not result.passed
+        result = wait_healthy(api, bundle, timeout_s=30, thresholds=FAST, missing_grace_s=1.0)
+    assert not result.passed and not result.timed_out
     assert result.missing == ["ConfigMap/argocd/cm"]
+    assert result.root_cause is not None
+    assert result.root_cause.startswith("ConfigMap/argocd/cm is missing: applied by the install but not in the cluster")
+    assert result.elapsed_s < 5
 
 
 def test_unwatchable_api_is_could_not_validate(v2_11_2: Bundle) -> None:

@@ -12,6 +12,7 @@ reported as soon as the last object turns Healthy.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import queue
 import threading
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import urllib3
+from kubernetes.client import ApiClient
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from validator.errors import EnvironmentNotReady
@@ -176,35 +178,38 @@ class _State:
         self.last_change: float | None = None
         self.unsatisfied: set[ObjectRef] = set(self.expected)
         self.signalled: set[ObjectRef] = set()  # objects with fail-fast signals whose grace may expire
-
-    def _satisfied(self, ref: ObjectRef) -> bool:
-        health = self.health.get(ref)
-        if ref not in self.live or health is None:
-            return False
-        return health.status in (None, HealthStatus.HEALTHY) or ref in self.exempt
+        self.absent_since: dict[ObjectRef, float] = {}
+        self.missing: set[ObjectRef] = set(self.expected)  # bundle objects not (or no longer) in the cluster
 
     def upsert(self, obj: dict[str, Any], now: float) -> Terminal | None:
         ref = ref_of(obj)
+        expected = ref in self.expected
         self.live[ref] = obj
+        self.missing.discard(ref)
         terminal = self.failfast.observe(obj, now)
         if self.failfast.history(obj):  # a fail-fast signal is pending: its grace must be re-checked over time
             self.signalled.add(ref)
         else:
             self.signalled.discard(ref)
-        if ref in self.expected or obj.get("kind") == "Pod":
-            health = assess(obj, strict=True)
-            if self.health.get(ref) != health:
-                self.since[ref] = now
-                if ref in self.expected:
-                    self.last_change = now
-            self.health[ref] = health
-            why = environment_exempt(obj, health) if ref in self.expected else None
-            if why:
-                self.exempt[ref] = why
-            else:
-                self.exempt.pop(ref, None)
-            if ref in self.expected:
-                (self.unsatisfied.discard if self._satisfied(ref) else self.unsatisfied.add)(ref)
+        if not expected and obj.get("kind") != "Pod":
+            return terminal
+        health = assess(obj, strict=True)
+        if self.health.get(ref) != health:
+            self.since[ref] = now
+            if expected:
+                self.last_change = now
+        self.health[ref] = health
+        if not expected:
+            return terminal
+        why = environment_exempt(obj, health)
+        if why:
+            self.exempt[ref] = why
+        else:
+            self.exempt.pop(ref, None)
+        if health.status in (None, HealthStatus.HEALTHY) or why:
+            self.unsatisfied.discard(ref)
+        else:
+            self.unsatisfied.add(ref)
         return terminal
 
     def remove(self, obj: dict[str, Any], now: float) -> None:
@@ -216,6 +221,7 @@ class _State:
         self.signalled.discard(ref)
         if ref in self.expected:
             self.unsatisfied.add(ref)
+            self.missing.add(ref)
             self.since[ref] = now
             self.last_change = now
 
@@ -237,6 +243,17 @@ class _State:
             if terminal is not None:
                 return terminal
         return None
+
+    def absent(self, now: float) -> tuple[ObjectRef, float] | None:
+        """The bundle object missing the longest, with since when (first seen absent after the lists)."""
+        for ref in [r for r in self.absent_since if r not in self.missing]:
+            del self.absent_since[ref]
+        for ref in self.missing:
+            self.absent_since.setdefault(ref, now)
+        if not self.absent_since:
+            return None
+        ref = min(self.absent_since, key=lambda r: (self.absent_since[r], str(r)))
+        return ref, self.absent_since[ref]
 
     def image_problems(self) -> list[str]:
         """Pods (owned directly or through a ReplicaSet) running other images than their bundle workload asks for."""
@@ -297,6 +314,17 @@ class _State:
         return (explain(self.live[slowest], current) if current else None) or str(slowest)
 
 
+def _streams_client(api: Any, streams: int) -> Any:
+    """A client for the watch streams with a pool big enough to keep one connection per kind.
+
+    Built from a copy of the given client's configuration (host, credentials, TLS: from the cluster's own
+    kubeconfig), never from ambient config; the default pool of 10 would discard connections on every reconnect.
+    """
+    config = copy.copy(api.configuration)
+    config.connection_pool_maxsize = max(int(getattr(config, "connection_pool_maxsize", 0) or 0), streams + 4)
+    return ApiClient(configuration=config)
+
+
 def kinds_in_play(kube: Kube, bundle: Bundle) -> list[tuple[str, str, Resource]]:
     """(apiVersion, kind, resource) for each distinct kind of the bundle, plus Pods and ReplicaSets."""
     seen: dict[tuple[str, str], tuple[str, str, Resource]] = {}
@@ -312,18 +340,23 @@ DEFAULT_THRESHOLDS = Thresholds()
 
 def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: Thresholds = DEFAULT_THRESHOLDS,
                  progress: Progress | None = None, progress_every_s: float = 5.0, recheck_s: float = 0.25,
-                 stream_timeout_s: int = 300) -> WaitResult:
-    """Watch until pass, fail-fast, or deadline. Raises EnvironmentNotReady if the API cannot be watched."""
+                 stream_timeout_s: int = 300, missing_grace_s: float = 30.0) -> WaitResult:
+    """Watch until pass, fail-fast, or deadline. Raises EnvironmentNotReady if the API cannot be watched.
+
+    A bundle object still absent `missing_grace_s` after every kind was listed fails the run: it was applied, so
+    something removed it (or the install never created it), and waiting for the deadline would not change that.
+    """
     started = time.monotonic()
     cpu_started = time.thread_time()
     deadline = started + timeout_s
-    kube = Kube(api, retry_s=min(30.0, timeout_s))
-    stop = threading.Event()
-    events: queue.Queue[_Event] = queue.Queue()
     try:
-        kinds = kinds_in_play(kube, bundle)
+        kinds = kinds_in_play(Kube(api, retry_s=min(30.0, timeout_s)), bundle)
     except KubeError as exc:
         raise EnvironmentNotReady(f"cannot map the bundle's kinds: {exc.message}") from None
+    streams = _streams_client(api, len(kinds))
+    kube = Kube(streams, retry_s=min(30.0, timeout_s))
+    stop = threading.Event()
+    events: queue.Queue[_Event] = queue.Queue()
     watchers = [_KindWatch(kube, res, av, kind, bundle.namespace, events, stop, deadline, stream_timeout_s)
                 for av, kind, res in kinds]
     for watcher in watchers:
@@ -370,6 +403,11 @@ def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: T
             if terminal is not None:
                 root_cause = terminal.root_cause
                 break
+            absent = state.absent(now) if len(synced) == len(watchers) else None
+            if absent is not None and now - absent[1] >= missing_grace_s:
+                root_cause = (f"{absent[0]} is missing: applied by the install but not in the cluster for "
+                              f"{now - absent[1]:.0f} s")
+                break
             if len(synced) == len(watchers) and not state.unsatisfied:
                 problems = state.image_problems()
                 if problems:
@@ -387,6 +425,7 @@ def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: T
             watcher.close()
         for watcher in watchers:
             watcher.join(timeout=2)
+        streams.close()
     if fatal:
         raise EnvironmentNotReady(fatal)
     now = time.monotonic()
