@@ -50,13 +50,13 @@ def closed_port() -> int:
 
 def test_inert_for_ordinary_runs(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_plain="def test_x():\n    assert 1\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")  # a fresh process: entry point loading
     result.assert_outcomes(passed=1)
     assert not (pytester.path / "artifacts").exists()  # no verdict, no I/O
 
 
 def test_options_are_offered(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("--help")
+    result = pytester.runpytest_inprocess("--help")
     result.stdout.fnmatch_lines(["*argocd-mirror: validate*", "*--candidate=SPEC, --mirror-candidate=SPEC*",
                                  "*--keep-cluster*", "*--wait-timeout=SECONDS*"])
 
@@ -73,7 +73,7 @@ def test_never_clashes_with_pytest_kind_style_options(pytester: pytest.Pytester)
 
 def test_scenario_outcomes_become_a_fail_closed_verdict(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_scen=SCENARIO_FILE)
-    result = pytester.runpytest_subprocess("--artifacts", "out", "--candidate", "v2.11.1")
+    result = pytester.runpytest_inprocess("--artifacts", "out", "--candidate", "v2.11.1")
     assert result.ret == 1  # the gate's exit code: a scenario was observed failing
     doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
     validate_document(doc)
@@ -96,7 +96,7 @@ def test_docker_marker_skips_with_reason_and_skips_never_pass(pytester: pytest.P
     monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{closed_port()}")
     pytester.makepyfile(test_d="import pytest\n@pytest.mark.scenario('fresh-install')\n@pytest.mark.docker\n"
                                "def test_needs_docker():\n    raise AssertionError('must not run')\n")
-    result = pytester.runpytest_subprocess("-rs", "--artifacts", "out")
+    result = pytester.runpytest_inprocess("-rs", "--artifacts", "out")
     result.stdout.fnmatch_lines(["*SKIPPED*Docker engine not reachable*"])
     assert result.ret == 2  # all skipped is "could not validate", never a pass
     doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
@@ -106,7 +106,7 @@ def test_docker_marker_skips_with_reason_and_skips_never_pass(pytester: pytest.P
 def test_existing_provider_does_not_need_docker(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{closed_port()}")
     pytester.makepyfile(test_d="import pytest\n@pytest.mark.docker\ndef test_x():\n    pass\n")
-    pytester.runpytest_subprocess("--provider", "existing").assert_outcomes(passed=1)
+    pytester.runpytest_inprocess("--provider", "existing").assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize(("exc", "expected"), [
@@ -178,7 +178,7 @@ def test_half_skipped_scenario_names_the_step(pytester: pytest.Pytester) -> None
     pytester.makepyfile(test_half="import pytest\npytestmark = pytest.mark.scenario('upgrade')\n"
                                   "def test_a():\n    pass\n"
                                   "def test_b():\n    pytest.skip('needs --baseline SPEC')\n")
-    result = pytester.runpytest_subprocess("--artifacts", "out")
+    result = pytester.runpytest_inprocess("--artifacts", "out")
     assert result.ret == 2
     doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
     assert doc["root_cause"] == "upgrade: test_b: needs --baseline SPEC"
