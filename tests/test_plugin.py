@@ -182,3 +182,23 @@ def test_half_skipped_scenario_names_the_step(pytester: pytest.Pytester) -> None
     assert result.ret == 2
     doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
     assert doc["root_cause"] == "upgrade: test_b: needs --baseline SPEC"
+
+
+def test_a_pass_without_a_resolved_candidate_is_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_p="import pytest\n@pytest.mark.scenario('fresh-install')\ndef test_a():\n    pass\n")
+    result = pytester.runpytest_inprocess("--artifacts", "out")
+    assert result.ret == 2
+    doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
+    assert (doc["status"], doc["root_cause"]) == ("error", "no candidate was resolved, so nothing was validated")
+
+
+def test_standalone_pass_with_a_resolved_candidate(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_p="import pytest\n@pytest.mark.scenario('fresh-install')\n"
+                               "def test_a(candidate_bundle):\n    assert len(candidate_bundle) == 1\n")
+    manifest = pytester.path / "install.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm}\n")
+    result = pytester.runpytest_inprocess("--artifacts", "out", "--candidate", str(manifest))
+    assert result.ret == 0
+    doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
+    assert doc["status"] == "pass" and doc["candidate"]["source"] == "file"
+    assert (pytester.path / "out" / "summary.md").read_text().startswith("PASS ")

@@ -233,11 +233,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """A standalone scenario run marks its verdict unfinished before any cluster exists."""
     state = _state(session.config)
     if state.driver is None and any(scenario_of(i) for i in session.items):
-        from validator.report import start_run
+        from validator.report import now_iso, start_run
 
         state.options.artifacts.mkdir(parents=True, exist_ok=True)
         start_run(state.options.artifacts, state.options.candidate, state.options.profile, state.options.provider)
-        state.started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        state.started = now_iso()
 
 
 def _docker_problem(state: RunState) -> str | None:
@@ -293,6 +293,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     pool = session.config.stash.get(PROVENANCE, {})
     verdict.candidate = pool.get("candidate")
     verdict.baseline = pool.get("baseline")
+    if verdict.status == Status.PASS and verdict.candidate is None:  # a pass must say what passed
+        verdict.status, verdict.root_cause = Status.ERROR, "no candidate was resolved, so nothing was validated"
     write_verdict(verdict, state.options.artifacts)
     session.exitstatus = int(verdict.exit_code)
 
