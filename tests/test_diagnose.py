@@ -11,9 +11,11 @@ import pytest
 from tests.apidouble import ApiDouble
 from validator.diagnose import Diagnosis, egress_summary, render_markdown, selects, telling_line, waits_for, write
 from validator.diagnose import diagnose as run_diagnose
+from validator.failfast import Thresholds
 from validator.health import Health, HealthStatus
+from validator.install import install
 from validator.manifests import load_bundle
-from validator.watch import WaitResult
+from validator.watch import WaitResult, wait_healthy
 
 
 def _np(spec: dict[str, Any]) -> dict[str, Any]:
@@ -87,3 +89,36 @@ def test_degraded_api_still_writes_a_diagnosis(tmp_path: Path) -> None:
     notes = [e for e in diag.evidence if "collection_notes" in e]
     assert notes and any("could not list Pod" in n for n in notes[0]["collection_notes"])
     assert (tmp_path / "diagnosis.md").is_file()
+
+
+WEB = b"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: app, image: "nginx:nope"}]}
+"""
+
+
+@pytest.mark.parametrize(("script", "cause"), [
+    (lambda d: d.pods("web").waiting("app", "ErrImagePull",
+                                     'rpc error: code = NotFound desc = failed to pull and unpack image '
+                                     '"docker.io/library/nginx:nope": not found'),
+     'web: container app failing: "rpc error: code = NotFound desc = failed to pull and unpack image '),
+    (lambda d: d.pods("web").crashloop("app", log="", every=0.1, exit_code=137),
+     "web: container app failing (3 restarts): CrashLoopBackOff after 3 restarts, last exit code 137"),
+])
+def test_root_cause_for_other_failures(script: Any, cause: str, tmp_path: Path) -> None:
+    bundle = load_bundle(WEB, namespace="argocd")
+    with ApiDouble(namespaces=("default", "argocd")) as double:
+        script(double)
+        api = double.api_client()
+        install(api, bundle)
+        result = wait_healthy(api, bundle, timeout_s=30, thresholds=Thresholds(image_pull_grace_s=0.5))
+        assert not result.passed and result.terminal is not None
+        diag = run_diagnose(api, bundle, result, tmp_path)
+    assert diag.root_cause.startswith(cause), diag.root_cause
+    assert "NetworkPolicy" not in diag.root_cause

@@ -313,11 +313,12 @@ def _root_cause(col: _Collector, result: WaitResult, producers: list[dict[str, A
             what = f"{'init container' if init else 'container'} {name} failing"
             what += f" ({restarts} restarts)" if restarts else ""
             log = (col.logs(pod, name, True) or "") + "\n" + (col.logs(pod, name, False) or "")
-            quote = telling_line(log)
-            if not quote:
-                waiting_msg = ((cs.get("state") or {}).get("waiting") or {}).get("message")
-                quote = waiting_msg or problem
-            sentence = f'{who}: {what}: "{quote}"'
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            last = ((cs.get("lastState") or {}).get("terminated") or {}).get("message")
+            # the back-off message says nothing about why; a pull or config error's message says it all
+            said = None if waiting.get("reason") == "CrashLoopBackOff" else waiting.get("message")
+            quote = telling_line(log) or last or said
+            sentence = f'{who}: {what}: "{quote}"' if quote else f"{who}: {what}: {problem}"
             if _NETWORK_ERROR.search(log):
                 limits = [(str((p.get("metadata") or {}).get("name")), egress_summary(p)) for p in policies
                           if selects(p, _labels(pod))]
