@@ -7,7 +7,8 @@ validation all happen in the API server, so the outcome is the same, while this 
 binary, gives the server's error text per object, and can be driven in tests over HTTP against the API
 double. ``client-side`` mode mirrors plain ``kubectl apply``: the whole object is stored in the
 ``kubectl.kubernetes.io/last-applied-configuration`` annotation, so the API server's 262144-byte annotation
-limit rejects large CRDs exactly as it does for users.
+limit rejects large CRDs exactly as it does for users (updates are sent as a JSON merge patch of the whole
+object, a simplification of kubectl's three-way strategic merge that changes nothing for a fresh install).
 
 Order: the namespace first; then everything Argo CD would sync before workloads (NetworkPolicies,
 accounts, config, CRDs, RBAC, Services, in gitops-engine's kind order), with CRDs waited on until
