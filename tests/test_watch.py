@@ -42,8 +42,13 @@ def test_healthy_rollout_passes_within_2s_of_last_healthy(v2_11_2: Bundle) -> No
         api = double.api_client()
         install(api, v2_11_2)
         lines: list[str] = []
+        changed: list[float] = []  # when the double changed a bundle workload (the last one = last turned Healthy)
+        kinds = ("Deployment", "StatefulSet")
+        double.store.listeners.append(lambda _t, rt, _o: changed.append(time.monotonic()) if rt.kind in kinds else 0)
         result = wait_healthy(api, v2_11_2, timeout_s=30, thresholds=FAST, progress=lines.append, progress_every_s=0.2)
+        verdict_at = time.monotonic()
         assert result.passed, result.root_cause
+        assert verdict_at - changed[-1] < 2.0  # measured on the server side too
         assert result.root_cause is None and result.terminal is None and not result.missing
         assert len(result.health) == len(v2_11_2)
         assert result.last_change_s is not None and result.last_change_s > 0.5  # it really waited for the rollout
@@ -216,3 +221,20 @@ def test_requests_are_per_kind_not_per_object(v2_11_2: Bundle) -> None:
         assert double.request_count("watch") == kinds
         assert double.request_count("get") == 0
         assert double.request_count() == 2 * kinds
+
+
+@pytest.mark.parametrize(("manifest", "producer"), [
+    ("v3.5.1/install.yaml", "argocd-redis"),
+    ("v3.5.1/ha/install.yaml", "argocd-redis-ha-haproxy"),  # HA: haproxy's secret-init writes the Secret
+])
+def test_current_release_shapes_pass(manifest: str, producer: str) -> None:
+    bundle = bundle_from(real_manifest(manifest))
+    with ApiDouble() as double:
+        double.pods(producer).creates("secret-init", redis_secret())
+        api = double.api_client()
+        install(api, bundle)
+        result = wait_healthy(api, bundle, timeout_s=30, thresholds=FAST)
+        assert result.passed, result.root_cause
+        assert len(result.health) == len(bundle)
+        statefulsets = double.objects("StatefulSet", "argocd")
+        assert statefulsets and all(s["status"]["readyReplicas"] == s["spec"].get("replicas", 1) for s in statefulsets)
