@@ -112,6 +112,7 @@ def _chaos(double: ApiDouble) -> None:
     now = double.elapsed()
     double.fail(500, count=3, verb="list")
     double.fail(503, count=1, verb="watch")
+    double.fail(410, count=1, verb="watch", message="too old resource version: 1 (2)")  # as an HTTP status
     double.slow(0.3, count=2, verb="watch")
     double.at(now + 0.6, lambda: double.drop_watches())
     double.at(now + 0.9, lambda: double.expire_watches())

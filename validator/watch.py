@@ -133,7 +133,13 @@ class _KindWatch(threading.Thread):
                 return
             query = {"watch": "true", "resourceVersion": self.rv, "allowWatchBookmarks": "true",
                      "timeoutSeconds": max(1, min(self.stream_timeout_s, int(remaining) + 1))}
-            self.response = self.kube.stream(self.res.path(self.namespace), query, self.stream_timeout_s + 30)
+            try:
+                self.response = self.kube.stream(self.res.path(self.namespace), query, self.stream_timeout_s + 30)
+            except KubeError as exc:
+                if exc.status != 410:
+                    raise
+                self.rv = None  # some servers answer a too-old resourceVersion with HTTP 410 itself: relist
+                continue
             self.watches += 1
             try:
                 if self.stop.is_set():  # stopped while connecting: close() may have missed this stream
