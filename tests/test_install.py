@@ -247,3 +247,20 @@ def test_image_mismatch_skips_old_revision_pods_and_checks_digests() -> None:
     wrong = image_mismatches(workload, [pod(f"repo/x@{digest}", "docker.io/repo/x", "docker.io/repo/x@sha256:" +
                                             "b" * 64)])
     assert len(wrong) == 1 and "container c runs docker.io/repo/x" in wrong[0]
+
+
+def test_crd_names_not_accepted_fails_install() -> None:
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    with ApiDouble(crd_establish_s=5) as double:
+        double.script(at=0, kind="CustomResourceDefinition", name="widgets.example.com", status={"conditions": [
+            {"type": "NamesAccepted", "status": "False", "reason": "PluralConflict",
+             "message": '"widgets" is already in use'},
+            {"type": "Established", "status": "False", "reason": "NotAccepted", "message": "not all names accepted"}]})
+        with pytest.raises(CandidateFailed, match='widgets.example.com: names not accepted: "widgets" is already'):
+            install(double.api_client(), bundle)
+
+
+def test_crd_never_established_fails_install_at_its_deadline() -> None:
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    with ApiDouble(crd_establish_s=60) as double, pytest.raises(CandidateFailed, match="not Established within 1 s"):
+        install(double.api_client(), bundle, crd_timeout_s=1)
