@@ -264,3 +264,15 @@ def test_crd_never_established_fails_install_at_its_deadline() -> None:
     bundle = load_bundle(CRD_AND_CR, namespace="argocd")
     with ApiDouble(crd_establish_s=60) as double, pytest.raises(CandidateFailed, match="not Established within 1 s"):
         install(double.api_client(), bundle, crd_timeout_s=1)
+
+
+def test_prune_never_deletes_the_namespace_the_candidate_lives_in() -> None:
+    with_ns = load_bundle(b"apiVersion: v1\nkind: Namespace\nmetadata: {name: argocd}\n---\n"
+                          b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n", namespace="argocd")
+    without = load_bundle(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n", namespace="argocd")
+    with ApiDouble() as double:
+        api = double.api_client()
+        install(api, with_ns)
+        result = install(api, without, previous=with_ns)
+        assert result.pruned == ["ConfigMap/argocd/a"]
+        assert double.get("ConfigMap", "b", "argocd") is not None

@@ -365,9 +365,12 @@ def wait_established(kube: Kube, names: list[str], timeout_s: float = 60) -> lis
 def prune(kube: Kube, previous: Bundle, bundle: Bundle, progress: Progress | None = None) -> list[str]:
     """Delete objects of `previous` the candidate no longer has (reverse apply order, background cascade)."""
     pruned = []
+    in_use = {o.namespace for o in bundle} | {bundle.namespace}
     for obj in reversed(previous.in_apply_order()):
         if obj.ref in bundle.index:
             continue
+        if obj.kind == "Namespace" and obj.name in in_use:
+            continue  # deleting it would delete the candidate we just applied
         try:
             kube.call("DELETE", kube.path_of(obj), query={"propagationPolicy": "Background"})
         except KubeError as exc:
