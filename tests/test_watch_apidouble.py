@@ -149,3 +149,16 @@ def test_faults_and_request_counting() -> None:
         assert core.list_namespace().items  # only `count` requests fail
         assert double.request_count("list") == 2
         assert ("list", "/api/v1/namespaces") in double.requests
+
+
+def test_repeated_apply_is_a_no_op() -> None:
+    with ApiDouble(simulate=False) as double:
+        _ns(double)
+        api = double.api_client()
+        path = "/apis/apps/v1/namespaces/argocd/deployments/web"
+        versions = []
+        for _ in range(2):
+            params = api.param_serialize("PATCH", path, query_params=[("fieldManager", "m")], body=DEPLOYMENT,
+                                         header_params={"Content-Type": "application/apply-patch+yaml"})
+            versions.append(json.loads(api.call_api(*params).read())["metadata"]["resourceVersion"])
+        assert versions[0] == versions[1]

@@ -400,8 +400,14 @@ class Server:
             kept = [m for m in meta.get("managedFields") or [] if m.get("manager") != manager]
             if q.get("force") in ("true", "1"):
                 kept = [m for m in kept if m.get("operation") != "Update"]
+            mine = [m for m in meta.get("managedFields") or [] if m.get("manager") == manager]
             meta["managedFields"] = [*kept, entry]
             new["metadata"] = meta
+            unchanged = ({k: v for k, v in new.items() if k != "metadata"} == spec_of(current) | {
+                "apiVersion": rt.api_version, "kind": rt.kind} and meta.get("labels") == current["metadata"].get(
+                "labels") and meta.get("annotations") == current["metadata"].get("annotations"))
+            if unchanged and mine and len(kept) == len(current["metadata"].get("managedFields") or []) - 1:
+                return 200, current  # a no-op apply changes nothing, not even resourceVersion
             return 200, store.replace(rt, new)
 
     def pod_log(self, p: Parsed, q: dict[str, str]) -> str:
