@@ -81,6 +81,7 @@ def register(sub: Any) -> None:
                                  "the scenarios decide the verdict)")
         parser.add_argument("--smoke-repo", help="git repo for the app-smoke Application")
         parser.add_argument("--smoke-path", help="path in --smoke-repo")
+        parser.add_argument("--smoke-revision", help="revision of --smoke-repo (default HEAD)")
         parser.set_defaults(func=run, keep_cluster="always" if reproduce else None, reproduce=reproduce)
 
 
@@ -110,7 +111,8 @@ def pytest_args(args: argparse.Namespace, scenarios: list[str], out: Path) -> li
              "--mirror-provider", args.provider, "--mirror-wait-timeout", str(args.wait_timeout)]
     for flag, value in (("--mirror-baseline", args.baseline), ("--mirror-kubeconfig", args.kubeconfig),
                         ("--mirror-context", args.context), ("--mirror-apply-mode", args.apply_mode),
-                        ("--mirror-smoke-repo", args.smoke_repo), ("--mirror-smoke-path", args.smoke_path)):
+                        ("--mirror-smoke-repo", args.smoke_repo), ("--mirror-smoke-path", args.smoke_path),
+                        ("--mirror-smoke-revision", args.smoke_revision)):
         if value:
             argv += [flag, str(value)]
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
