@@ -102,6 +102,7 @@ def test_passing_candidate(mirror: ApiDouble, fake_tools: FakeTools, tmp_path: P
     assert len(cases) == 5 and set(cases.values()) == {"passed"}, cases
     scenarios = {p.get("value") for p in junit.iter("property") if p.get("name") == "scenario"}
     assert scenarios == {"fresh-install", "app-smoke"}
+    assert sorted(p.name for p in out.glob(".*")) == []  # no partial or temp files left behind
     assert summary[0] == stdout.splitlines()[0] == summary_file.read_text().splitlines()[0]
     assert summary[0].startswith(f"PASS {candidate}=v2.11.2 fresh-install ")
     (cluster,) = fake_tools.calls("kind", "create", "cluster")
