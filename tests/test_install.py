@@ -244,6 +244,7 @@ def test_image_mismatch_skips_old_revision_pods_and_checks_digests() -> None:
 
     assert image_mismatches(workload, [pod(f"repo/x@{digest}", "docker.io/repo/x", f"docker.io/repo/x@{digest}")]) == []
     assert image_mismatches(workload, [pod("repo/x:old", "repo/x:old", "x")]) == []  # older revision: skipped
+    assert image_mismatches(workload, [pod(f"repo/x@{digest}", digest, f"docker.io/repo/x@{digest}")]) == []
     wrong = image_mismatches(workload, [pod(f"repo/x@{digest}", "docker.io/repo/x", "docker.io/repo/x@sha256:" +
                                             "b" * 64)])
     assert len(wrong) == 1 and "container c runs docker.io/repo/x" in wrong[0]

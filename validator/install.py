@@ -458,7 +458,11 @@ def image_mismatches(workload: dict[str, Any], pods: list[dict[str, Any]]) -> li
             w_repo, w_tag, w_digest = normalize_image(want)
             r_repo, r_tag, r_digest = normalize_image(running)
             image_id = str(cs.get("imageID") or "")
-            if w_digest:
+            if running.startswith("sha256:"):  # containerd may report only the image ID (several tags, one image)
+                if not w_digest:
+                    continue  # cannot tell which tag: no evidence of a mismatch
+                same = w_digest in image_id or running == w_digest
+            elif w_digest:
                 same = w_repo == r_repo and (w_digest in image_id or w_digest == r_digest)
             else:
                 same = w_repo == r_repo and w_tag == r_tag
