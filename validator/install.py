@@ -353,7 +353,7 @@ def wait_established(kube: Kube, names: list[str], timeout_s: float = 60) -> lis
                         if not pending:
                             break
             finally:
-                response.release_conn()
+                response.close()  # possibly left mid-stream: never back into the pool
         except (KubeError, urllib3.exceptions.HTTPError, OSError) as exc:
             if isinstance(exc, KubeError) and not exc.transient:
                 raise EnvironmentNotReady(f"watching CRDs: {exc.message}") from None

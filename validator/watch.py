@@ -141,6 +141,7 @@ class _KindWatch(threading.Thread):
                 self.rv = None  # some servers answer a too-old resourceVersion with HTTP 410 itself: relist
                 continue
             self.watches += 1
+            drained = False
             try:
                 if self.stop.is_set():  # stopped while connecting: close() may have missed this stream
                     return
@@ -158,8 +159,11 @@ class _KindWatch(threading.Thread):
                     obj.setdefault("apiVersion", self.api_version)
                     obj.setdefault("kind", self.kind)
                     self.out.put(_Event(str(etype), self.kind_key, obj=obj))
+                else:
+                    drained = True
             finally:
-                self.response.release_conn()
+                # a fully read stream may go back to the pool; one left mid-stream must not be reused
+                self.response.release_conn() if drained else self.response.close()
                 self.response = None
 
     def close(self) -> None:
