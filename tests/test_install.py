@@ -9,7 +9,7 @@ import pytest
 from tests.apidouble import ApiDouble
 from tests.apidouble.argocd import bundle_from, healthy_redis
 from tests.conftest import real_manifest
-from validator.errors import CandidateFailed, InputError
+from validator.errors import CandidateFailed, InputError, MirrorError
 from validator.failfast import Thresholds
 from validator.install import LAST_APPLIED, image_mismatches, install, normalize_image, phases
 from validator.manifests import Bundle, KubeObject, load_bundle
@@ -277,3 +277,19 @@ def test_prune_never_deletes_the_namespace_the_candidate_lives_in() -> None:
         result = install(api, without, previous=with_ns)
         assert result.pruned == ["ConfigMap/argocd/a"]
         assert double.get("ConfigMap", "b", "argocd") is not None
+
+
+@pytest.mark.parametrize(("status", "message", "error"), [
+    (403, 'deployments.apps "web" is forbidden: User "system:anonymous" cannot patch resource "deployments"',
+     "EnvironmentNotReady"),
+    (401, "Unauthorized", "EnvironmentNotReady"),
+    (403, 'admission webhook "policy.example.com" denied the request: images must be signed', "CandidateFailed"),
+])
+def test_access_problems_are_not_blamed_on_the_candidate(status: int, message: str, error: str) -> None:
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    with ApiDouble() as double:
+        double.fail(status, count=1, verb="apply", path_contains="/deployments/", message=message)
+        with pytest.raises(MirrorError) as failure:
+            install(double.api_client(), bundle)
+    assert type(failure.value).__name__ == error
+    assert message in failure.value.one_line()

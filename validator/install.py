@@ -256,7 +256,8 @@ def phases(bundle: Bundle) -> tuple[list[KubeObject], list[KubeObject], list[Kub
     first_workload = min((APPLY_ORDER.index(k) for k in WORKLOAD_KINDS if k in known), default=len(APPLY_ORDER))
     prereq = [o for o in ordered if o.kind in known and APPLY_ORDER.index(o.kind) < first_workload]
     custom = [o for o in ordered if o.kind not in known]
-    rest = [o for o in ordered if o not in prereq and o not in custom]
+    placed = {id(o) for o in prereq + custom}
+    rest = [o for o in ordered if id(o) not in placed]
     return prereq, rest, custom
 
 
@@ -284,11 +285,21 @@ def apply_one(kube: Kube, obj: KubeObject, mode: str) -> dict[str, Any]:
     except KubeError as exc:
         if exc.transient:
             raise EnvironmentNotReady(f"apply {obj.ref}: API server failing: {exc.message}") from None
+        if _not_allowed(exc):
+            raise EnvironmentNotReady(f"apply {obj.ref}: our credentials may not do this: {exc.message}") from None
         if exc.reason == "NotFound" and "no matches for kind" in exc.message:
             raise CandidateFailed(f"apply {obj.ref} ({obj.where}): {exc.message}; ensure CRDs are installed first") \
                 from None
         raise CandidateFailed(f"apply {obj.ref} ({obj.where}) rejected by the API server: {exc.message}") from None
     return result if isinstance(result, dict) else {}
+
+
+def _not_allowed(exc: KubeError) -> bool:
+    """401, or an RBAC 403 ('User "x" cannot create resource ...'): the mirror's access, not the candidate.
+
+    Other 403s (an admission policy or webhook denying the object) are about the candidate.
+    """
+    return exc.status == 401 or (exc.status == 403 and " cannot " in exc.message)
 
 
 def ensure_namespace(kube: Kube, namespace: str, mode: str) -> None:
