@@ -1,6 +1,7 @@
 """Benchmark: API requests and watcher CPU while waiting on N objects receiving M status changes.
 
 Run: .venv/bin/python benchmarks/bench_watch.py [--objects 500] [--changes 2000] [--seconds 4]
+ or: make bench (pytest-benchmark: one round at 500 objects / 2000 changes over 10 s, targets asserted)
 
 Drives the real wait_healthy() over HTTP against the API double (simulator off): the objects are applied with
 install(), then a driver thread writes status changes straight into the double's store (not counted as
@@ -92,6 +93,16 @@ def run(objects: int, changes: int, seconds: float) -> dict[str, Any]:
                                                                                                   "get")},
                 "watch_streams": result.watches, "verdict_after_last_change_s": round(
                     result.elapsed_s - (result.last_change_s or 0), 3)}
+
+
+def test_watch_500_objects_2000_changes(benchmark: Any) -> None:
+    """Targets: requests independent of the object count; watcher CPU < 5 % of one core (changes over 10 s)."""
+    small = run(50, 200, 2.0)
+    big = benchmark.pedantic(run, args=(500, 2000, 10.0), rounds=1, iterations=1)
+    benchmark.extra_info.update(big)
+    assert small["passed"] and big["passed"]
+    assert big["requests"] == small["requests"] == 2 * 4  # one list + one watch per kind (4 kinds), no reconnects
+    assert big["cpu_s"] / big["wall_s"] < 0.05
 
 
 def main() -> None:
