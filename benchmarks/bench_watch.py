@@ -58,7 +58,7 @@ def status_steps(kind: str, steps: int) -> list[dict[str, Any]]:
     return out
 
 
-def run(objects: int, changes: int, seconds: float) -> dict[str, Any]:
+def run(objects: int, changes: int, seconds: float, chaos: bool = False) -> dict[str, Any]:
     bundle = make_bundle(objects)
     steps = max(1, changes // objects)
     with ApiDouble(simulate=False, namespaces=("default", "bench")) as double:
@@ -83,15 +83,20 @@ def run(objects: int, changes: int, seconds: float) -> dict[str, Any]:
                     time.sleep(pause * 10)
 
         driver = threading.Thread(target=drive, daemon=True)
+        if chaos:  # two dropped streams and one compaction (410) mid-run: requests grow by the reconnects only
+            now = double.elapsed()
+            double.at(now + seconds * 0.3, lambda: double.drop_watches())
+            double.at(now + seconds * 0.5, lambda: double.expire_watches())
+            double.at(now + seconds * 0.7, lambda: double.drop_watches(abrupt=True))
         driver.start()
         result = wait_healthy(api, bundle, timeout_s=seconds + 60)
         driver.join()
-        return {"objects": objects, "changes": len(plan), "passed": result.passed,
+        return {"objects": objects, "changes": len(plan), "chaos": chaos, "passed": result.passed,
                 "wall_s": round(result.elapsed_s, 3), "cpu_s": round(result.cpu_s, 3),
                 "cpu_share_of_one_core": f"{100 * result.cpu_s / result.elapsed_s:.2f} %",
                 "requests": double.request_count(), "by_verb": {v: double.request_count(v) for v in ("list", "watch",
                                                                                                   "get")},
-                "watch_streams": result.watches, "verdict_after_last_change_s": round(
+                "watch_streams": result.watches, "relists": result.relists, "verdict_after_last_change_s": round(
                     result.elapsed_s - (result.last_change_s or 0), 3)}
 
 
@@ -110,9 +115,12 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=500)
     parser.add_argument("--changes", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--chaos", action="store_true", help="also run with dropped watches and a 410 mid-run")
     args = parser.parse_args()
-    for n in sorted({50, args.objects}):
-        print(run(n, args.changes if n == args.objects else args.changes * n // args.objects, args.seconds))
+    for chaos in (False, True) if args.chaos else (False,):
+        for n in sorted({50, args.objects}):
+            changes = args.changes if n == args.objects else args.changes * n // args.objects
+            print(run(n, changes, args.seconds, chaos))
 
 
 if __name__ == "__main__":
