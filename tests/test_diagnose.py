@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.apidouble import ApiDouble
+from tests.manifest_snippets import deployment
 from validator.diagnose import Diagnosis, egress_summary, render_markdown, selects, telling_line, waits_for, write
 from validator.diagnose import diagnose as run_diagnose
 from validator.failfast import Thresholds
@@ -91,16 +92,7 @@ def test_degraded_api_still_writes_a_diagnosis(tmp_path: Path) -> None:
     assert (tmp_path / "diagnosis.md").is_file()
 
 
-WEB = b"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: app, image: "nginx:nope"}]}
-"""
+WEB = deployment("web", image="nginx:nope").encode()
 
 
 @pytest.mark.parametrize(("script", "cause"), [

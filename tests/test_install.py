@@ -9,6 +9,7 @@ import pytest
 from tests.apidouble import ApiDouble
 from tests.apidouble.argocd import bundle_from, healthy_redis
 from tests.conftest import real_manifest
+from tests.manifest_snippets import deployment
 from validator.errors import CandidateFailed, InputError, MirrorError
 from validator.failfast import Thresholds
 from validator.install import LAST_APPLIED, image_mismatches, install, normalize_image, phases
@@ -37,15 +38,7 @@ kind: NetworkPolicy
 metadata: {name: web}
 spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Ingress]}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: app, image: nginx:1.27}]}
-"""
+""" + deployment("web").encode()
 
 
 @pytest.fixture(scope="module")
@@ -124,16 +117,7 @@ def test_client_side_apply_stores_last_applied_and_updates() -> None:
 
 
 def test_rejected_object_fails_install_with_server_message() -> None:
-    bad = load_bundle(b"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: broken}
-spec:
-  selector: {matchLabels: {app: one}}
-  template:
-    metadata: {labels: {app: other}}
-    spec: {containers: [{name: app, image: nginx:1.27}]}
-""", source="bad.yaml", namespace="argocd")
+    bad = load_bundle(deployment("broken", pod_app="other").encode(), source="bad.yaml", namespace="argocd")
     with ApiDouble() as double, pytest.raises(CandidateFailed) as failure:
         install(double.api_client(), bad)
     text = failure.value.one_line()

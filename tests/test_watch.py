@@ -10,6 +10,7 @@ import pytest
 from tests.apidouble import ApiDouble
 from tests.apidouble.argocd import as_v2_11_1, broken_redis, bundle_from, healthy_redis, redis_secret
 from tests.conftest import real_manifest
+from tests.manifest_snippets import deployment
 from validator.diagnose import diagnose
 from validator.errors import EnvironmentNotReady
 from validator.failfast import Thresholds
@@ -148,16 +149,7 @@ def test_faults_same_fail_verdict(v2_11_2: Bundle, tmp_path: Path) -> None:
 
 
 def test_deadline_without_terminal_signal_is_a_fail_with_suspect() -> None:
-    bundle = load_bundle(b"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: slow}
-spec:
-  selector: {matchLabels: {app: slow}}
-  template:
-    metadata: {labels: {app: slow}}
-    spec: {containers: [{name: app, image: nginx:1.27}]}
-""", namespace="argocd")
+    bundle = load_bundle(deployment("slow").encode(), namespace="argocd")
     with ApiDouble(namespaces=("default", "argocd")) as double:
         double.pods("slow").ready_after(60)
         api = double.api_client()
@@ -175,15 +167,7 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: cm}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: app, image: nginx:1.27}]}
-""", namespace="argocd")
+""" + deployment("web").encode(), namespace="argocd")
     with ApiDouble(namespaces=("default", "argocd")) as double:
         double.pods("web").ready_after(1.0)
         double.script(at=0.3, kind="ConfigMap", name="cm", namespace="argocd", delete=True)
