@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 from tenacity import RetryError, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from validator.errors import EnvironmentNotReady, FetchError, InputError
+from validator.files import atomic_write
 from validator.manifests import DEFAULT_LIMITS, Bundle, Limits, load_bundle, read_bounded, split_image
 
 VARIANTS = {
@@ -233,19 +233,6 @@ class BlobCache:
             atomic_write(self._index_path(), json.dumps(index, indent=1, sort_keys=True).encode())
         except OSError:
             pass  # a cache that cannot be written is only slower
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file and rename, so readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 
 from kubernetes.client import ApiClient
 
-from validator.candidate import atomic_write
+from validator.files import atomic_write
 from validator.health import HealthStatus, container_problem, evidence, owner_of
 from validator.install import Kube, KubeError, Resource
 from validator.manifests import Bundle

@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from validator.candidate import RELEASE_TAG, Sources, atomic_write, resolve
+from validator.candidate import RELEASE_TAG, Sources, resolve
 from validator.errors import CandidateFailed, InputError
+from validator.files import atomic_write, read_bounded
 from validator.report import read_verdict
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -181,12 +182,7 @@ def passing_release(verdict: dict[str, Any], verdict_path: Path) -> dict[str, An
 def plan_pin(path: Path, verdict_path: Path, sources: Sources | None = None) -> PinPlan:
     """Everything `pin` will change, after checking the verdict, every site's variant and upstream's sha256."""
     prov = passing_release(read_verdict(verdict_path), verdict_path)
-    try:
-        data = path.read_bytes()[: MAX_FILE_BYTES + 1]
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise InputError(f"{path}: larger than {MAX_FILE_BYTES} bytes; not a pin file")
+    data = read_bounded(path, MAX_FILE_BYTES, "pin file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

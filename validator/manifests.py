@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from validator import files
 from validator.errors import InputError
 
 try:  # the C event parser is what makes this fast; the pure-Python one is a correct fallback
@@ -427,17 +428,8 @@ def load_bundle(data: bytes, source: str = "<manifest>", namespace: str = "argoc
 
 
 def read_bounded(path: Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """Read a local file without ever holding more than the size limit in memory."""
-    try:
-        if path.is_dir():
-            raise InputError(f"{path}: is a directory (give a file, or a kustomize directory as the spec)")
-        with path.open("rb") as fh:
-            data = fh.read(limits.max_bytes + 1)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > limits.max_bytes:
-        raise InputError(f"{path}: over the {limits.max_bytes}-byte manifest limit")
-    return data
+    """Read a local manifest without ever holding more than the size limit in memory."""
+    return files.read_bounded(path, limits.max_bytes, "manifest")
 
 
 _IMAGE_TAG = re.compile(r"^(?P<repo>[^@]+?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")

@@ -14,11 +14,13 @@ from typing import Any
 import yaml
 
 from validator.errors import InputError
+from validator.files import read_bounded
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "profiles"
 CNIS = ("kindnet", "calico")
 APPLY_MODES = ("server-side", "client-side")
 ROLES = ("control-plane", "worker")
+MAX_PROFILE_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def load_profile(name_or_path: str = "default") -> Profile:
     if not path.is_file():
         raise InputError(f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())} or a path")
     try:
-        raw = yaml.safe_load(path.read_bytes()[:1_000_000])
+        raw = yaml.safe_load(read_bounded(path, MAX_PROFILE_BYTES, "profile"))
     except yaml.YAMLError as exc:
         raise InputError(f"profile {path}: invalid YAML: {' '.join(str(exc).split())}") from None
     return profile_from_dict(raw, path.stem)

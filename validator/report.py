@@ -21,8 +21,8 @@ from typing import Any
 import jsonschema
 
 from validator import __version__
-from validator.candidate import atomic_write
 from validator.errors import CandidateFailed, ExitCode
+from validator.files import atomic_write
 
 SCHEMA_VERSION = "1"
 VERDICT_JSON = "verdict.json"

@@ -7,7 +7,6 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
-from validator.candidate import atomic_write
 from validator.cluster import images, kindconfig
 from validator.cluster.base import Provider
 from validator.cluster.kubeapi import wait_ready
@@ -15,6 +14,7 @@ from validator.cluster.kubeconfig import check_kind_kubeconfig
 from validator.cluster.model import Cluster
 from validator.cluster.tools import Progress, classify_kind_failure, docker_ping, find_tool, last_error, run
 from validator.errors import EnvironmentNotReady
+from validator.files import atomic_write
 from validator.profiles import Profile
 
 NAME_PREFIX = "argocd-mirror-"

@@ -10,17 +10,13 @@ from urllib.parse import urlsplit
 import yaml
 
 from validator.errors import EnvironmentNotReady, InputError
+from validator.files import read_bounded
 
 MAX_KUBECONFIG_BYTES = 1_000_000
 
 
 def load(path: Path) -> dict[str, Any]:
-    try:
-        data = path.read_bytes()[: MAX_KUBECONFIG_BYTES + 1]
-    except OSError as exc:
-        raise InputError(f"cannot read kubeconfig {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_KUBECONFIG_BYTES:
-        raise InputError(f"kubeconfig {path} is larger than {MAX_KUBECONFIG_BYTES} bytes")
+    data = read_bounded(path, MAX_KUBECONFIG_BYTES, "kubeconfig")
     try:
         doc = yaml.safe_load(data)
     except yaml.YAMLError:

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from validator.candidate import atomic_write, resolve
+from validator.candidate import resolve
 from validator.commands import add_candidate_arguments
 from validator.errors import ExitCode
+from validator.files import atomic_write
 from validator.preflight import checks, has_error, run_preflight
 from validator.preflight.output import RENDERERS
 from validator.profiles import APPLY_MODES, load_profile
