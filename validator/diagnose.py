@@ -24,7 +24,7 @@ from kubernetes.client import ApiClient
 
 from validator.files import atomic_write
 from validator.health import HealthStatus, container_problem, evidence, owner_of
-from validator.install import Kube, KubeError, Resource
+from validator.kubeapi import Kube, KubeError, Resource
 from validator.manifests import Bundle
 from validator.watch import WaitResult
 

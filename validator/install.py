@@ -17,23 +17,22 @@ already constrain the first pod as they would in a long-running cluster); then w
 resources. ``previous`` turns the run into an upgrade or rollback: objects of ``previous`` absent from the
 candidate are pruned afterwards, as Argo CD's sync with prune does.
 
-The ``Kube`` adapter here is the single thin edge to the API server shared by watch.py and diagnose.py.
+The API edge (``Kube``) lives in validator/kubeapi.py, shared with watch, diagnose and the cluster layer.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import urllib3
 from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from validator.errors import CandidateFailed, EnvironmentNotReady, InputError
+from validator.kubeapi import Kube, KubeError, iter_lines
 from validator.manifests import APPLY_ORDER, Bundle, KubeObject, containers_of, pod_spec, split_image
 
 FIELD_MANAGER = "argocd-mirror"
@@ -42,188 +41,6 @@ MODES = ("server-side", "client-side")
 WORKLOAD_KINDS = frozenset({"DaemonSet", "Pod", "ReplicationController", "ReplicaSet", "Deployment", "StatefulSet",
                             "Job", "CronJob"})
 Progress = Callable[[str], None]
-
-
-# --------------------------------------------------------------------------------------------------
-# The API edge
-# --------------------------------------------------------------------------------------------------
-
-class KubeError(Exception):
-    """A failed API call: HTTP status (0 = no answer), the Status reason and the server's message."""
-
-    def __init__(self, status: int, message: str, reason: str = "") -> None:
-        super().__init__(message)
-        self.status, self.message, self.reason = status, message, reason
-
-    @property
-    def transient(self) -> bool:
-        """Worth retrying: no answer, throttled, or a server-side error (5xx)."""
-        return self.status == 0 or self.status == 429 or self.status >= 500
-
-
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, KubeError) and exc.transient
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Where a kind lives in the URL space."""
-
-    group: str
-    version: str
-    plural: str
-    namespaced: bool
-
-    def path(self, namespace: str = "", name: str = "", sub: str = "") -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        ns = f"/namespaces/{namespace}" if self.namespaced and namespace else ""
-        return base + ns + f"/{self.plural}" + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
-
-
-# Built-in kinds: no discovery round-trip for what every Argo CD release uses.
-_BUILTIN: dict[tuple[str, str], tuple[str, bool]] = {
-    ("", "Namespace"): ("namespaces", False), ("", "ConfigMap"): ("configmaps", True),
-    ("", "Secret"): ("secrets", True), ("", "ServiceAccount"): ("serviceaccounts", True),
-    ("", "Service"): ("services", True), ("", "Pod"): ("pods", True), ("", "Event"): ("events", True),
-    ("", "Endpoints"): ("endpoints", True), ("", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
-    ("", "ResourceQuota"): ("resourcequotas", True), ("", "LimitRange"): ("limitranges", True),
-    ("", "ReplicationController"): ("replicationcontrollers", True), ("", "Node"): ("nodes", False),
-    ("apps", "Deployment"): ("deployments", True), ("apps", "StatefulSet"): ("statefulsets", True),
-    ("apps", "ReplicaSet"): ("replicasets", True), ("apps", "DaemonSet"): ("daemonsets", True),
-    ("batch", "Job"): ("jobs", True), ("batch", "CronJob"): ("cronjobs", True),
-    ("networking.k8s.io", "NetworkPolicy"): ("networkpolicies", True),
-    ("networking.k8s.io", "Ingress"): ("ingresses", True),
-    ("networking.k8s.io", "IngressClass"): ("ingressclasses", False),
-    ("rbac.authorization.k8s.io", "Role"): ("roles", True),
-    ("rbac.authorization.k8s.io", "RoleBinding"): ("rolebindings", True),
-    ("rbac.authorization.k8s.io", "ClusterRole"): ("clusterroles", False),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): ("clusterrolebindings", False),
-    ("apiextensions.k8s.io", "CustomResourceDefinition"): ("customresourcedefinitions", False),
-    ("policy", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
-    ("autoscaling", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
-    ("apiregistration.k8s.io", "APIService"): ("apiservices", False),
-}
-
-
-class Kube:
-    """Raw JSON calls through the official client (host, auth and TLS come from the kubeconfig-built ApiClient).
-
-    Raw paths, not typed models: install/watch/diagnose handle any kind (CRDs included) as plain dicts, exactly as
-    the API returns them, which is what health and fail-fast read. Transient failures are retried with tenacity.
-    """
-
-    def __init__(self, api: ApiClient, timeout_s: float = 30, retry_s: float = 30) -> None:
-        self.api = api
-        self.timeout_s = timeout_s
-        self.retry_s = retry_s
-        self._discovered: dict[tuple[str, str], dict[str, Resource]] = {}
-
-    # -- requests ----------------------------------------------------------------------------------
-    def send(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-             content_type: str = "application/json", stream: bool = False, timeout: Any = None) -> Any:
-        """One request, no retry: parsed JSON/text (or the raw urllib3 response when stream=True)."""
-        timeout = self.timeout_s if timeout is None else timeout
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        params = self.api.param_serialize(method=method, resource_path=path,
-                                          query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
-                                          header_params=headers, body=body, auth_settings=["BearerToken"])
-        try:
-            response = self.api.call_api(*params, _request_timeout=timeout)
-        except ApiException as exc:
-            raise _error(exc.status or 0, exc.body or exc.reason or "") from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeError(0, f"{method} {path}: API server not reachable: {exc}") from None
-        if not 200 <= response.status <= 299:
-            try:
-                raw = response.read()
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise KubeError(0, f"{method} {path}: {exc}") from None
-            raise _error(response.status, raw)
-        if stream:
-            return response.response
-        try:
-            raw = response.read()
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeError(0, f"{method} {path}: connection lost: {exc}") from None
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
-
-    def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-             content_type: str = "application/json", retry: bool = True) -> Any:
-        """One API call returning parsed JSON (or text); transient failures retried for up to retry_s."""
-        if not retry:
-            return self.send(method, path, body, query, content_type, False, self.timeout_s)
-        for attempt in Retrying(retry=retry_if_exception(_transient), stop=stop_after_delay(self.retry_s),
-                                wait=wait_exponential(multiplier=0.05, max=2), reraise=True):
-            with attempt:
-                return self.send(method, path, body, query, content_type, False, self.timeout_s)
-        raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or re-raises
-
-    def stream(self, path: str, query: dict[str, Any], read_timeout_s: float) -> Any:
-        """Open a watch stream; returns the urllib3 response to read lines from (caller closes it)."""
-        return self.send("GET", path, None, query, "application/json", True, (self.timeout_s, read_timeout_s))
-
-    # -- resource mapping --------------------------------------------------------------------------
-    def resource(self, api_version: str, kind: str) -> Resource:
-        """URL of a kind: built-in table first, then the API server's discovery (CRDs), cached per group version."""
-        group, _, version = api_version.rpartition("/")
-        known = _BUILTIN.get((group, kind))
-        if known is not None:
-            return Resource(group, version, known[0], known[1])
-        gv = (group, version)
-        if gv not in self._discovered or kind not in self._discovered[gv]:
-            path = f"/apis/{group}/{version}" if group else f"/api/{version}"
-            try:
-                listing = self.call("GET", path)
-            except KubeError as exc:
-                if exc.status == 404:
-                    raise KubeError(404, f'no matches for kind "{kind}" in version "{api_version}"', "NotFound") \
-                        from None
-                raise
-            self._discovered[gv] = {
-                r["kind"]: Resource(group, version, r["name"], bool(r.get("namespaced")))
-                for r in listing.get("resources") or [] if "/" not in r.get("name", "")
-            }
-        found = self._discovered[gv].get(kind)
-        if found is None:
-            raise KubeError(404, f'no matches for kind "{kind}" in version "{api_version}"', "NotFound")
-        return found
-
-    def forget_discovery(self) -> None:
-        self._discovered.clear()
-
-    def path_of(self, obj: KubeObject, sub: str = "") -> str:
-        return self.resource(obj.api_version, obj.kind).path(obj.namespace, obj.name, sub)
-
-
-def _error(status: int, raw: Any) -> KubeError:
-    """A KubeError carrying the Status message the server sent (or the raw text)."""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and body.get("kind") == "Status":
-        return KubeError(status, str(body.get("message") or text), str(body.get("reason") or ""))
-    return KubeError(status, " ".join(text.split())[:500] or f"HTTP {status}")
-
-
-def iter_lines(response: Any) -> Iterator[str]:
-    """Lines of a chunked watch stream as they arrive."""
-    buffer = b""
-    for chunk in response.stream(amt=None, decode_content=False):
-        buffer += chunk if isinstance(chunk, bytes) else chunk.encode()
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            if line.strip():
-                yield line.decode("utf-8", "replace")
-    if buffer.strip():
-        yield buffer.decode("utf-8", "replace")
 
 
 # --------------------------------------------------------------------------------------------------

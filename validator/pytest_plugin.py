@@ -419,13 +419,23 @@ class Deployed:
 
 def deploy(cluster: Any, bundle: Any, options: MirrorOptions, profile: Any, progress: Callable[[str], None],
            out_dir: Path, previous: Any = None, role: str = "candidate") -> Deployed:
-    """Install BUNDLE (over PREVIOUS: upgrade/rollback) and wait until every object is Healthy."""
+    """Install BUNDLE (over PREVIOUS: upgrade/rollback) and wait until every object is Healthy.
+
+    Between the bundle's NetworkPolicies and its first workload, new probe pods prove each egress policy
+    is enforced (prove_candidate_policies), so the workloads start under policies already programmed, as in
+    a long-running cluster; the generic per-cluster control (ClusterPool.get) alone would let kindnet's
+    first-packet window hide a v2.11.1-style break.
+    """
+    from validator.cluster.netpol import prove_candidate_policies
     from validator.install import install
+
+    def policies_enforced(api: Any) -> None:
+        prove_candidate_policies(api, bundle, progress=progress)
 
     api = cluster.api_client()
     mode = options.apply_mode or profile.apply_mode
     progress(f"installing {role} {_label(bundle, role)} ({mode} apply)")
-    result = install(api, bundle, mode=mode, previous=previous, progress=progress)
+    result = install(api, bundle, mode=mode, previous=previous, progress=progress, before_workloads=policies_enforced)
     return observe_healthy(cluster, api, bundle, options, progress, out_dir, role, result)
 
 
@@ -567,7 +577,7 @@ def describe_application(app: dict[str, Any]) -> str:
 def sync_application(api: Any, app: dict[str, Any], timeout_s: float, progress: Callable[[str], None],
                      sleep: Callable[[float], None] = time.sleep, poll_s: float = 2.0) -> dict[str, Any]:
     """Server-side apply APP, then wait until Argo CD reports it Synced and Healthy; ScenarioFailed otherwise."""
-    from validator.install import Kube
+    from validator.kubeapi import Kube
 
     kube = Kube(api)
     meta = app["metadata"]

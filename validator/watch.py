@@ -28,7 +28,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 from validator.errors import EnvironmentNotReady
 from validator.failfast import FailFast, Terminal, Thresholds
 from validator.health import Health, HealthStatus, assess, environment_exempt, explain, pod_problem
-from validator.install import Kube, KubeError, Resource, image_mismatches, iter_lines
+from validator.install import image_mismatches
+from validator.kubeapi import Kube, KubeError, Resource, iter_lines
 from validator.manifests import Bundle, KubeObject, ObjectRef, group_of
 
 Progress = Callable[[str], None]

@@ -1,54 +1,35 @@
-"""Raw JSON requests through the official client (auth, TLS and host from the kubeconfig), plus readiness.
+"""The cluster layer's view of the API edge (validator/kubeapi.py): one call, no retries, plus readiness.
 
-Raw paths instead of typed models: the cluster layer only needs a few fields, must tolerate partial
-objects, and one generic path keeps namespaces, CRDs, RBAC and webhooks in a single table.
+No retries here: readiness and probes poll on their own schedule and must see every failure.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import kubernetes
-from kubernetes.client.exceptions import ApiException
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from validator.errors import EnvironmentNotReady
+from validator.kubeapi import Kube, KubeError
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}" if status else message)
-        self.status = status
+class ApiError(KubeError):
+    """A failed call as the cluster layer reports it ("HTTP 404: ..."; status 0 = not reachable)."""
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}: {self.message}" if self.status else self.message
 
 
 def request(api: kubernetes.client.ApiClient, method: str, path: str, body: Any = None,
             query: dict[str, Any] | None = None, timeout_s: float = 15, content_type: str = "application/json") -> Any:
-    """One API call; returns parsed JSON (or text), raises ApiError (status 0 = not reachable)."""
-    headers = {"Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = content_type
-    params = api.param_serialize(method=method, resource_path=path, query_params=list((query or {}).items()),
-                                 header_params=headers, body=body, auth_settings=["BearerToken"])
+    """One API call; returns parsed JSON (or text), raises ApiError."""
     try:
-        response = api.call_api(*params, _request_timeout=timeout_s)
-        status, raw = response.status, response.read()
-    except ApiException as exc:
-        status = exc.status or 0
-        raw = exc.body if exc.body is not None else (exc.reason or "")
-    except Exception as exc:  # urllib3 connection errors, timeouts: the server is not reachable
-        raise ApiError(0, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
-    text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
-    try:
-        data: Any = json.loads(text) if text.strip()[:1] in ("{", "[") else text
-    except ValueError:
-        data = text
-    if not 200 <= status < 300:
-        message = data.get("message") if isinstance(data, dict) else text.strip()[:200]
-        raise ApiError(status, str(message or "error"))
-    return data
+        return Kube(api, timeout_s=timeout_s).send(method, path, body, query, content_type)
+    except KubeError as exc:
+        raise ApiError(exc.status, exc.message or "error", exc.reason) from None
 
 
 def exists(api: kubernetes.client.ApiClient, path: str) -> bool:
