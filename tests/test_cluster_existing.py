@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,16 +127,26 @@ def test_installs_then_leaves_the_cluster_as_found(double: ApiDouble, tmp_path: 
     assert production.requests == []
 
 
-def test_finalizers_of_our_custom_resources_are_released(tmp_path: Path) -> None:
-    """Argo CD Applications carry resources-finalizer; with the controller gone they would block forever."""
-    app_path = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
+@contextmanager
+def marked_double(tmp_path: Path) -> Iterator[tuple[ApiDouble, Path]]:
+    """A disposable-marked cluster with one Ready node, played by the double with its controllers simulated."""
     with ApiDouble(simulate=True, namespaces=("default", "kube-system", "kube-public")) as double:
         double.create(MARKER)
         double.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
                        "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
-        config = double.kubeconfig(tmp_path / "kubeconfig", context="vcluster")
-        with mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=config,
-                            context="vcluster", progress=lambda m: None, **FAST) as cluster:
+        yield double, double.kubeconfig(tmp_path / "kubeconfig", context="vcluster")
+
+
+def use_existing(tmp_path: Path, config: Path) -> Any:
+    return mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=config,
+                          context="vcluster", progress=lambda m: None, **FAST)
+
+
+def test_finalizers_of_our_custom_resources_are_released(tmp_path: Path) -> None:
+    """Argo CD Applications carry resources-finalizer; with the controller gone they would block forever."""
+    app_path = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
+    with marked_double(tmp_path) as (double, config):
+        with use_existing(tmp_path, config) as cluster:
             api = cluster.api_client()
             install_like_argocd(api)
             deadline = time.monotonic() + 5
@@ -181,13 +193,8 @@ def test_real_argocd_install_is_removed_completely(tmp_path: Path) -> None:
 
     path = real_manifest("v2.11.2/install.yaml")
     bundle = load_bundle(read_bounded(path), str(path), namespace="argocd")
-    with ApiDouble(simulate=True, namespaces=("default", "kube-system", "kube-public")) as double:
-        double.create(MARKER)
-        double.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
-                       "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
-        config = double.kubeconfig(tmp_path / "kubeconfig", context="vcluster")
-        with mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=config,
-                            context="vcluster", progress=lambda m: None, **FAST) as cluster:
+    with marked_double(tmp_path) as (double, config):
+        with use_existing(tmp_path, config) as cluster:
             api = cluster.api_client()
             before = snapshot(api)
             result = install(api, bundle)
