@@ -18,11 +18,12 @@ from typing import Any
 
 import yaml
 
+from .network import Network
 from .server import Fault, Faults, Server
 from .sim import ContainerScript, PodScript, Simulator
 from .store import ApiError, ResourceType, Store
 
-__all__ = ["ApiDouble", "ApiError", "ContainerScript", "Fault", "PodScript", "ResourceType"]
+__all__ = ["ApiDouble", "ApiError", "ContainerScript", "Fault", "Network", "PodScript", "ResourceType"]
 
 
 class ApiDouble:
@@ -116,6 +117,12 @@ class ApiDouble:
         self.sim.frozen.discard((kind, namespace, name))
 
     # -- scenario DSL ------------------------------------------------------------------------------
+    @property
+    def network(self) -> Network:
+        """The pod network argocd-mirror's policy probe pods meet (network.py): `.enforcing`, `.lag_dials`,
+        `.pod_network`; `.runs` records each probe run."""
+        return self.sim.network
+
     def pods(self, workload: str) -> PodScript:
         """The behaviour script for pods of a Deployment/StatefulSet/Job (or a bare Pod) of that name."""
         return self.sim.scripts.setdefault(workload, PodScript())

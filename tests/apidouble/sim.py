@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .network import Network, is_probe
 from .store import ApiError, ResourceType, Store, now_rfc3339
 
 
@@ -126,6 +127,8 @@ class Simulator:
         self.enabled = True
         self.thread: threading.Thread | None = None
         self.errors: list[str] = []
+        self.network = Network()  # runs argocd-mirror's policy probe pods (see network.py)
+        self.probe_logs: dict[str, str] = {}  # pod uid -> stdout of its finished probe script
 
     # -- scheduling --------------------------------------------------------------------------------
     def at(self, seconds: float, action: Callable[[], bool]) -> None:
@@ -142,6 +145,7 @@ class Simulator:
         self.stop_event.set()
         if self.thread:
             self.thread.join(timeout=5)
+        self.network.close()
 
     def _run(self) -> None:
         while not self.stop_event.wait(self.tick_s):
@@ -394,9 +398,34 @@ class Simulator:
         status["started"], status["ready"] = True, True
         return status, "ready"
 
+    def _probe(self, pod: dict[str, Any], t: float) -> None:
+        """Run a policy probe pod's script once against self.network; it then stays Succeeded/Failed."""
+        meta = pod["metadata"]
+        namespace = meta["namespace"]
+        if meta["uid"] in self.probe_logs or t < self.pod_start_s or ("Pod", namespace, meta["name"]) in self.frozen:
+            return
+        policies = [p for p in self.store.all_of("NetworkPolicy") if p["metadata"].get("namespace") == namespace]
+        code, out = self.network.run(pod, policies)
+        self.probe_logs[meta["uid"]] = out
+        (c,) = pod["spec"]["containers"]
+        reason = "Completed" if code == 0 else "Error"
+        self._set_status(pod, {
+            "phase": "Succeeded" if code == 0 else "Failed", "hostIP": "172.18.0.2", "podIP": "10.244.0.11",
+            "startTime": STARTED_AT, "qosClass": "Burstable",
+            "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"},
+                           {"type": "ContainersReady", "status": "False", "reason": "PodCompleted"},
+                           {"type": "Ready", "status": "False", "reason": "PodCompleted"}],
+            "containerStatuses": [{"name": c["name"], "image": c.get("image", ""), "ready": False, "restartCount": 0,
+                                   "imageID": f"{c.get('image', '')}@sha256:{'0' * 64}", "started": False,
+                                   "state": {"terminated": {"exitCode": code, "reason": reason,
+                                                            "startedAt": STARTED_AT, "finishedAt": STARTED_AT}}}]})
+
     def _kubelet(self, pod: dict[str, Any], now: float) -> None:
         uid = pod["metadata"]["uid"]
         born = self.born.setdefault(uid, now)
+        if is_probe(pod):
+            self._probe(pod, now - born)
+            return
         workload = self.workload.get(uid, pod["metadata"]["name"])
         script = self.scripts.get(workload) or PodScript()
         t = now - born
@@ -465,6 +494,8 @@ class Simulator:
             pod = self.store.get(self.rt("Pod"), ns, pod_name)
             if pod is None:
                 return None
+            if pod["metadata"]["uid"] in self.probe_logs and not previous:
+                return self.probe_logs[pod["metadata"]["uid"]]
             script = self.scripts.get(self.workload.get(pod["metadata"]["uid"], pod_name))
             cs = script.containers.get(container) if script else None
             if previous:

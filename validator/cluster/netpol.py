@@ -1,31 +1,57 @@
-"""NetworkPolicy positive control: prove enforcement on this very cluster before trusting any pass.
+"""NetworkPolicy positive controls: prove enforcement on this very cluster before trusting any pass.
 
-Two probe pods dial the API server's ClusterIP (the same `dial tcp 10.96.0.1:443` the v2.11.1
-secret-init made; by IP from the injected KUBERNETES_SERVICE_* env, so DNS plays no part):
+Generic control (`prove_networkpolicy_enforced`, once per cluster): two probe pods dial the API server's
+ClusterIP (the same `dial tcp 10.96.0.1:443` the v2.11.1 secret-init made; by IP from the injected
+KUBERNETES_SERVICE_* env, so DNS plays no part):
 - `probe-restricted` sits under a deny-all-egress NetworkPolicy and must end up blocked;
 - `probe-open` has no policy and must connect (otherwise the pod network, not policy, is broken).
 Enforcement may lag (kindnet's kube-network-policies lets a new pod's first packets through), so the
 restricted probe retries and counts as blocked after two consecutive failures within its attempts.
-Enforcement absent -> EnvironmentNotReady: "could not validate", never a pass.
+
+Candidate control (`prove_candidate_policies`, per install, before any workload): for every
+egress-restricting NetworkPolicy of the candidate, a new pod the policy selects must meet the outcome the
+static evaluation (validator.preflight.netpol) predicts. A blocked probe also means the policy is
+programmed, so the candidate's own pods start under it as in a long-running cluster, instead of winning
+the race that hides a v2.11.1-style bug. Enforcement absent -> EnvironmentNotReady: "could not validate",
+never a pass.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+from kubernetes.client import ApiClient
 
 from validator.cluster.kubeapi import ApiError, request
 from validator.cluster.model import Cluster
 from validator.cluster.tools import Progress, stderr_progress
 from validator.errors import EnvironmentNotReady
+from validator.manifests import Bundle, KubeObject
+from validator.preflight.netpol import (
+    API_ENDPOINT_NETWORK,
+    API_SERVICE,
+    EgressPolicies,
+    _egress_rules,
+    describe_rule,
+    policy_types,
+    rule_admits,
+)
+from validator.preflight.selectors import Lookup, PodTemplate, selector_matches
 
 PROBE_NAMESPACE = "argocd-mirror-probe"
 # busybox's nc has -z/-w; override with ARGOCD_MIRROR_PROBE_IMAGE (e.g. a digest-pinned or preloaded image).
 PROBE_IMAGE = os.environ.get("ARGOCD_MIRROR_PROBE_IMAGE", "busybox:1.37.0")
 LABEL = "argocd-mirror/probe"
+POLICY_ROLE = "policy"  # LABEL value of the probes that stand in for a candidate's pods
+MANAGED = {"app.kubernetes.io/managed-by": "argocd-mirror"}
+BLOCKED, CONNECT = "blocked", "connect"
 _DIAL = 'nc -z -w 3 "$KUBERNETES_SERVICE_HOST" "$KUBERNETES_SERVICE_PORT"'
+_POD_NAME_MAX = 63  # the pod's hostname is its name: keep it a DNS label
 
 
 def restricted_script(attempts: int) -> str:
@@ -42,32 +68,37 @@ def open_script(attempts: int) -> str:
             f'exit 1')
 
 
+def probe_pod(name: str, namespace: str, labels: dict[str, str], script: str, image: str) -> dict[str, Any]:
+    """A run-once pod that dials the API server; no owner (nothing adopts or garbage-collects it behind our
+    back) and no ServiceAccount token (it needs none, and must not look like a pod that uses the API)."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                     "automountServiceAccountToken": False,
+                     # admissible under the "restricted" Pod Security Standard some disposable clusters enforce
+                     "securityContext": {"runAsNonRoot": True, "runAsUser": 65534,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [{"name": "probe", "image": image, "imagePullPolicy": "IfNotPresent",
+                                     "command": ["sh", "-c", script],
+                                     "securityContext": {"allowPrivilegeEscalation": False,
+                                                         "capabilities": {"drop": ["ALL"]}},
+                                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                                                   "limits": {"memory": "32Mi"}}}]}}
+
+
 def probe_objects(image: str, attempts: int) -> list[tuple[str, dict[str, Any]]]:
     """(collection path, body) in creation order: the policy exists before any probe pod starts."""
     ns = PROBE_NAMESPACE
-    meta_labels = {"app.kubernetes.io/managed-by": "argocd-mirror"}
 
     def pod(name: str, role: str, script: str) -> dict[str, Any]:
-        return {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": name, "namespace": ns, "labels": {**meta_labels, LABEL: role}},
-                "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
-                         "automountServiceAccountToken": False,
-                         # admissible under the "restricted" Pod Security Standard some disposable clusters enforce
-                         "securityContext": {"runAsNonRoot": True, "runAsUser": 65534,
-                                             "seccompProfile": {"type": "RuntimeDefault"}},
-                         "containers": [{"name": "probe", "image": image, "imagePullPolicy": "IfNotPresent",
-                                         "command": ["sh", "-c", script],
-                                         "securityContext": {"allowPrivilegeEscalation": False,
-                                                             "capabilities": {"drop": ["ALL"]}},
-                                         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
-                                                       "limits": {"memory": "32Mi"}}}]}}
+        return probe_pod(name, ns, {**MANAGED, LABEL: role}, script, image)
 
     return [
         ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                "metadata": {"name": ns, "labels": meta_labels}}),
+                                "metadata": {"name": ns, "labels": dict(MANAGED)}}),
         (f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
          {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-          "metadata": {"name": "deny-all-egress", "namespace": ns, "labels": meta_labels},
+          "metadata": {"name": "deny-all-egress", "namespace": ns, "labels": dict(MANAGED)},
           "spec": {"podSelector": {"matchLabels": {LABEL: "restricted"}}, "policyTypes": ["Egress"]}}),
         (f"/api/v1/namespaces/{ns}/pods", pod("probe-restricted", "restricted", restricted_script(attempts))),
         (f"/api/v1/namespaces/{ns}/pods", pod("probe-open", "open", open_script(attempts))),
@@ -85,18 +116,20 @@ def pod_state(pod: dict[str, Any]) -> tuple[str, str]:
     return phase, ""
 
 
+def _tail(log: str) -> str:
+    return " | ".join(log.strip().splitlines()[-3:]) or "no output"
+
+
 def verdict(restricted: str, open_: str, logs: dict[str, str]) -> str | None:
     """None when enforcement is proven, else why the run cannot be trusted. Pure, for tests."""
-    def tail(name: str) -> str:
-        return " | ".join(logs.get(name, "").strip().splitlines()[-3:]) or "no output"
-
     if open_ != "Succeeded":
         return ("could not validate: the unrestricted probe pod could not reach the API server, so the pod network "
-                f"is broken and NetworkPolicy enforcement cannot be proven ({tail('probe-open')})")
+                f"is broken and NetworkPolicy enforcement cannot be proven ({_tail(logs.get('probe-open', ''))})")
     if restricted != "Succeeded":
         return ("could not validate: NetworkPolicy is not enforced on this cluster: a pod under a deny-all-egress "
-                f"policy still reached the API server ({tail('probe-restricted')}); use kind >= v0.24 with its default "
-                "kindnet and node image, or the calico profile; kernels without nftables/nfqueue (e.g. WSL2) fail open")
+                f"policy still reached the API server ({_tail(logs.get('probe-restricted', ''))}); use kind >= v0.24 "
+                "with its default kindnet and node image, or the calico profile; kernels without nftables/nfqueue "
+                "(e.g. WSL2) fail open")
     return None
 
 
@@ -111,8 +144,8 @@ def prove_networkpolicy_enforced(cluster: Cluster, timeout_s: float = 180, image
         _delete_and_wait(api, ns_path, timeout_s, poll_s, sleep)  # a leftover from an interrupted run
         for path, body in probe_objects(image, attempts):
             request(api, "POST", path, body=body)
-        phases = _wait_terminated(api, timeout_s, poll_s, sleep)
-        logs = {name: _logs(api, name) for name in phases}
+        phases = _wait_terminated(api, PROBE_NAMESPACE, ("probe-restricted", "probe-open"), timeout_s, poll_s, sleep)
+        logs = {name: _logs(api, PROBE_NAMESPACE, name) for name in phases}
         problem = verdict(phases["probe-restricted"], phases["probe-open"], logs)
         cluster.details["networkpolicy"] = {"enforced": problem is None, "phases": phases, "logs": logs}
         if problem:
@@ -127,35 +160,226 @@ def prove_networkpolicy_enforced(cluster: Cluster, timeout_s: float = 180, image
             progress(f"warning: probe namespace {PROBE_NAMESPACE} not cleaned up: {exc}")
 
 
-def _wait_terminated(api: Any, timeout_s: float, poll_s: float, sleep: Callable[[float], None]) -> dict[str, str]:
+# --------------------------------------------------------------------------------------------------
+# The candidate's own egress policies, proven on new pods before the candidate's workloads start
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PolicyProbe:
+    """One probe pod standing in for the pods an egress-restricting policy of the candidate selects."""
+
+    policy: str  # "namespace/name" of the NetworkPolicy
+    pod: str
+    namespace: str
+    labels: dict[str, str]
+    expect: str  # BLOCKED or CONNECT, from the static evaluation
+    why: str  # what the selecting policies admit, for the progress line and the error
+
+    @property
+    def path(self) -> str:
+        return f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}"
+
+
+def selector_labels(selector: Any) -> dict[str, str] | None:
+    """Labels a podSelector selects: matchLabels plus one value per `In` and a marker per `Exists`.
+
+    None when the selector needs more than that (other operators are satisfied by absent keys only if no
+    label we add trips them; the caller re-checks with preflight's selector_matches).
+    """
+    if not isinstance(selector, dict):
+        return None
+    labels = {str(k): str(v) for k, v in (selector.get("matchLabels") or {}).items()}
+    for expr in selector.get("matchExpressions") or []:
+        if not isinstance(expr, dict):
+            return None
+        key, operator, values = str(expr.get("key", "")), expr.get("operator"), expr.get("values") or []
+        if operator == "In" and values:
+            if key in labels and labels[key] not in [str(v) for v in values]:
+                return None
+            labels.setdefault(key, str(values[0]))
+        elif operator == "Exists":
+            labels.setdefault(key, "argocd-mirror-probe")
+        elif operator not in ("NotIn", "DoesNotExist"):
+            return None
+    return labels
+
+
+def probe_name(policy: str) -> str:
+    """`argocd-mirror-probe-<policy>`, shortened with a hash so distinct long names stay distinct."""
+    name = f"argocd-mirror-probe-{policy}"
+    if len(name) <= _POD_NAME_MAX:
+        return name
+    digest = hashlib.sha256(policy.encode()).hexdigest()[:8]
+    return f"{name[:_POD_NAME_MAX - 9].rstrip('.-')}-{digest}"
+
+
+def plan_policy_probes(bundle: Bundle) -> tuple[list[PolicyProbe], list[str]]:
+    """(probes, notes on policies skipped) for every egress-restricting NetworkPolicy of the bundle. Pure.
+
+    The expected outcome is preflight's: all policies selecting the probe's labels together admit TCP 443
+    to the kubernetes Service and 6443 to the API server endpoint -> CONNECT; neither -> BLOCKED; one but
+    not the other depends on where the CNI filters (before or after the Service DNAT), so no probe.
+    """
+    lookup = Lookup(bundle)
+    restricting = EgressPolicies(lookup)
+    probes: list[PolicyProbe] = []
+    notes: list[str] = []
+    for policy in lookup.of_kind("NetworkPolicy"):
+        spec = policy.body.get("spec") or {}
+        if "Egress" not in policy_types(spec):
+            continue
+        ref = f"{policy.namespace}/{policy.name}"
+        selector = spec.get("podSelector") or {}
+        wanted = selector_labels(selector)
+        labels = {**(wanted or {}), **MANAGED, LABEL: POLICY_ROLE}
+        if wanted is None or not selector_matches(selector, labels):
+            notes.append(f"NetworkPolicy {ref} not probed: no simple label set satisfies its podSelector {selector}")
+            continue
+        name = probe_name(policy.name)
+        body = probe_pod(name, policy.namespace, labels, "", "")
+        selecting = restricting.selecting(PodTemplate(KubeObject(body, namespace=policy.namespace), labels,
+                                                      body["spec"]))
+        rules = _egress_rules(selecting)
+        service_ok = any(rule_admits(r, API_SERVICE[0], API_SERVICE[1]) for r in rules)
+        endpoint_ok = any(rule_admits(r, API_ENDPOINT_NETWORK[0], API_ENDPOINT_NETWORK[1]) for r in rules)
+        admitted = "; ".join(describe_rule(r) for r in rules) or "nothing (deny all egress)"
+        why = f"{', '.join(p.name for p in selecting)} allow(s) egress to {admitted}"
+        if service_ok != endpoint_ok:
+            notes.append(f"NetworkPolicy {ref} not probed: its pods may reach the API server on only one of "
+                         "TCP 443 (Service) and 6443 (endpoint), so the outcome depends on the CNI "
+                         "(preflight warns about it)")
+            continue
+        probes.append(PolicyProbe(ref, name, policy.namespace, labels, CONNECT if service_ok else BLOCKED, why))
+    return probes, notes
+
+
+def policy_verdict(probe: PolicyProbe, phase: str, log: str) -> str | None:
+    """None when the probe met its expectation, else why the mirror cannot be trusted. Pure, for tests."""
+    if phase == "Succeeded":
+        return None
+    labels = ",".join(f"{k}={v}" for k, v in probe.labels.items() if k != LABEL and k not in MANAGED)
+    if probe.expect == BLOCKED:
+        return (f"could not validate: NetworkPolicy {probe.policy} is not enforced for a new pod: probe pod "
+                f"{probe.pod} ({labels or 'no labels'}) it selects still reached the API server ({_tail(log)}) "
+                f"although {probe.why}; the candidate's pods would start unrestricted "
+                "(kindnet lets a new pod's first packets through until its policies are programmed)")
+    return (f"could not validate: NetworkPolicy {probe.policy} admits egress to the API server ({probe.why}), but "
+            f"probe pod {probe.pod} ({labels or 'no labels'}) it selects could not reach it ({_tail(log)}); "
+            "the mirror would blame the candidate for this cluster's network")
+
+
+def prove_candidate_policies(cluster_or_api: Cluster | ApiClient, bundle: Bundle, timeout_s: float = 180,
+                             image: str = PROBE_IMAGE, attempts: int = 10, poll_s: float = 2,
+                             progress: Progress = stderr_progress,
+                             sleep: Callable[[float], None] = time.sleep) -> list[dict[str, Any]]:
+    """Raise EnvironmentNotReady unless every egress-restricting policy of BUNDLE acts on a new pod as
+    predicted; run between the policies' apply and the first workload (install's before_workloads).
+
+    The probe pods are deleted, and gone, before this returns: the watcher must never see them as the
+    candidate's. Returns one record per probe (policy, expect, phase, log) for the evidence.
+    """
+    cluster, api = ((cluster_or_api, cluster_or_api.api_client()) if isinstance(cluster_or_api, Cluster)
+                    else (None, cluster_or_api))
+    probes, notes = plan_policy_probes(bundle)
+    for note in notes:
+        progress(note)
+    if not probes:
+        return []
+    progress(f"proving {len(probes)} egress NetworkPolic{'y' if len(probes) == 1 else 'ies'} of the candidate "
+             f"with new pods before its workloads start (probe image {image})")
+    records: list[dict[str, Any]] = []
+    created: list[PolicyProbe] = []
+    failing = True
+    try:
+        for probe in probes:
+            _delete_and_wait(api, probe.path, timeout_s, poll_s, sleep)  # a leftover from an interrupted run
+            script = restricted_script(attempts) if probe.expect == BLOCKED else open_script(attempts)
+            progress(f"NetworkPolicy {probe.policy}: probe {probe.pod} must be {probe.expect} ({probe.why})")
+            request(api, "POST", f"/api/v1/namespaces/{probe.namespace}/pods",
+                    body=probe_pod(probe.pod, probe.namespace, probe.labels, script, image))
+            created.append(probe)
+        for namespace in dict.fromkeys(p.namespace for p in probes):
+            mine = [p for p in probes if p.namespace == namespace]
+            phases = _wait_terminated(api, namespace, tuple(p.pod for p in mine), timeout_s, poll_s, sleep)
+            for probe in mine:
+                log = _logs(api, namespace, probe.pod)
+                records.append({"policy": probe.policy, "pod": probe.pod, "expect": probe.expect,
+                                "phase": phases[probe.pod], "log": log})
+                problem = policy_verdict(probe, phases[probe.pod], log)
+                if problem:
+                    raise EnvironmentNotReady(problem)
+                early = sum(line.endswith(": connected") for line in log.splitlines())
+                lag = f" after {early} early connection(s)" if probe.expect == BLOCKED and early else ""
+                progress(f"NetworkPolicy {probe.policy} is enforced for a new pod (probe {probe.expect}{lag})")
+        failing = False
+    except ApiError as exc:
+        raise EnvironmentNotReady(f"could not validate: NetworkPolicy probe of the candidate failed: {exc}") from None
+    finally:
+        if cluster is not None:
+            cluster.details.setdefault("policy_probes", []).extend(records)
+        _remove_probes(api, created, timeout_s, poll_s, sleep, progress if failing else None)
+    return records
+
+
+def _remove_probes(api: Any, probes: list[PolicyProbe], timeout_s: float, poll_s: float,
+                   sleep: Callable[[float], None], warn: Progress | None) -> None:
+    """Delete every probe and wait until all are gone. A leftover could pass for a candidate pod, so this fails
+    closed, unless the run already fails (`warn` given): then the first error stands and this one is a warning."""
+    try:
+        gone = [probe for probe in probes if not _delete(api, probe.path)]
+        for probe in probes:
+            if probe not in gone:
+                _wait_gone(api, probe.path, timeout_s, poll_s, sleep)
+    except (ApiError, EnvironmentNotReady) as exc:
+        if warn is not None:
+            warn(f"warning: probe pods not cleaned up: {exc}")
+            return
+        raise EnvironmentNotReady(f"could not validate: probe pods not cleaned up: {exc}") from None
+
+
+def _wait_terminated(api: Any, namespace: str, names: tuple[str, ...], timeout_s: float, poll_s: float,
+                     sleep: Callable[[float], None]) -> dict[str, str]:
+    """Phases of the named pods once all have finished; quick first looks, then every poll_s."""
     deadline = time.monotonic() + timeout_s
-    names = ("probe-restricted", "probe-open")
+    delay = min(0.25, poll_s)
     while True:
-        states = {n: pod_state(request(api, "GET", f"/api/v1/namespaces/{PROBE_NAMESPACE}/pods/{n}")) for n in names}
+        states = {n: pod_state(request(api, "GET", f"/api/v1/namespaces/{namespace}/pods/{n}")) for n in names}
         if all(phase in ("Succeeded", "Failed") for phase, _ in states.values()):
             return {n: phase for n, (phase, _) in states.items()}
         if time.monotonic() >= deadline:
             stuck = "; ".join(f"{n} {p}{' (' + why + ')' if why else ''}" for n, (p, why) in states.items())
             raise EnvironmentNotReady(f"could not validate: NetworkPolicy probe pods did not finish within "
                                       f"{timeout_s:.0f}s: {stuck}")
-        sleep(poll_s)
+        sleep(delay)
+        delay = min(delay * 2, poll_s)
 
 
-def _logs(api: Any, name: str) -> str:
+def _logs(api: Any, namespace: str, name: str) -> str:
     try:
-        return str(request(api, "GET", f"/api/v1/namespaces/{PROBE_NAMESPACE}/pods/{name}/log"))[-4000:]
+        return str(request(api, "GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log"))[-4000:]
     except ApiError:
         return ""
 
 
-def _delete_and_wait(api: Any, path: str, timeout_s: float, poll_s: float, sleep: Callable[[float], None]) -> None:
+def _delete(api: Any, path: str) -> bool:
+    """DELETE; False when it was already gone."""
     try:
         request(api, "DELETE", path)
     except ApiError as exc:
         if exc.status == 404:
-            return
+            return False
         raise
+    return True
+
+
+def _delete_and_wait(api: Any, path: str, timeout_s: float, poll_s: float, sleep: Callable[[float], None]) -> None:
+    if _delete(api, path):
+        _wait_gone(api, path, timeout_s, poll_s, sleep)
+
+
+def _wait_gone(api: Any, path: str, timeout_s: float, poll_s: float, sleep: Callable[[float], None]) -> None:
     deadline = time.monotonic() + timeout_s
+    delay = min(0.25, poll_s)
     while True:
         try:
             request(api, "GET", path)
@@ -165,4 +389,5 @@ def _delete_and_wait(api: Any, path: str, timeout_s: float, poll_s: float, sleep
             raise
         if time.monotonic() >= deadline:
             raise EnvironmentNotReady(f"{path} still exists {timeout_s:.0f}s after deletion")
-        sleep(poll_s)
+        sleep(delay)
+        delay = min(delay * 2, poll_s)
