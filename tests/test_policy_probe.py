@@ -210,6 +210,9 @@ def test_v2_11_1_policy_blocks_the_probe_before_redis_starts(double: ApiDouble) 
     assert pod["metadata"]["labels"] == {"app.kubernetes.io/name": REDIS, "app.kubernetes.io/managed-by":
                                          "argocd-mirror", LABEL: POLICY_ROLE}
     assert "ownerReferences" not in pod["metadata"] and pod["spec"]["automountServiceAccountToken"] is False
+    (container,) = pod["spec"]["containers"]  # the generic control's hardened pod: admissible under PSS restricted
+    assert pod["spec"]["restartPolicy"] == "Never" and pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     # ordering in the double's request log: policy applied < probe created < probe deleted and gone < workloads
     log = double.request_log
     probe_path = f"/api/v1/namespaces/argocd/pods/{PROBE}"
