@@ -183,8 +183,9 @@ class PolicyProbe:
 def selector_labels(selector: Any) -> dict[str, str] | None:
     """Labels a podSelector selects: matchLabels plus one value per `In` and a marker per `Exists`.
 
-    None when the selector needs more than that (other operators are satisfied by absent keys only if no
-    label we add trips them; the caller re-checks with preflight's selector_matches).
+    NotIn/DoesNotExist are met by leaving their key out; any other operator, or an `In` that contradicts
+    matchLabels, gives None. The caller re-checks the final labels (ours added) with preflight's
+    selector_matches, the one place that defines selector semantics.
     """
     if not isinstance(selector, dict):
         return None
