@@ -17,12 +17,15 @@ from validator.manifests import load_objects
 TARGET_SECONDS = 0.3
 TARGET_PEAK_RSS_MB = 200
 
+# VmHWM (peak RSS of this process image): unlike ru_maxrss it is not inherited from the forking parent.
 _RSS_PROBE = """
-import resource, sys
+import re, sys
+def peak_kb():
+    return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 from validator.manifests import load_objects
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kb()
 objs = load_objects(open(sys.argv[1], 'rb').read(), sys.argv[1])
-print(len(objs), before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(len(objs), before, peak_kb())
 """
 
 
