@@ -111,7 +111,10 @@ def profile_from_dict(raw: Any, name: str) -> Profile:
     if not isinstance(nodes_raw, list):
         raise InputError(f"profile {name}: nodes must be a list")
     has_workers = any(isinstance(n, dict) and n.get("role") == "worker" for n in nodes_raw)
-    nodes = tuple(_node(n, i, has_workers) for i, n in enumerate(nodes_raw))
+    try:
+        nodes = tuple(_node(n, i, has_workers) for i, n in enumerate(nodes_raw))
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise InputError(f"profile {name}: malformed node ({type(exc).__name__}: {exc})") from None
     if not any(n.role == "control-plane" for n in nodes):
         raise InputError(f"profile {name}: needs at least one control-plane node")
     cni = raw.get("cni", "kindnet")
@@ -131,7 +134,7 @@ def available_profiles() -> list[str]:
 def load_profile(name_or_path: str = "default") -> Profile:
     """A profile by name (scenarios/profiles/NAME.yaml) or by path."""
     path = Path(name_or_path)
-    if not path.suffix:
+    if not path.is_file() and not path.suffix:
         path = PROFILES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise InputError(f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())} or a path")

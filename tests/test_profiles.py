@@ -1,0 +1,64 @@
+"""Profiles: shipped ones load, scheduling facts follow kind's behaviour, bad profiles are one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from validator.errors import InputError
+from validator.profiles import available_profiles, load_profile, profile_from_dict
+
+
+def test_shipped_profiles() -> None:
+    assert {"default", "ha", "calico"} <= set(available_profiles())
+    default, ha, calico = load_profile("default"), load_profile("ha"), load_profile("calico")
+    assert (len(default.nodes), len(default.schedulable_nodes())) == (1, 1)  # kind untaints a lone control plane
+    assert (len(ha.nodes), len(ha.schedulable_nodes())) == (4, 3)  # ...but not one with workers
+    assert calico.cni == "calico" and default.apply_mode == "server-side"
+    assert default.kubernetes_minor == (1, 35)
+
+
+def test_profile_by_path_and_allocatable_quantities(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("kubernetesVersion: '1.34'\n"
+                    "nodes:\n- role: control-plane\n  allocatable: {cpu: 500m, memory: 2Gi}\n")
+    profile = load_profile(str(path))
+    assert profile.name == "big" and profile.kubernetes_version == "1.34"
+    assert (profile.nodes[0].allocatable_cpu_millis, profile.nodes[0].allocatable_memory_bytes) == (500, 2 * 1024**3)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (["not", "a", "mapping"], "must be a YAML mapping"),
+        ({"kind": "Cluster"}, "unknown field(s) kind"),
+        ({"kubernetesVersion": "1.35.1"}, "kubernetesVersion must look like 1.35"),
+        ({"cni": "flannel"}, "cni must be one of kindnet, calico"),
+        ({"applyMode": "replace"}, "applyMode must be one of server-side, client-side"),
+        ({"nodes": [{"role": "worker"}]}, "needs at least one control-plane node"),
+        ({"nodes": [{"role": "boss"}]}, "role must be one of"),
+        ({"nodes": "three"}, "nodes must be a list"),
+        ({"nodes": [{"allocatable": {"memory": "lots"}}]}, "not a memory quantity"),
+        ({"nodes": [{"allocatable": {"cpu": "many"}}]}, "malformed node"),
+        ({"nodes": [{"taints": [{"effect": "NoSchedule"}]}]}, "malformed node"),
+        ({"nodes": [{"labels": ["a"]}]}, "malformed node"),
+    ],
+)
+def test_bad_profiles_are_input_errors(raw: object, expected: str) -> None:
+    with pytest.raises(InputError) as exc:
+        profile_from_dict(raw, "p")
+    assert expected in exc.value.one_line()
+
+
+def test_unknown_name_and_non_profile_files(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown profile 'nope': choose one of"):
+        load_profile("nope")
+    junk = tmp_path / "junk"
+    junk.write_text("just text")
+    with pytest.raises(InputError, match="profile junk: must be a YAML mapping"):
+        load_profile(str(junk))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [")
+    with pytest.raises(InputError, match="invalid YAML"):
+        load_profile(str(broken))
