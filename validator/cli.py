@@ -61,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         label = "candidate failed" if exc.exit_code == ExitCode.CANDIDATE_FAILED else "could not validate"
         print(f"argocd-mirror: {label}: {exc.one_line()}", file=sys.stderr)
         return int(exc.exit_code)
+    except OSError as exc:  # an unwritable artifacts dir, a full disk: the machine's problem, said plainly
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"argocd-mirror: could not validate: {where}{exc.strerror or exc}", file=sys.stderr)
+        return int(ExitCode.COULD_NOT_VALIDATE)
     except KeyboardInterrupt:
         print("argocd-mirror: could not validate: interrupted", file=sys.stderr)
         return int(ExitCode.COULD_NOT_VALIDATE)
