@@ -62,3 +62,33 @@ def test_unknown_name_and_non_profile_files(tmp_path: Path) -> None:
     broken.write_text("a: [")
     with pytest.raises(InputError, match="invalid YAML"):
         load_profile(str(broken))
+
+
+def test_fail_fast_thresholds_come_from_the_profile(tmp_path: Path) -> None:
+    path = tmp_path / "slow-ci.yaml"
+    path.write_text("failFast: {config_error_grace_s: 180, crashloop_restarts: 5}\n")
+    thresholds = load_profile(str(path)).fail_fast
+    assert (thresholds.config_error_grace_s, thresholds.crashloop_restarts, thresholds.unschedulable_grace_s) == (
+        180, 5, 60)
+    with pytest.raises(InputError, match="failFast: unknown threshold 'patience'"):
+        profile_from_dict({"failFast": {"patience": 1}}, "p")
+
+
+def test_the_plugin_waits_with_the_profiles_thresholds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from validator import pytest_plugin, watch
+    from validator.failfast import Thresholds
+
+    seen: list[Thresholds] = []
+
+    def fake_wait(api: object, bundle: object, **kwargs: object) -> object:
+        seen.append(kwargs["thresholds"])  # type: ignore[arg-type]
+        return SimpleNamespace(passed=True, elapsed_s=1.0)
+
+    monkeypatch.setattr(watch, "wait_healthy", fake_wait)
+    options = SimpleNamespace(wait_timeout_s=5.0)
+    custom = Thresholds(config_error_grace_s=7)
+    pytest_plugin.observe_healthy(None, None, None, options, lambda m: None, tmp_path, "candidate", None, custom)
+    pytest_plugin.observe_healthy(None, None, None, options, lambda m: None, tmp_path, "candidate")
+    assert seen == [custom, Thresholds()]

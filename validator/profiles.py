@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from validator.errors import InputError
+from validator.failfast import Thresholds
 from validator.files import read_bounded
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "profiles"
@@ -50,6 +51,7 @@ class Profile:
     cni: str = "kindnet"
     apply_mode: str = "server-side"
     namespace: str = "argocd"
+    fail_fast: Thresholds = field(default_factory=Thresholds)  # `failFast:` grace periods for slow environments
 
     @property
     def kubernetes_minor(self) -> tuple[int, int]:
@@ -100,7 +102,7 @@ def _node(raw: Any, index: int, has_workers: bool) -> NodeSpec:
 def profile_from_dict(raw: Any, name: str) -> Profile:
     if not isinstance(raw, dict):
         raise InputError(f"profile {name}: must be a YAML mapping")
-    known = {"name", "kubernetesVersion", "nodes", "cni", "applyMode", "namespace", "description"}
+    known = {"name", "kubernetesVersion", "nodes", "cni", "applyMode", "namespace", "description", "failFast"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InputError(f"profile {name}: unknown field(s) {', '.join(unknown)}")
@@ -123,8 +125,9 @@ def profile_from_dict(raw: Any, name: str) -> Profile:
     mode = raw.get("applyMode", "server-side")
     if mode not in APPLY_MODES:
         raise InputError(f"profile {name}: applyMode must be one of {', '.join(APPLY_MODES)}")
+    fail_fast = Thresholds.from_mapping(raw.get("failFast") or {}, f"profile {name}: failFast")
     return Profile(name=str(raw.get("name", name)), kubernetes_version=version, nodes=nodes, cni=cni,
-                   apply_mode=mode, namespace=str(raw.get("namespace", "argocd")))
+                   apply_mode=mode, namespace=str(raw.get("namespace", "argocd")), fail_fast=fail_fast)
 
 
 def available_profiles() -> list[str]:

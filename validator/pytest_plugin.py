@@ -436,7 +436,7 @@ def deploy(cluster: Any, bundle: Any, options: MirrorOptions, profile: Any, prog
     mode = options.apply_mode or profile.apply_mode
     progress(f"installing {role} {_label(bundle, role)} ({mode} apply)")
     result = install(api, bundle, mode=mode, previous=previous, progress=progress, before_workloads=policies_enforced)
-    return observe_healthy(cluster, api, bundle, options, progress, out_dir, role, result)
+    return observe_healthy(cluster, api, bundle, options, progress, out_dir, role, result, profile.fail_fast)
 
 
 def _label(bundle: Any, role: str) -> str:
@@ -444,7 +444,7 @@ def _label(bundle: Any, role: str) -> str:
 
 
 def observe_healthy(cluster: Any, api: Any, bundle: Any, options: MirrorOptions, progress: Callable[[str], None],
-                    out_dir: Path, role: str, install_result: Any = None) -> Deployed:
+                    out_dir: Path, role: str, install_result: Any = None, thresholds: Any = None) -> Deployed:
     """Wait until every object of BUNDLE is Healthy; otherwise diagnose and raise.
 
     A candidate (or a rollback from it) that does not get Healthy is ScenarioFailed with diagnose's
@@ -452,11 +452,13 @@ def observe_healthy(cluster: Any, api: Any, bundle: Any, options: MirrorOptions,
     from a broken start says nothing about the candidate.
     """
     from validator.diagnose import diagnose
+    from validator.failfast import Thresholds
     from validator.watch import wait_healthy
 
     label = _label(bundle, role)
     progress(f"waiting for every object of {label} to be Healthy (timeout {options.wait_timeout_s:.0f}s)")
-    waited = wait_healthy(api, bundle, timeout_s=options.wait_timeout_s, progress=progress)
+    waited = wait_healthy(api, bundle, timeout_s=options.wait_timeout_s, thresholds=thresholds or Thresholds(),
+                          progress=progress)
     if not waited.passed:
         cluster.mark_failed()
         diagnosis = diagnose(api, bundle, waited, out_dir)
@@ -624,4 +626,5 @@ def self_managed_argocd(mirror_clusters: ClusterPool, baseline_bundle: Any, cand
                       server_side=(mirror_options.apply_mode or mirror_profile.apply_mode) == "server-side")
     live = sync_application(base.api, app, mirror_options.wait_timeout_s, mirror_progress)
     return observe_healthy(cluster, base.api, candidate_bundle, mirror_options, mirror_progress,
-                           mirror_options.artifacts / "diagnostics" / "self-managed", "candidate", live)
+                           mirror_options.artifacts / "diagnostics" / "self-managed", "candidate", live,
+                           mirror_profile.fail_fast)
