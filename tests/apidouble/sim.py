@@ -440,9 +440,7 @@ class Simulator:
         blocked_init = None
         for c in spec.get("initContainers") or []:
             if not initialized:
-                init_statuses.append({"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False,
-                                      "restartCount": 0, "started": False,
-                                      "state": {"waiting": {"reason": "PodInitializing"}}})
+                init_statuses.append(_initializing(c))
                 continue
             cs, outcome = self._container_status(pod, c, script.containers.get(c["name"]), t, init=True)
             init_statuses.append(cs)
@@ -459,9 +457,7 @@ class Simulator:
         any_running = False
         for c in spec.get("containers") or []:
             if not initialized:
-                main_statuses.append({"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False,
-                                      "restartCount": 0, "started": False,
-                                      "state": {"waiting": {"reason": "PodInitializing"}}})
+                main_statuses.append(_initializing(c))
                 continue
             cs, outcome = self._container_status(pod, c, script.containers.get(c["name"]), t, init=False)
             if outcome == "ready" and t < script.ready_after_s:
@@ -565,3 +561,9 @@ class Simulator:
 
 
 __all__ = ["ApiError", "ContainerScript", "PodScript", "Simulator"]
+
+
+def _initializing(container: dict[str, Any]) -> dict[str, Any]:
+    """The status the kubelet reports for a container still behind an unfinished init container."""
+    return {"name": container["name"], "image": container.get("image", ""), "imageID": "", "ready": False,
+            "restartCount": 0, "started": False, "state": {"waiting": {"reason": "PodInitializing"}}}
