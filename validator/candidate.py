@@ -25,7 +25,16 @@ from tenacity import RetryError, retry, retry_if_exception_type, stop_after_atte
 
 from validator.errors import EnvironmentNotReady, FetchError, InputError
 from validator.files import atomic_write
-from validator.manifests import DEFAULT_LIMITS, Bundle, Limits, load_bundle, read_bounded, split_image
+from validator.manifests import (
+    DEFAULT_LIMITS,
+    Bundle,
+    Limits,
+    containers_of,
+    load_bundle,
+    pod_spec,
+    read_bounded,
+    split_image,
+)
 
 VARIANTS = {
     "install": "install.yaml",
@@ -258,8 +267,6 @@ def kustomize_build(directory: Path, sources: Sources) -> bytes:
 
 def argocd_image_version(bundle: Bundle) -> str | None:
     """The tag of the Argo CD image the manifests run: what a local file or URL really installs."""
-    from validator.manifests import containers_of, pod_spec
-
     tags: set[str] = set()
     for obj in bundle:
         spec = pod_spec(obj)
