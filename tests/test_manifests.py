@@ -81,6 +81,27 @@ def test_timestamps_stay_strings_and_merge_keys_work() -> None:
     assert obj.body["data"] == {"k": 1, "j": 3, "when": "2024-05-01"}
 
 
+# Plain scalars whose YAML 1.1 meaning is not "a string", plus ordinary words: the loader caches
+# resolutions of short plain scalars, so each must come out as PyYAML reads it however often it repeats.
+_PLAIN_SCALARS = st.sampled_from([
+    "yes", "No", "on", "OFF", "~", "null", "true", "False", "1", "-7", "010", "0x1f", "0b101", "1_000", "1:20",
+    "3.5", "6.8e+3", ".inf", "-.Inf", "a", "description", "string", "x" * 80,
+])
+
+
+@given(st.lists(st.tuples(st.from_regex(r"[a-z]{1,6}", fullmatch=True), _PLAIN_SCALARS), min_size=1, max_size=30))
+def test_repeated_plain_scalars_resolve_like_pyyaml(pairs: list[tuple[str, str]]) -> None:
+    text = "".join(f"- k: {key}\n  v: {value}\n" for key, value in pairs) * 2
+    expected = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    assert [doc for doc, _ in parse_yaml_documents(text, "m.yaml")] == [expected]
+
+
+def test_plain_scalar_cache_overflow_still_resolves_every_scalar() -> None:
+    text = "".join(f"- s{i}\n" for i in range(5000)) + "- 010\n- yes\n" * 3
+    (doc, _), = parse_yaml_documents(text, "m.yaml")
+    assert doc[:2] == ["s0", "s1"] and doc[4999] == "s4999" and doc[5000:] == [8, True] * 3
+
+
 def test_kind_list_is_flattened_and_empty_documents_skipped() -> None:
     objs = load("---\n---\napiVersion: v1\nkind: List\nitems:\n- " + CM.format(name="a").replace("\n", "\n  ")
                 + "\n---\n")

@@ -210,101 +210,118 @@ class _Refused(Exception):
 
 
 _PLAIN_CONTAINER_TAGS = {None, "!", _TAG + "map", _TAG + "seq"}
-
-
-class _Frame:
-    """An open mapping or sequence while its events stream in."""
-
-    __slots__ = ("anchor", "container", "key", "merges", "nodes_at_start")
-
-    def __init__(self, container: Any, anchor: str | None, nodes_at_start: int) -> None:
-        self.container = container
-        self.anchor = anchor
-        self.nodes_at_start = nodes_at_start
-        self.key: Any = _NO_KEY
-        self.merges: list[Any] = []
-
-
-_NO_KEY = object()
+_NO_KEY = object()  # a mapping waiting for its next key
+# Event classes bound once: the loop below compares exact types, and module attribute lookups add up.
+_SCALAR, _ALIAS = yaml.ScalarEvent, yaml.AliasEvent
+_MAPPING_START, _MAPPING_END = yaml.MappingStartEvent, yaml.MappingEndEvent
+_SEQUENCE_START, _SEQUENCE_END = yaml.SequenceStartEvent, yaml.SequenceEndEvent
+_DOCUMENT_START, _DOCUMENT_END = yaml.DocumentStartEvent, yaml.DocumentEndEvent
+_STREAM_START, _STREAM_END = yaml.StreamStartEvent, yaml.StreamEndEvent
+# Plain scalars repeat a lot (keys such as `description`, values such as `string`): resolving each
+# distinct short one once saves a third of the load. Bounded, so hostile input cannot grow it.
+_PLAIN_CACHE_MAX_LEN, _PLAIN_CACHE_MAX_ENTRIES = 64, 4096
 
 
 def _documents(text: str, limits: Limits) -> Iterator[tuple[Any, int]]:
-    """Yield (document, first line) for each YAML document, enforcing the limits while building."""
-    parser = _EventParser(text)
+    """Yield (document, first line) for each YAML document, enforcing the limits while building.
+
+    The hot loop of every load: dispatch is on the exact event type and the open containers live in
+    parallel stacks, because attribute lookups and isinstance chains here cost more than libyaml.
+    """
+    get_event = _EventParser(text).get_event
+    plain: dict[str, Any] = {}
     anchors: dict[str, tuple[Any, int]] = {}
-    stack: list[_Frame] = []
-    nodes = 0
-    doc_line = 0
+    containers: list[Any] = []  # open mappings and sequences, innermost last
+    keys: list[Any] = []  # per open container: the mapping key awaiting its value, or _NO_KEY
+    frames: list[tuple[str | None, int, list[Any]] | None] = []  # (anchor, nodes at start, merges)
+    nodes = doc_line = 0
+    max_nodes, max_depth = limits.max_nodes, limits.max_depth
     result: Any = None
     try:
         while True:
-            event = parser.get_event()
-            if event is None or isinstance(event, yaml.StreamEndEvent):
-                return
-            if isinstance(event, yaml.DocumentStartEvent):
-                doc_line, result, anchors = 0, None, {}
-                continue
-            if isinstance(event, yaml.DocumentEndEvent):
-                yield result, doc_line
-                continue
-            if isinstance(event, yaml.StreamStartEvent):
-                continue
-            if not doc_line and event.start_mark is not None:
-                doc_line = event.start_mark.line + 1  # the document's first node, where a reader looks
-
-            if isinstance(event, yaml.ScalarEvent):
-                value, nodes = _scalar(event), nodes + 1
+            event: Any = get_event()  # typed by the exact-type dispatch below
+            kind = type(event)
+            if kind is _SCALAR:
+                if not doc_line:  # the document's first node, where a reader looks
+                    doc_line = event.start_mark.line + 1
+                nodes += 1
+                if event.tag is None and event.implicit[0]:
+                    value = plain.get(event.value, _NO_KEY)
+                    if value is _NO_KEY:
+                        value = _scalar(event)
+                        if len(event.value) <= _PLAIN_CACHE_MAX_LEN and len(plain) < _PLAIN_CACHE_MAX_ENTRIES:
+                            plain[event.value] = value
+                else:
+                    value = _scalar(event)
                 if event.anchor:
                     anchors[event.anchor] = (value, 1)
-            elif isinstance(event, yaml.AliasEvent):
+            elif kind is _MAPPING_START or kind is _SEQUENCE_START:
+                if not doc_line:
+                    doc_line = event.start_mark.line + 1
+                if event.tag not in _PLAIN_CONTAINER_TAGS:
+                    raise _Refused(f"unsupported YAML tag {event.tag}", event.start_mark)
+                if len(containers) >= max_depth:
+                    raise _Refused(f"nesting deeper than {max_depth} levels", event.start_mark)
+                nodes += 1
+                is_mapping = kind is _MAPPING_START
+                containers.append({} if is_mapping else [])
+                keys.append(_NO_KEY)
+                frames.append((event.anchor, nodes, []) if event.anchor or is_mapping else None)
+                continue
+            elif kind is _MAPPING_END or kind is _SEQUENCE_END:
+                value, frame = containers.pop(), frames.pop()
+                keys.pop()
+                if frame is not None:
+                    anchor, nodes_at_start, merges = frame
+                    for merged in merges:  # explicit keys win, then earlier merges win (YAML merge spec)
+                        for k, v in merged.items():
+                            value.setdefault(k, v)
+                    if anchor:
+                        anchors[anchor] = (value, nodes - nodes_at_start + 1)
+            elif kind is _ALIAS:
+                if not doc_line:
+                    doc_line = event.start_mark.line + 1
                 if event.anchor not in anchors:
                     raise _Refused(f"unknown alias *{event.anchor}", event.start_mark)
                 value, size = anchors[event.anchor]
                 nodes += size
-            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-                if event.tag not in _PLAIN_CONTAINER_TAGS:
-                    raise _Refused(f"unsupported YAML tag {event.tag}", event.start_mark)
-                if len(stack) >= limits.max_depth:
-                    raise _Refused(f"nesting deeper than {limits.max_depth} levels", event.start_mark)
-                nodes += 1
-                container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
-                stack.append(_Frame(container, event.anchor, nodes))
+            elif kind is _DOCUMENT_START:
+                doc_line, result, anchors = 0, None, {}
                 continue
-            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-                frame = stack.pop()
-                value = frame.container
-                for merged in frame.merges:  # explicit keys win, then earlier merges win (YAML merge spec)
-                    for k, v in merged.items():
-                        value.setdefault(k, v)
-                if frame.anchor:
-                    anchors[frame.anchor] = (value, nodes - frame.nodes_at_start + 1)
+            elif kind is _DOCUMENT_END:
+                yield result, doc_line
+                continue
+            elif kind is _STREAM_START:
+                continue
+            elif event is None or kind is _STREAM_END:
+                return
             else:  # pragma: no cover - libyaml emits no other events
-                raise _Refused(f"unexpected YAML event {type(event).__name__}", event.start_mark)
+                raise _Refused(f"unexpected YAML event {kind.__name__}", event.start_mark)
 
-            if nodes > limits.max_nodes:
+            if nodes > max_nodes:
                 raise _Refused(
-                    f"more than {limits.max_nodes} YAML nodes after alias expansion (an alias bomb?)",
+                    f"more than {max_nodes} YAML nodes after alias expansion (an alias bomb?)",
                     event.start_mark,
                 )
-            if not stack:
+            if not containers:
                 result = value
                 continue
-            top = stack[-1]
-            if isinstance(top.container, list):
-                top.container.append(value)
-            elif top.key is _NO_KEY:
-                if isinstance(value, dict | list):
+            top = containers[-1]
+            if type(top) is list:
+                top.append(value)
+            elif keys[-1] is _NO_KEY:
+                if type(value) is dict or type(value) is list:
                     raise _Refused("a mapping key that is itself a mapping or sequence", event.start_mark)
-                top.key = value
+                keys[-1] = value
             else:
-                if top.key is _MERGE:
+                if keys[-1] is _MERGE:
                     merges = value if isinstance(value, list) else [value]
                     if not all(isinstance(m, dict) for m in merges):
                         raise _Refused("a '<<' merge whose value is not a mapping", event.start_mark)
-                    top.merges.extend(merges)
+                    frames[-1][2].extend(merges)  # type: ignore[index]  # a mapping always has a frame
                 else:
-                    top.container[top.key] = value
-                top.key = _NO_KEY
+                    top[keys[-1]] = value
+                keys[-1] = _NO_KEY
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise _Refused(f"invalid YAML: {exc.problem or exc.context}", mark) from None
