@@ -8,6 +8,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from validator.candidate import Sources, classify, resolve, semver_key
+from validator.candidate import classify, resolve
 from validator.cli import main
 from validator.errors import EnvironmentNotReady, FetchError, InputError
+from validator.releases import Sources, semver_key
 
 MANIFEST = b"""apiVersion: apps/v1
 kind: Deployment
@@ -130,7 +132,7 @@ def test_unknown_tag_and_unnamed_commit_fail_instead_of_falling_back(upstream: U
         resolve("v9.9.9", sources=upstream.sources(tmp_path))
     moving = upstream.sources(tmp_path)
     with pytest.raises(FetchError, match="no release tag names; refusing to guess"):
-        from validator.candidate import resolve_ref
+        from validator.upstream import resolve_ref
 
         resolve_ref("untagged-moving", moving)
 
@@ -237,3 +239,16 @@ def test_resolve_cli_json_on_the_real_v3_5_1_install(capsys: pytest.CaptureFixtu
     out = json.loads(capsys.readouterr().out)
     assert out["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert out["objects"] == 59 and out["image_version"] == "v3.5.1" and out["source"] == "file"
+
+
+def test_a_local_file_never_loads_the_network_edge(tmp_path: Path) -> None:
+    """`preflight FILE` is the common CI call: urllib, ssl and tenacity are start-up it must not pay."""
+    manifest = tmp_path / "install.yaml"
+    manifest.write_bytes(MANIFEST % b"v3.5.1")
+    probe = ("import sys; from validator.cli import main\n"
+             "try: main(['preflight', sys.argv[1], '--format', 'json'])\n"
+             "except SystemExit: pass\n"
+             "edge = ('validator.upstream', 'urllib.request', 'ssl', 'tenacity')\n"
+             "print(sorted(m for m in edge if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe, str(manifest)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -9,22 +9,15 @@ version: if the spec cannot be resolved exactly, the run could not validate (exi
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tenacity import RetryError, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
-
 from validator.errors import EnvironmentNotReady, FetchError, InputError
-from validator.files import atomic_write
 from validator.manifests import (
     DEFAULT_LIMITS,
     Bundle,
@@ -35,39 +28,9 @@ from validator.manifests import (
     read_bounded,
     split_image,
 )
+from validator.releases import ARGOCD_IMAGE, MOVING_TAGS, RELEASE_TAG, VARIANTS, Sources
 
-VARIANTS = {
-    "install": "install.yaml",
-    "ha": "ha/install.yaml",
-    "namespace-install": "namespace-install.yaml",
-    "core-install": "core-install.yaml",
-}
-MOVING_TAGS = ("stable", "latest")
-RELEASE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)(?:-rc(\d+))?$")
-ARGOCD_IMAGE = "quay.io/argoproj/argocd"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-
-
-@dataclass(frozen=True)
-class Sources:
-    """Where upstream lives. Overridable (env) for mirrors behind a firewall, and for tests."""
-
-    git_url: str = "https://github.com/argoproj/argo-cd.git"
-    raw_url: str = "https://raw.githubusercontent.com/argoproj/argo-cd/{ref}/manifests/{path}"
-    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "argocd-mirror")
-    timeout_s: float = 30.0
-    attempts: int = 4
-    backoff_s: float = 0.5  # first retry delay; doubles each time, capped at 8 s
-
-    @classmethod
-    def from_env(cls) -> Sources:
-        env = os.environ
-        defaults = cls()
-        return cls(
-            git_url=env.get("ARGOCD_MIRROR_GIT_URL", defaults.git_url),
-            raw_url=env.get("ARGOCD_MIRROR_RAW_URL", defaults.raw_url),
-            cache_dir=Path(env.get("ARGOCD_MIRROR_CACHE", str(defaults.cache_dir))),
-        )
 
 
 @dataclass(frozen=True)
@@ -97,155 +60,8 @@ class Provenance:
         return f"{head} (commit {self.commit[:7]})" if self.commit else head
 
 
-def semver_key(tag: str) -> tuple[int, int, int, int]:
-    """Order release tags; a final release sorts after its release candidates."""
-    match = RELEASE_TAG.match(tag)
-    if not match:
-        return (-1, -1, -1, -1)
-    major, minor, patch, rc = match.groups()
-    return (int(major), int(minor), int(patch), int(rc) if rc else 1 << 30)
-
-
 # --------------------------------------------------------------------------------------------------
 # network edges (git ls-remote, HTTP), with retries
-# --------------------------------------------------------------------------------------------------
-
-
-class _Transient(Exception):
-    """A failure worth retrying (connection, timeout, 5xx, 429)."""
-
-
-def _retrying(sources: Sources):
-    return retry(
-        retry=retry_if_exception_type(_Transient),
-        stop=stop_after_attempt(sources.attempts),
-        wait=wait_exponential(multiplier=sources.backoff_s, max=8),
-        reraise=False,
-    )
-
-
-def ls_remote_tags(sources: Sources) -> dict[str, str]:
-    """Tag name -> commit (annotated tags peeled), from `git ls-remote --tags`."""
-    git = shutil.which("git")
-    if git is None:
-        raise EnvironmentNotReady("git is not installed: it is needed to resolve tags (install git)")
-
-    @_retrying(sources)
-    def run() -> str:
-        try:
-            proc = subprocess.run(
-                [git, "ls-remote", "--tags", sources.git_url],
-                capture_output=True, text=True, timeout=sources.timeout_s * 2,
-                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise _Transient(f"git ls-remote timed out after {exc.timeout:.0f}s") from None
-        if proc.returncode != 0:
-            raise _Transient(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "git ls-remote failed")
-        return proc.stdout
-
-    try:
-        out = run()
-    except RetryError as exc:
-        raise FetchError(
-            f"could not list tags of {sources.git_url} after {sources.attempts} attempts "
-            f"(offline?): {exc.last_attempt.exception()}"
-        ) from None
-    direct: dict[str, str] = {}
-    peeled: dict[str, str] = {}
-    for line in out.splitlines():
-        sha, _, ref = line.partition("\t")
-        if not ref.startswith("refs/tags/"):
-            continue
-        name = ref.removeprefix("refs/tags/")
-        if name.endswith("^{}"):
-            peeled[name[:-3]] = sha
-        else:
-            direct[name] = sha
-    return {name: peeled.get(name, sha) for name, sha in direct.items()}
-
-
-def resolve_ref(spec: str, sources: Sources) -> tuple[str, str]:
-    """'stable' or 'v2.11.2' -> (release tag, commit), exactly, or FetchError."""
-    tags = ls_remote_tags(sources)
-    if spec not in tags:
-        raise FetchError(f"tag {spec!r} does not exist in {sources.git_url}")
-    commit = tags[spec]
-    if RELEASE_TAG.match(spec):
-        return spec, commit
-    releases = sorted((t for t, c in tags.items() if c == commit and RELEASE_TAG.match(t)), key=semver_key)
-    if not releases:
-        raise FetchError(f"{spec!r} points to commit {commit[:12]}, which no release tag names; refusing to guess")
-    return releases[-1], commit
-
-
-def http_get(url: str, sources: Sources, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """GET with retries on transient failures and a hard size bound; 4xx fails at once."""
-
-    @_retrying(sources)
-    def fetch() -> bytes:
-        request = urllib.request.Request(url, headers={"User-Agent": "argocd-mirror"})
-        try:
-            with urllib.request.urlopen(request, timeout=sources.timeout_s) as response:
-                data: bytes = response.read(limits.max_bytes + 1)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 429 or exc.code >= 500:
-                raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
-            raise FetchError(f"could not fetch {url}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise _Transient(str(reason)) from None
-        if len(data) > limits.max_bytes:
-            raise FetchError(f"{url}: over the {limits.max_bytes}-byte manifest limit")
-        return data
-
-    try:
-        return fetch()
-    except RetryError as exc:
-        raise FetchError(
-            f"could not fetch {url} after {sources.attempts} attempts (offline?): {exc.last_attempt.exception()}"
-        ) from None
-
-
-class BlobCache:
-    """Content-addressed cache of manifests, plus a map from immutable (commit-pinned) URLs to blobs."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _index_path(self) -> Path:
-        return self.root / "urls.json"
-
-    def _index(self) -> dict[str, str]:
-        try:
-            loaded = json.loads(self._index_path().read_text())
-            return loaded if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            return {}
-
-    def lookup(self, url: str) -> bytes | None:
-        digest = self._index().get(url)
-        if not digest:
-            return None
-        try:
-            data = (self.root / "blobs" / f"{digest}.yaml").read_bytes()
-        except OSError:
-            return None
-        return data if hashlib.sha256(data).hexdigest() == digest else None  # never trust a corrupt blob
-
-    def store(self, url: str, data: bytes) -> None:
-        digest = hashlib.sha256(data).hexdigest()
-        try:
-            atomic_write(self.root / "blobs" / f"{digest}.yaml", data)
-            index = self._index()
-            index[url] = digest
-            atomic_write(self._index_path(), json.dumps(index, indent=1, sort_keys=True).encode())
-        except OSError:
-            pass  # a cache that cannot be written is only slower
-
-
-# --------------------------------------------------------------------------------------------------
-# local edges
 # --------------------------------------------------------------------------------------------------
 
 
@@ -314,18 +130,15 @@ def resolve(
         raise InputError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
     source = classify(spec)
     version = commit = url = path = None
-    if source in ("stable", "tag"):
-        version, commit = resolve_ref(spec, sources)
-        url = sources.raw_url.format(ref=commit, path=VARIANTS[variant])
-        cache = BlobCache(sources.cache_dir)
-        data = cache.lookup(url)
-        if data is None:
-            data = http_get(url, sources, limits)
-            cache.store(url, data)
-    elif source == "url":
-        url = spec
-        data = http_get(url, sources, limits)
-        version = _version_in_url(url)
+    if source in ("stable", "tag", "url"):
+        from validator import upstream  # the network edge loads late: local specs never pay for it
+
+        if source == "url":
+            url = spec
+            data = upstream.http_get(url, sources, limits)
+            version = _version_in_url(url)
+        else:
+            version, commit, url, data = upstream.fetch_release(spec, variant, sources, limits)
     elif source == "kustomize":
         directory = Path(spec)
         if not any((directory / name).is_file() for name in KUSTOMIZATION_FILES):

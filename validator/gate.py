@@ -17,9 +17,10 @@ from typing import Any
 
 import yaml
 
-from validator.candidate import RELEASE_TAG, Sources, resolve
+from validator.candidate import resolve
 from validator.errors import CandidateFailed, InputError
 from validator.files import atomic_write, read_bounded
+from validator.releases import RELEASE_TAG, Sources
 from validator.report import read_verdict
 
 MAX_FILE_BYTES = 5 * 1024 * 1024

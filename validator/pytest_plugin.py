@@ -611,7 +611,7 @@ def self_managed_argocd(mirror_clusters: ClusterPool, baseline_bundle: Any, cand
 
     `install` holds the live Application; `wait` the watch over every object of the candidate.
     """
-    from validator.candidate import VARIANTS
+    from validator.releases import VARIANTS
 
     prov = candidate_bundle.provenance
     if prov is None or prov.source not in ("stable", "tag") or not prov.version:

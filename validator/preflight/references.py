@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from validator.candidate import ARGOCD_IMAGE
 from validator.manifests import Bundle, containers_of, split_image
 from validator.preflight import Finding
 from validator.preflight.netpol import BUILTIN_CLUSTER_ROLES
 from validator.preflight.selectors import Lookup, PodTemplate, pod_templates
 from validator.profiles import Profile
+from validator.releases import ARGOCD_IMAGE
 
 CHECK = "references"
 REDIS_PASSWORD_COMMAND = "argocd admin redis-initial-password"
