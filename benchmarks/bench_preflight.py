@@ -6,16 +6,20 @@ or with pytest-benchmark:
     .venv/bin/pytest benchmarks/bench_preflight.py --benchmark-only
 
 Targets (issue #3): the CLI, all checks on, <= 0.5 s wall, and >= 20x faster than kubernetes-validate.
-Both tools are timed as fresh processes, so start-up and imports count, as they do for a user.
+Both tools are timed as fresh processes, so start-up and imports count, as they do for a user. Each
+gets one untimed warm-up run with a bytecode cache, as an installed tool has: a development checkout
+run with PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every module on every run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,12 +39,24 @@ def kubernetes_validate_argv(manifest: Path) -> list[str]:
     return [tool, "--kubernetes-version", "1.35", "--strict", "--quiet", str(manifest)]
 
 
+_PYCACHE = tempfile.mkdtemp(prefix="argocd-mirror-bench-pyc-")
+
+
+def installed_env() -> dict[str, str]:
+    """The environment of an installed tool: bytecode is cached (here under a private prefix)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": _PYCACHE}
+
+
 def wall(argv: list[str], runs: int, ok: tuple[int, ...] = (0,)) -> list[float]:
+    """Wall seconds of `runs` fresh processes, after one untimed warm-up that fills the bytecode cache."""
+    env = installed_env()
     times = []
-    for _ in range(runs):
+    for attempt in range(runs + 1):
         start = time.perf_counter()
-        proc = subprocess.run(argv, capture_output=True, timeout=600, check=False)
-        times.append(time.perf_counter() - start)
+        proc = subprocess.run(argv, capture_output=True, timeout=600, check=False, env=env)
+        if attempt:
+            times.append(time.perf_counter() - start)
         if proc.returncode not in ok:
             raise SystemExit(f"{argv[0]} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
     return times
