@@ -12,7 +12,7 @@ from tests.conftest import real_manifest
 from tests.manifest_snippets import deployment
 from validator.errors import CandidateFailed, InputError, MirrorError
 from validator.failfast import Thresholds
-from validator.install import LAST_APPLIED, image_mismatches, install, normalize_image, phases
+from validator.install import LAST_APPLIED, image_mismatches, install, normalize_image, phases, with_deletions
 from validator.manifests import Bundle, KubeObject, load_bundle
 from validator.watch import wait_healthy
 
@@ -114,6 +114,31 @@ def test_client_side_apply_stores_last_applied_and_updates() -> None:
         deployment = double.get("Deployment", "web", "argocd")
     assert deployment is not None
     assert '"name":"web"' in deployment["metadata"]["annotations"][LAST_APPLIED]
+
+
+def test_with_deletions_drops_only_what_the_previous_apply_set() -> None:
+    previous = {"metadata": {"labels": {"a": "1", "b": "2"}}, "data": {"old": "x", "keep": "y"}, "gone": {"k": 1}}
+    new = {"metadata": {"labels": {"a": "1"}}, "data": {"keep": "z"}}
+    assert with_deletions(new, previous) == {
+        "metadata": {"labels": {"a": "1", "b": None}}, "data": {"keep": "z", "old": None}, "gone": None}
+    assert with_deletions(new, {}) == new  # first apply, or an object never applied client-side
+
+
+def test_client_side_upgrade_removes_fields_the_new_version_dropped_and_keeps_others() -> None:
+    def config_map(data: str, labels: str) -> Bundle:
+        return load_bundle(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm, labels: {labels}}}\n"
+                           f"data: {data}\n".encode(), namespace="argocd")
+
+    with ApiDouble() as double:
+        api = double.api_client()
+        install(api, config_map("{old: x, keep: y}", "{a: '1', b: '2'}"), mode="client-side")
+        double.script(0, "ConfigMap", "cm", "argocd", patch={"metadata": {"annotations": {"by-controller": "v"}}})
+        double.sim.tick()
+        install(api, config_map("{keep: z}", "{a: '1'}"), mode="client-side")
+        live = double.get("ConfigMap", "cm", "argocd")
+    assert live is not None
+    assert live["data"] == {"keep": "z"} and live["metadata"]["labels"] == {"a": "1"}
+    assert live["metadata"]["annotations"]["by-controller"] == "v"  # not ours to delete, as with kubectl
 
 
 def test_rejected_object_fails_install_with_server_message() -> None:

@@ -8,7 +8,8 @@ binary, gives the server's error text per object, and can be driven in tests ove
 double. ``client-side`` mode mirrors plain ``kubectl apply``: the whole object is stored in the
 ``kubectl.kubernetes.io/last-applied-configuration`` annotation, so the API server's 262144-byte annotation
 limit rejects large CRDs exactly as it does for users (updates are sent as a JSON merge patch of the whole
-object, a simplification of kubectl's three-way strategic merge that changes nothing for a fresh install).
+object plus kubectl's three-way deletions: a key the previous apply set and this one drops is removed; lists
+are replaced whole, a simplification of strategic merge that changes nothing for a fresh install).
 
 Order: the namespace first; then everything Argo CD would sync before workloads (NetworkPolicies,
 accounts, config, CRDs, RBAC, Services, in gitops-engine's kind order), with CRDs waited on until
@@ -78,6 +79,30 @@ def phases(bundle: Bundle) -> tuple[list[KubeObject], list[KubeObject], list[Kub
     return prereq, rest, custom
 
 
+def _last_applied(live: Any) -> dict[str, Any]:
+    """What the previous client-side apply sent, from the live object's annotation ({} if none or unreadable)."""
+    metadata = live.get("metadata") if isinstance(live, dict) else None
+    annotations = (metadata or {}).get("annotations") or {}
+    try:
+        previous = json.loads(annotations.get(LAST_APPLIED) or "{}")
+    except ValueError:
+        return {}
+    return previous if isinstance(previous, dict) else {}
+
+
+def with_deletions(new: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch `kubectl apply` sends, for mappings: the new object, plus null (delete) for every key
+    the previous apply set and this one no longer does. Keys others added (the API server's defaults,
+    controllers) are left alone, exactly as kubectl's three-way merge leaves them."""
+    patch = dict(new)
+    for key, old_value in previous.items():
+        if key not in new:
+            patch[key] = None
+        elif isinstance(old_value, dict) and isinstance(new[key], dict):
+            patch[key] = with_deletions(new[key], old_value)
+    return patch
+
+
 def apply_one(kube: Kube, obj: KubeObject, mode: str) -> dict[str, Any]:
     """Apply one object; an API rejection (4xx) becomes CandidateFailed with the server's message."""
     try:
@@ -91,13 +116,14 @@ def apply_one(kube: Kube, obj: KubeObject, mode: str) -> dict[str, Any]:
             body.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = (
                 json.dumps(_body(obj), separators=(",", ":"), sort_keys=True) + "\n")
             try:
-                kube.call("GET", path)
+                live = kube.call("GET", path)
             except KubeError as exc:
                 if exc.status != 404:
                     raise
                 result = kube.call("POST", res.path(obj.namespace), body, {"fieldManager": "kubectl-client-side-apply"})
             else:
-                result = kube.call("PATCH", path, body, {"fieldManager": "kubectl-client-side-apply"},
+                patch = with_deletions(body, _last_applied(live))
+                result = kube.call("PATCH", path, patch, {"fieldManager": "kubectl-client-side-apply"},
                                    content_type="application/merge-patch+json")
     except KubeError as exc:
         if exc.transient:
