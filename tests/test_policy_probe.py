@@ -205,11 +205,16 @@ def test_v2_11_1_policy_blocks_the_probe_before_redis_starts(double: ApiDouble) 
     assert f"NetworkPolicy argocd/{POLICY}: probe {PROBE} must be blocked" in "\n".join(progress)
     assert f"NetworkPolicy argocd/{POLICY} is enforced for a new pod (probe blocked after 2 early connection(s))" \
         in progress
-    # the probe: selected by the policy, ours, no owner, no token
+    # the probe: selected by the policy, ours, controlled by its Namespace (so nothing adopts it), no token
     (pod,) = pods[:1]
     assert pod["metadata"]["labels"] == {"app.kubernetes.io/name": REDIS, "app.kubernetes.io/managed-by":
                                          "argocd-mirror", LABEL: POLICY_ROLE}
-    assert "ownerReferences" not in pod["metadata"] and pod["spec"]["automountServiceAccountToken"] is False
+    namespace = double.get("Namespace", "argocd")
+    assert namespace is not None
+    assert pod["metadata"]["ownerReferences"] == [{"apiVersion": "v1", "kind": "Namespace", "name": "argocd",
+                                                   "uid": namespace["metadata"]["uid"], "controller": True,
+                                                   "blockOwnerDeletion": False}]
+    assert pod["spec"]["automountServiceAccountToken"] is False
     (container,) = pod["spec"]["containers"]  # the generic control's hardened pod: admissible under PSS restricted
     assert pod["spec"]["restartPolicy"] == "Never" and pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
@@ -225,6 +230,24 @@ def test_v2_11_1_policy_blocks_the_probe_before_redis_starts(double: ApiDouble) 
     assert double.get("Pod", PROBE, "argocd") is None
     assert double.get("Deployment", REDIS, "argocd") is not None
     assert double.sim.errors == []
+
+
+def test_a_previous_installs_bare_replicaset_does_not_adopt_the_probe(double: ApiDouble) -> None:
+    """Upgrade: a ReplicaSet selecting the same labels as the policy already runs. The probe must neither
+    become one of its replicas nor make it delete the pod it has (the double adopts orphans as ClaimPods does)."""
+    labels = {"app.kubernetes.io/name": REDIS}
+    double.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd"}})
+    double.create({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                   "metadata": {"name": "old-redis", "namespace": "argocd"},
+                   "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+                       "metadata": {"labels": labels}, "spec": {"containers": [{"name": "redis", "image": "redis"}]}}}})
+    double.sim.tick()
+    (before,) = double.objects("Pod", "argocd")
+    install_probed(double, bundle_of(*V2_11_1), [])
+    (name, _dials, code), = double.network.runs
+    assert (name, code) == (PROBE, 0)
+    assert [p["metadata"]["name"] for p in double.objects("Pod", "argocd")
+            if p["metadata"]["name"].startswith("old-redis")] == [before["metadata"]["name"]]
 
 
 def test_probe_that_connects_every_time_is_could_not_validate(double: ApiDouble) -> None:

@@ -292,7 +292,21 @@ class Simulator:
                 return str(ref["name"])
         return str(rs["metadata"]["name"])
 
+    def _adopt_orphans(self, rs: dict[str, Any]) -> None:
+        """The ReplicaSet controller's ClaimPods: a pod with no controller whose labels the selector matches
+        becomes this ReplicaSet's, and counts (and may be deleted) as one of its replicas."""
+        wanted = ((rs.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        for pod in self.store.all_of("Pod"):
+            meta = pod["metadata"]
+            if (meta.get("namespace") != rs["metadata"]["namespace"] or not wanted
+                    or any(ref.get("controller") for ref in meta.get("ownerReferences") or [])
+                    or any((meta.get("labels") or {}).get(k) != v for k, v in wanted.items())):
+                continue
+            refs = [*(meta.get("ownerReferences") or []), _owner_ref(rs)]
+            self.store.replace(self.rt("Pod"), {**pod, "metadata": {**meta, "ownerReferences": refs}})
+
     def _replicaset(self, rs: dict[str, Any]) -> None:
+        self._adopt_orphans(rs)
         want = int((rs.get("spec") or {}).get("replicas", 1))
         pods = sorted(self._pods_of(rs), key=lambda p: p["metadata"]["name"])
         for pod in pods[want:]:

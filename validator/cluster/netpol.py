@@ -68,11 +68,20 @@ def open_script(attempts: int) -> str:
             f'exit 1')
 
 
-def probe_pod(name: str, namespace: str, labels: dict[str, str], script: str, image: str) -> dict[str, Any]:
-    """A run-once pod that dials the API server; no owner (nothing adopts or garbage-collects it behind our
-    back) and no ServiceAccount token (it needs none, and must not look like a pod that uses the API)."""
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+def probe_pod(name: str, namespace: str, labels: dict[str, str], script: str, image: str,
+              namespace_uid: str | None = None) -> dict[str, Any]:
+    """A run-once pod that dials the API server, with no ServiceAccount token (it needs none, and must not
+    look like a pod that uses the API).
+
+    Its Namespace (NAMESPACE_UID), when given, becomes its controller: it carries a workload's labels, and a
+    ReplicaSet or DaemonSet left by a previous install would otherwise adopt it as a replica (and delete a
+    real pod, or it) during an upgrade. A Namespace outlives its pods, so nothing garbage-collects it either.
+    """
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    if namespace_uid:
+        metadata["ownerReferences"] = [{"apiVersion": "v1", "kind": "Namespace", "name": namespace,
+                                        "uid": namespace_uid, "controller": True, "blockOwnerDeletion": False}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
             "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
                      "automountServiceAccountToken": False,
                      # admissible under the "restricted" Pod Security Standard some disposable clusters enforce
@@ -296,8 +305,9 @@ def prove_candidate_policies(cluster_or_api: Cluster | ApiClient, bundle: Bundle
             _delete_and_wait(api, probe.path, timeout_s, poll_s, sleep)  # a leftover from an interrupted run
             script = restricted_script(attempts) if probe.expect == BLOCKED else open_script(attempts)
             progress(f"NetworkPolicy {probe.policy}: probe {probe.pod} must be {probe.expect} ({probe.why})")
+            owner_uid = request(api, "GET", f"/api/v1/namespaces/{probe.namespace}")["metadata"]["uid"]
             request(api, "POST", f"/api/v1/namespaces/{probe.namespace}/pods",
-                    body=probe_pod(probe.pod, probe.namespace, probe.labels, script, image))
+                    body=probe_pod(probe.pod, probe.namespace, probe.labels, script, image, owner_uid))
             created.append(probe)
         for namespace in dict.fromkeys(p.namespace for p in probes):
             mine = [p for p in probes if p.namespace == namespace]
