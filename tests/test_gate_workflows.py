@@ -25,12 +25,12 @@ def load(name: str) -> dict[Any, Any]:
     return {("on" if key is True else key): value for key, value in doc.items()}  # YAML 1.1 reads `on` as True
 
 
-def check_jsonschema(*files: Path) -> subprocess.CompletedProcess[str]:
+def check_jsonschema(*files: Path, schema: str = "vendor.github-workflows") -> subprocess.CompletedProcess[str]:
     if CHECK is None:
         pytest.skip("check-jsonschema is not installed (dev dependency)")
     # Any network use would go through a proxy that refuses: the vendored schema must be all it needs.
     env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
-    return subprocess.run([CHECK, "--builtin-schema", "vendor.github-workflows", *map(str, files)],
+    return subprocess.run([CHECK, "--builtin-schema", schema, *map(str, files)],
                           capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
@@ -87,6 +87,19 @@ def test_gate_is_callable_and_dispatchable_with_a_version() -> None:
 
 
 @pytest.mark.parametrize("name", ["ci.yml", "nightly.yml", "gate.yml"])
-def test_actions_are_pinned_to_a_version(name: str) -> None:
-    uses = [step["uses"] for job in load(name)["jobs"].values() for step in job["steps"] if "uses" in step]
-    assert uses and all(re.search(r"@(v\d+(\.\d+)*|[0-9a-f]{40})$", u) for u in uses), uses
+def test_actions_are_pinned_to_a_commit_with_the_release_named(name: str) -> None:
+    """A tag can be moved (the supply-chain attack on tj-actions/changed-files did); a commit cannot. The
+    comment names the release so Dependabot (.github/dependabot.yml) and readers know what it is."""
+    lines = (WORKFLOWS / name).read_text().splitlines()
+    uses = [line.split("uses:", 1)[1].strip() for line in lines
+            if line.strip().lstrip("- ").startswith("uses:")]
+    assert uses and all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+", u) for u in uses), uses
+
+
+def test_dependabot_keeps_the_pinned_actions_current() -> None:
+    path = WORKFLOWS.parent / "dependabot.yml"
+    proc = check_jsonschema(path, schema="vendor.dependabot")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    config = yaml.safe_load(path.read_text())
+    assert config["version"] == 2
+    assert {"package-ecosystem": "github-actions", "directory": "/"}.items() <= config["updates"][0].items()
