@@ -330,9 +330,12 @@ def test_calico_profile_skips_kind_wait_and_installs_operator(kind_env: FakeTool
     assert "--wait" not in create
     config = yaml.safe_load((tmp_path / "kind-config.yaml").read_text())
     assert config["networking"] == {"disableDefaultCNI": True, "podSubnet": "192.168.0.0/16"}
-    assert kind_env.calls("kubectl") == [
-        ["--kubeconfig", str(tmp_path / "kubeconfig"), "--context", cluster.context, "create", "-f", url]
-        for url in images.CALICO_MANIFESTS]
+    ours = ["--kubeconfig", str(tmp_path / "kubeconfig"), "--context", cluster.context]
+    crds, operator, resources = images.CALICO_MANIFESTS
+    assert crds.endswith("/v3.31.3/manifests/operator-crds.yaml") and resources.endswith("/custom-resources.yaml")
+    assert kind_env.calls("kubectl") == [  # CRDs Established before the operator and the Installation
+        [*ours, "create", "-f", crds], [*ours, "wait", "--for=condition=Established", "--timeout=120s", "-f", crds],
+        [*ours, "create", "-f", operator], [*ours, "create", "-f", resources]]
 
 
 def test_calico_install_failure(kind_env: FakeTools, tmp_path: Path) -> None:

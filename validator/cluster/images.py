@@ -28,11 +28,13 @@ NODE_IMAGES: dict[str, str] = {
     "1.34": "kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d",
 }
 
-# Calico for the `calico` profile, installed the way the tigera docs say for kind (operator + custom resources).
+# Calico for the `calico` profile, installed as the tigera docs say since v3.30: the operator's CRDs first
+# (tigera-operator.yaml no longer carries them, calico PR #9518), Established before anything uses them,
+# then the operator, then the Installation and friends (custom-resources.yaml, podSubnet 192.168.0.0/16).
 CALICO_VERSION = "v3.31.3"
-CALICO_MANIFESTS = tuple(
-    f"https://raw.githubusercontent.com/projectcalico/calico/{CALICO_VERSION}/manifests/{name}.yaml"
-    for name in ("tigera-operator", "custom-resources"))
+_CALICO = f"https://raw.githubusercontent.com/projectcalico/calico/{CALICO_VERSION}/manifests/"
+CALICO_CRDS = _CALICO + "operator-crds.yaml"
+CALICO_MANIFESTS = (CALICO_CRDS, _CALICO + "tigera-operator.yaml", _CALICO + "custom-resources.yaml")
 
 _VERSION = re.compile(r"\bv?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.+-]+))?")
 

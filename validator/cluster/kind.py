@@ -111,14 +111,18 @@ class KindProvider(Provider):
             preload_images(cluster, self.preload_images, self.progress, cache_dir=self.image_cache)
 
     def _install_calico(self, cluster: Cluster) -> None:
-        kubectl = find_tool("kubectl", KUBECTL_REMEDY)
+        kubectl = [find_tool("kubectl", KUBECTL_REMEDY), "--kubeconfig", str(cluster.kubeconfig),
+                   "--context", cluster.context]
         for url in images.CALICO_MANIFESTS:
             # `create`, not `apply`: the operator's CRD bundle is too large for the last-applied annotation.
-            argv = [kubectl, "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context, "create", "-f", url]
             self.progress(f"installing Calico {images.CALICO_VERSION}: {url.rsplit('/', 1)[-1]}")
-            proc = run(argv, timeout_s=300)
-            if proc.returncode != 0:
-                raise EnvironmentNotReady(f"installing Calico failed ({url}): {last_error(proc)}")
+            steps = [[*kubectl, "create", "-f", url]]
+            if url == images.CALICO_CRDS:  # custom-resources.yaml fails with "no matches for kind" before this
+                steps.append([*kubectl, "wait", "--for=condition=Established", "--timeout=120s", "-f", url])
+            for argv in steps:
+                proc = run(argv, timeout_s=300)
+                if proc.returncode != 0:
+                    raise EnvironmentNotReady(f"installing Calico failed ({' '.join(argv[5:])}): {last_error(proc)}")
 
     def export_logs(self, cluster: Cluster, dest: Path) -> Path | None:
         proc = run([self.kind, "export", "logs", str(dest), "--name", cluster.name], timeout_s=300)
