@@ -186,6 +186,45 @@ def test_docker_down_is_exit_2_with_remedy_before_kind_runs(fake_tools: FakeTool
     assert not fake_tools.calls("kind", "create")
 
 
+@pytest.fixture
+def no_engine_at_the_default_socket(fake_tools: FakeTools, monkeypatch: pytest.MonkeyPatch) -> FakeTools:  # noqa: F811
+    """DOCKER_HOST unset and nothing at the SDK's default location (docker.from_env points at a closed port),
+    as on a machine whose engine is reachable only through a docker CLI context."""
+    import docker
+
+    dead = "tcp://127.0.0.1:9"
+    monkeypatch.delenv("DOCKER_HOST")
+    monkeypatch.setattr(docker, "from_env", lambda **kw: docker.DockerClient(base_url=dead, **kw))
+    return fake_tools
+
+
+def test_engine_reachable_only_through_the_docker_context_is_found(no_engine_at_the_default_socket: FakeTools) -> None:
+    from validator.cluster.tools import docker_ping
+
+    tools = no_engine_at_the_default_socket
+    tools.setenv("FAKE_DOCKER_CONTEXT_HOST", f"tcp://127.0.0.1:{tools.dockerd.port}")  # colima, OrbStack, Desktop
+    docker_ping(timeout_s=3)
+    assert tools.calls("docker", "context", "inspect") == [
+        ["context", "inspect", "--format", "{{.Endpoints.docker.Host}}"]]
+
+
+def test_no_engine_at_the_context_either_names_the_endpoint(no_engine_at_the_default_socket: FakeTools) -> None:
+    from validator.cluster.tools import docker_ping
+
+    no_engine_at_the_default_socket.setenv("FAKE_DOCKER_CONTEXT_HOST", "tcp://127.0.0.1:9")
+    with pytest.raises(EnvironmentNotReady, match="docker context endpoint tcp://127.0.0.1:9.*start the Docker engine"):
+        docker_ping(timeout_s=3)
+
+
+def test_docker_host_wins_over_contexts_as_in_the_cli(fake_tools: FakeTools) -> None:  # noqa: F811
+    from validator.cluster.tools import docker_ping
+
+    fake_tools.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    with pytest.raises(EnvironmentNotReady, match="Docker engine not reachable"):
+        docker_ping(timeout_s=3)
+    assert not fake_tools.calls("docker", "context")
+
+
 def test_docker_down_reported_by_kind_itself_is_classified(fake_tools: FakeTools, tmp_path: Path,  # noqa: F811
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("validator.cluster.kind.docker_ping", lambda: None)  # engine vanished after our ping

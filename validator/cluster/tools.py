@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from validator.errors import EnvironmentNotReady
 
@@ -71,15 +72,47 @@ def classify_kind_failure(proc: subprocess.CompletedProcess[str], name: str) -> 
 
 
 def docker_ping(timeout_s: float = 10) -> None:
-    """Reach the Docker engine through the SDK before anything else, for one clear message instead of kind's."""
+    """Reach the Docker engine through the SDK before anything else, for one clear message instead of kind's.
+
+    The SDK honours DOCKER_HOST but not the docker CLI's contexts (docker/docker-py#3146), while kind runs the
+    CLI, which does: with Docker Desktop, colima or OrbStack the engine often lives only in a context. So
+    without DOCKER_HOST the current context's endpoint is tried too, rather than refusing an engine kind can use.
+    """
     import docker  # local: importing the SDK is slow and only this edge needs it
 
+    timeout = int(max(1, timeout_s))
     try:
-        client = docker.from_env(timeout=int(max(1, timeout_s)))
-        try:
-            client.ping()
-        finally:
-            client.close()
+        _ping(docker.from_env(timeout=timeout))
+        return
     except Exception as exc:  # DockerException, requests' ConnectionError, ... all mean "not reachable"
-        detail = " ".join(str(exc).split())[:300]
-        raise EnvironmentNotReady(f"Docker engine not reachable ({detail}): {DOCKER_REMEDY}") from None
+        failure = exc
+    endpoint = None if os.environ.get("DOCKER_HOST") else docker_context_endpoint(timeout_s)
+    if endpoint:
+        try:
+            _ping(docker.DockerClient(base_url=endpoint, timeout=timeout))
+            return
+        except Exception as exc:
+            failure = exc
+    detail = " ".join(str(failure).split())[:300]
+    where = f"; docker context endpoint {endpoint}" if endpoint else ""
+    raise EnvironmentNotReady(f"Docker engine not reachable ({detail}{where}): {DOCKER_REMEDY}") from None
+
+
+def _ping(client: Any) -> None:
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def docker_context_endpoint(timeout_s: float) -> str | None:
+    """The engine address of the docker CLI's current context (`docker context inspect`), if there is a CLI."""
+    cli = shutil.which("docker")
+    if cli is None:
+        return None
+    try:
+        proc = run([cli, "context", "inspect", "--format", "{{.Endpoints.docker.Host}}"], timeout_s)
+    except EnvironmentNotReady:
+        return None
+    endpoint = proc.stdout.strip() if proc.returncode == 0 else ""
+    return endpoint or None
