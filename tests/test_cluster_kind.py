@@ -76,9 +76,10 @@ def test_custom_labels_and_taints_become_node_labels_and_kubeadm_patches() -> No
                                  "taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]}]}, "t")
     worker = kind_config(profile, "n")["nodes"][1]
     assert worker["labels"] == {"pool": "infra"}
-    patch = yaml.safe_load(worker["kubeadmConfigPatches"][0])
-    assert patch == {"kind": "JoinConfiguration", "nodeRegistration": {"taints": [
-        {"key": "dedicated", "effect": "NoSchedule", "value": "infra"}]}}
+    taints = {"taints": [{"key": "dedicated", "effect": "NoSchedule", "value": "infra"}]}
+    assert [yaml.safe_load(p) for p in worker["kubeadmConfigPatches"]] == [  # whichever the node runs: init or join
+        {"kind": "InitConfiguration", "nodeRegistration": taints},
+        {"kind": "JoinConfiguration", "nodeRegistration": taints}]
 
 
 @pytest.mark.parametrize("bad, where", [

@@ -68,7 +68,11 @@ def test_nightly_schedule_matrix_and_pins() -> None:
     assert set(matrix["kubernetes"]) <= set(NODE_IMAGES), "every Kubernetes version has a digest-pinned node image"
     assert set(matrix["cni"]) == set(CNIS)
     kind_step = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("helm/kind-action@"))
-    assert kind_step["with"] == {"version": "${{ env.KIND_VERSION }}", "install_only": True}
+    assert kind_step["with"] == {"version": "${{ env.KIND_VERSION }}", "install_only": True,
+                                 "kubectl_version": "${{ env.KUBECTL_VERSION }}"}
+    kubectl_minor = int(nightly["env"]["KUBECTL_VERSION"].split(".")[1])
+    assert all(abs(int(k.split(".")[1]) - kubectl_minor) <= 1 for k in matrix["kubernetes"]), \
+        "kubectl supports clusters within one minor version of itself"
     upload = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
     assert upload["if"] == "always()"
     for key in matrix:

@@ -71,12 +71,17 @@ V1ALPHA4_SCHEMA: dict[str, Any] = {
 }
 
 
-def _taint_patch(role: str, taints: tuple[Taint, ...]) -> str:
-    """kubeadm sets node taints at registration; kind has no taint field, so patch the kubeadm config."""
-    kind = "InitConfiguration" if role == "control-plane" else "JoinConfiguration"
-    doc = {"kind": kind, "nodeRegistration": {"taints": [
-        {"key": t.key, "effect": t.effect, **({"value": t.value} if t.value else {})} for t in taints]}}
-    return yaml.safe_dump(doc, sort_keys=False)
+def _taint_patches(taints: tuple[Taint, ...]) -> list[str]:
+    """kubeadm sets node taints at registration; kind has no taint field, so patch the kubeadm config.
+
+    Every node's generated config carries both an InitConfiguration and a JoinConfiguration (kind keeps the
+    latter "solely so it can be patched"): the first control-plane node inits, every other node, extra
+    control planes included, joins. Patching both reaches each node whatever its turn.
+    """
+    registration = {"taints": [{"key": t.key, "effect": t.effect, **({"value": t.value} if t.value else {})}
+                               for t in taints]}
+    return [yaml.safe_dump({"kind": kind, "nodeRegistration": registration}, sort_keys=False)
+            for kind in ("InitConfiguration", "JoinConfiguration")]
 
 
 def kind_config(profile: Profile, name: str) -> dict[str, Any]:
@@ -89,7 +94,7 @@ def kind_config(profile: Profile, name: str) -> dict[str, Any]:
             node["labels"] = dict(spec.labels)
         default_taints = _DEFAULT_CP_TAINT if (spec.role == "control-plane" and has_workers) else ()
         if spec.taints and spec.taints != default_taints:
-            node["kubeadmConfigPatches"] = [_taint_patch(spec.role, spec.taints)]
+            node["kubeadmConfigPatches"] = _taint_patches(spec.taints)
         nodes.append(node)
     config: dict[str, Any] = {"kind": "Cluster", "apiVersion": API_VERSION, "name": name, "nodes": nodes}
     if profile.cni == "calico":
