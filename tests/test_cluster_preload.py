@@ -46,6 +46,14 @@ def test_second_run_reuses_cached_archive_of_pinned_image(fake_tools: FakeTools,
     assert len(fake_tools.calls("docker", "pull")) == 2  # second run: already on the host
 
 
+def test_engine_too_old_to_save_one_platform_saves_the_pulled_image(fake_tools: FakeTools,  # noqa: F811
+                                                                       cluster: Cluster, tmp_path: Path) -> None:
+    fake_tools.fail("old-engine")  # Docker < 28: no `docker save --platform`
+    assert preload_images(cluster, ["busybox:1.37.0"], lambda m: None, cache_dir=tmp_path) == ["busybox:1.37.0"]
+    assert [s[:2] for s in fake_tools.calls("docker", "save")] == [["save", "--platform"], ["save", "-o"]]
+    assert len(fake_tools.calls("kind", "load", "image-archive")) == 1
+
+
 def test_pull_failure_only_warns(fake_tools: FakeTools, cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
     seen: list[str] = []
     assert preload_images(cluster, ["example.com/does-not-exist:1"], seen.append, cache_dir=tmp_path) == []

@@ -156,7 +156,7 @@ class FakeTools:
 
     def fail(self, *cues: str) -> None:
         """Cue failures: docker-down, docker-missing, create-exists, create-error, wait-timeout, wrong-context,
-        delete-error, export-error, kubectl-error."""
+        delete-error, export-error, kubectl-error, old-engine (no `docker save --platform`)."""
         self.setenv("FAKE_KIND_FAIL", ",".join(cues))
 
     def kind_version(self, version: str) -> None:

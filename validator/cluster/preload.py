@@ -52,6 +52,10 @@ def preload_images(cluster: Cluster, images: Sequence[str], progress: Progress, 
                     progress(f"warning: preload {image}: pull failed ({last_error(pulled)}); the nodes will pull it")
                     continue
             saved = run([docker, "save", "--platform", platform, "-o", str(archive), image], timeout_s=900)
+            if saved.returncode != 0 and "--platform" in last_error(saved):
+                # an engine older than API 1.48 (or an older CLI) cannot pick a platform when saving; the
+                # pull above fetched only ours, so the plain archive still carries what the nodes need
+                saved = run([docker, "save", "-o", str(archive), image], timeout_s=900)
             if saved.returncode != 0:
                 archive.unlink(missing_ok=True)
                 progress(f"warning: preload {image}: docker save failed ({last_error(saved)})")
