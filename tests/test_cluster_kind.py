@@ -217,6 +217,14 @@ def test_no_engine_at_the_context_either_names_the_endpoint(no_engine_at_the_def
         docker_ping(timeout_s=3)
 
 
+def test_the_default_context_is_not_tried_twice(no_engine_at_the_default_socket: FakeTools) -> None:
+    from validator.cluster.tools import docker_ping
+
+    with pytest.raises(EnvironmentNotReady) as err:  # FAKE_DOCKER_CONTEXT_HOST unset: the default socket
+        docker_ping(timeout_s=3)
+    assert "docker context endpoint" not in str(err.value)
+
+
 def test_docker_host_wins_over_contexts_as_in_the_cli(fake_tools: FakeTools) -> None:  # noqa: F811
     from validator.cluster.tools import docker_ping
 

@@ -87,6 +87,9 @@ def docker_ping(timeout_s: float = 10) -> None:
     except Exception as exc:  # DockerException, requests' ConnectionError, ... all mean "not reachable"
         failure = exc
     endpoint = None if os.environ.get("DOCKER_HOST") else docker_context_endpoint(timeout_s)
+    sdk_default = {docker.constants.DEFAULT_UNIX_SOCKET.removeprefix("http+"), docker.constants.DEFAULT_NPIPE}
+    if endpoint in sdk_default:
+        endpoint = None  # the default context: the SDK tried that engine already
     if endpoint:
         try:
             _ping(docker.DockerClient(base_url=endpoint, timeout=timeout))
