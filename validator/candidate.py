@@ -3,7 +3,8 @@
 A gate is only as good as its answer to "what exactly did you test?". `stable` is a moving tag, so it
 is resolved at that moment to the release tag and commit it points to, and the manifest is fetched
 *by commit*, so a tag moving mid-run cannot change what we test. Nothing ever falls back to another
-version: if the spec cannot be resolved exactly, the run could not validate (exit 2).
+version: if the spec cannot be resolved exactly, the run could not validate (exit 2). The network side
+(git ls-remote, HTTP, the download cache) is validator.upstream, loaded only for remote specs.
 """
 
 from __future__ import annotations
