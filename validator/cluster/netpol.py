@@ -301,13 +301,14 @@ def prove_candidate_policies(cluster_or_api: Cluster | ApiClient, bundle: Bundle
     created: list[PolicyProbe] = []
     failing = True
     try:
+        namespace_uids = {ns: request(api, "GET", f"/api/v1/namespaces/{ns}")["metadata"]["uid"]
+                          for ns in dict.fromkeys(p.namespace for p in probes)}  # each probe's controller
         for probe in probes:
             _delete_and_wait(api, probe.path, timeout_s, poll_s, sleep)  # a leftover from an interrupted run
             script = restricted_script(attempts) if probe.expect == BLOCKED else open_script(attempts)
             progress(f"NetworkPolicy {probe.policy}: probe {probe.pod} must be {probe.expect} ({probe.why})")
-            owner_uid = request(api, "GET", f"/api/v1/namespaces/{probe.namespace}")["metadata"]["uid"]
-            request(api, "POST", f"/api/v1/namespaces/{probe.namespace}/pods",
-                    body=probe_pod(probe.pod, probe.namespace, probe.labels, script, image, owner_uid))
+            request(api, "POST", f"/api/v1/namespaces/{probe.namespace}/pods", body=probe_pod(
+                probe.pod, probe.namespace, probe.labels, script, image, namespace_uids[probe.namespace]))
             created.append(probe)
         for namespace in dict.fromkeys(p.namespace for p in probes):
             mine = [p for p in probes if p.namespace == namespace]
