@@ -206,8 +206,10 @@ def test_apiservice_local_is_healthy_with_reason_and_message() -> None:
 
 def test_cronjob_and_pdb_lua_checks() -> None:
     cj = obj("batch/v1", "CronJob", spec={"suspend": True})
-    assert assess(cj) == Health(S, "CronJob is Suspended")
+    assert assess(cj) == Health(H, "CronJob is Suspended")  # Healthy since v3.2 (argo-cd #24428), not Suspended
     assert assess(obj("batch/v1", "CronJob", spec={})) == Health(P, "Waiting for CronJob")
+    never = obj("batch/v1", "CronJob", spec={}, status={"lastScheduleTime": "2026-01-02T00:00:00Z"})
+    assert assess(never) == Health(H, "The CronJob never completed successfully. It may not be healthy")
     failed = obj("batch/v1", "CronJob", spec={}, status={"lastScheduleTime": "2026-01-02T00:00:00Z",
                                                           "lastSuccessfulTime": "2026-01-01T00:00:00Z"})
     assert assess(failed).status is D

@@ -499,9 +499,10 @@ def _hpa(obj: Mapping[str, Any], meta: Mapping[str, Any], version: str, strict: 
 
 
 def _cronjob(obj: Mapping[str, Any], meta: Mapping[str, Any], version: str, strict: bool) -> Health:
-    """Built-in Lua batch/CronJob/health.lua (as read from argo-cd; §4.15 is only a summary)."""
+    """Built-in Lua batch/CronJob/health.lua as of v3.2+ (§4.15): a suspended CronJob is Healthy
+    (argo-cd issue #24428; docs/operator-manual/upgrading/3.1-3.2.md), not Suspended."""
     if _map(obj, "spec").get("suspend") is True:
-        return Health(_S, "CronJob is Suspended")
+        return Health(_H, "CronJob is Suspended")
     status = obj.get("status")
     if status is None:
         return Health(_P, "Waiting for CronJob")
@@ -511,7 +512,7 @@ def _cronjob(obj: Mapping[str, Any], meta: Mapping[str, Any], version: str, stri
         return Health(_H, "CronJob has not been scheduled yet")
     succeeded = status.get("lastSuccessfulTime")
     if succeeded is None:
-        return Health(_H, "The Cronjob never completed succesfully. It may not be healthy")
+        return Health(_H, "The CronJob never completed successfully. It may not be healthy")
     if _list(status, "active"):
         return Health(_H, "The job is running. Its last execution may not have been successful")
     if str(succeeded) < str(scheduled):  # RFC 3339 UTC strings compare like the Lua does
