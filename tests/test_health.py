@@ -358,6 +358,8 @@ def test_hooks_and_ignored_objects_do_not_count_toward_app_health() -> None:
     assert not counts_toward_app_health(obj("apps/v1", "Deployment", annotations={IGNORE: "true"}))
     assert not counts_toward_app_health(obj("batch/v1", "Job", annotations={"argocd.argoproj.io/hook": "PreSync"}))
     assert not counts_toward_app_health(obj("batch/v1", "Job", annotations={"helm.sh/hook": "pre-install"}))
+    crd = obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", annotations={"helm.sh/hook": "crd-install"})
+    assert counts_toward_app_health(crd)  # Helm's CRD marker is not a hook (gitops-engine helm hook.IsHook)
     assert counts_toward_app_health(obj("v1", "Pod", annotations="junk"))
 
 

@@ -779,7 +779,9 @@ def counts_toward_app_health(obj: Mapping[str, Any]) -> bool:
     annotations = metadata(obj).get("annotations")
     if not isinstance(annotations, dict):
         return True
-    return annotations.get(IGNORE_HEALTHCHECK) != "true" and not any(a in annotations for a in HOOK_ANNOTATIONS)
+    # gitops-engine's helm hook.IsHook: Helm marks CRDs `helm.sh/hook: crd-install`, but they are not hooks
+    hooks = [a for a in HOOK_ANNOTATIONS if a in annotations and annotations[a] != "crd-install"]
+    return annotations.get(IGNORE_HEALTHCHECK) != "true" and not hooks
 
 
 def worse(a: HealthStatus, b: HealthStatus) -> HealthStatus:
