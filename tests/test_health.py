@@ -221,6 +221,18 @@ def test_cronjob_and_pdb_lua_checks() -> None:
     assert assess(pdb) == Health(D, "PodDisruptionBudget has SyncFailed")
 
 
+def test_applicationset_lua_check_precedence() -> None:
+    appset = obj("argoproj.io/v1alpha1", "ApplicationSet", status={})
+    assert assess(appset) == Health(P, "Waiting for the status to be reported")
+    appset["status"]["conditions"] = [cond("ResourcesUpToDate", "True", "ApplicationSetUpToDate", "up to date"),
+                                      cond("RolloutProgressing", "True", "ApplicationSetModified", "rolling out")]
+    assert assess(appset) == Health(P, "rolling out")  # RolloutProgressing outranks ResourcesUpToDate=True
+    appset["status"]["conditions"].append(cond("ErrorOccurred", "True", "ApplicationGenerationFromParamsError", "bad"))
+    assert assess(appset) == Health(D, "bad")
+    appset["status"]["conditions"] = [cond("ResourcesUpToDate", "True", "ApplicationSetUpToDate", "All up to date")]
+    assert assess(appset) == Health(H, "All up to date")
+
+
 def test_strict_init_container_views() -> None:
     pull = pod("Always", "Pending", init=[waiting("ErrImagePull", 'pull "x:nope": not found', name="fetch")])
     assert assess(pull) == Health(P, "")

@@ -533,6 +533,17 @@ def _pdb(obj: Mapping[str, Any], meta: Mapping[str, Any], version: str, strict: 
     return health
 
 
+def _applicationset(obj: Mapping[str, Any], meta: Mapping[str, Any], version: str, strict: bool) -> Health:
+    """Built-in Lua argoproj.io/ApplicationSet/health.lua (§4.15): conditions in this order of precedence."""
+    conds = conditions(obj)
+    for ctype, status, verdict in (("ErrorOccurred", "True", _D), ("ResourcesUpToDate", "False", _D),
+                                   ("RolloutProgressing", "True", _P), ("ResourcesUpToDate", "True", _H)):
+        for cond in conds:
+            if cond.get("type") == ctype and cond.get("status") == status:
+                return Health(verdict, _str(cond, "message"))
+    return Health(_P, "Waiting for the status to be reported")
+
+
 # (group, kind) -> check. Kinds absent here have no health in Argo CD (§5), including argoproj.io/Application.
 CHECKS: dict[tuple[str, str], Check] = {
     ("apps", "Deployment"): _deployment,
@@ -550,6 +561,7 @@ CHECKS: dict[tuple[str, str], Check] = {
     ("apiregistration.k8s.io", "APIService"): _apiservice,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): _crd,
     ("autoscaling", "HorizontalPodAutoscaler"): _hpa,
+    ("argoproj.io", "ApplicationSet"): _applicationset,
 }
 
 
