@@ -270,6 +270,18 @@ def test_crd_names_not_accepted_fails_install() -> None:
             install(double.api_client(), bundle)
 
 
+def test_crd_established_while_its_watch_version_expired_is_seen_on_the_relist() -> None:
+    """List (not yet Established), then the CRD is Established and history compacted before the watch starts:
+    the watch gets 410, and only the relist's items can say Established (no event will come)."""
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    with ApiDouble(crd_establish_s=0.3) as double:
+        double.slow(1.0, count=1, verb="watch", path_contains="customresourcedefinitions")
+        double.at(0.7, double.expire_watches)
+        result = install(double.api_client(), bundle, crd_timeout_s=5)
+        assert double.request_count("list", "customresourcedefinitions") >= 2  # the 410 made it list again
+    assert "CustomResourceDefinition.apiextensions.k8s.io/widgets.example.com" in [str(r) for r in result.applied]
+
+
 def test_crd_never_established_fails_install_at_its_deadline() -> None:
     bundle = load_bundle(CRD_AND_CR, namespace="argocd")
     with ApiDouble(crd_establish_s=60) as double, pytest.raises(CandidateFailed, match="not Established within 1 s"):

@@ -169,26 +169,43 @@ def _names_problem(crd: dict[str, Any]) -> str | None:
 
 
 def wait_established(kube: Kube, names: list[str], timeout_s: float = 60) -> list[str]:
-    """Watch CRDs until every named one is Established (list once, then one watch stream; no polling)."""
+    """Watch CRDs until every named one is Established (list once, then one watch stream; no polling).
+
+    A 410 (our resourceVersion compacted away) means list again *and read the items*: a CRD established in
+    the gap sends no further event, so a relist that kept only its resourceVersion would wait for nothing.
+    Other ERROR events (a 5xx from the watch cache) and dropped streams resume from the last version.
+    """
     if not names:
         return []
     res = kube.resource("apiextensions.k8s.io/v1", "CustomResourceDefinition")
     pending = set(names)
     deadline = time.monotonic() + timeout_s
-    listing = kube.call("GET", res.path())
-    for crd in listing.get("items") or []:
-        name = crd["metadata"]["name"]
-        if name in pending and _established(crd):
-            pending.discard(name)
-        elif name in pending and (why := _names_problem(crd)):
+
+    def observe(crd: dict[str, Any]) -> None:
+        name = (crd.get("metadata") or {}).get("name")
+        if name not in pending:
+            return
+        if why := _names_problem(crd):
             raise CandidateFailed(f"CustomResourceDefinition {name}: {why}")
-    rv = listing.get("metadata", {}).get("resourceVersion")
+        if _established(crd):
+            pending.discard(name)
+
+    def relist() -> str:
+        listing = kube.call("GET", res.path())
+        for crd in listing.get("items") or []:
+            observe(crd)
+        return str((listing.get("metadata") or {}).get("resourceVersion") or "")  # "": watch from now
+
+    rv: str | None = relist()  # None: the version expired, list again
     while pending:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise CandidateFailed(f"CustomResourceDefinitions not Established within {timeout_s:.0f} s: "
                                   f"{', '.join(sorted(pending))}")
         try:
+            if rv is None:
+                rv = relist()
+                continue
             response = kube.stream(res.path(), {"watch": "true", "resourceVersion": rv,
                                                 "timeoutSeconds": max(1, int(remaining))}, remaining + 5)
             try:
@@ -196,22 +213,25 @@ def wait_established(kube: Kube, names: list[str], timeout_s: float = 60) -> lis
                     event = json.loads(line)
                     crd = event.get("object") or {}
                     if event.get("type") == "ERROR":
-                        rv = kube.call("GET", res.path()).get("metadata", {}).get("resourceVersion")
+                        if crd.get("code") == 410:
+                            rv = None
+                        else:
+                            time.sleep(0.1)
                         break
-                    rv = crd.get("metadata", {}).get("resourceVersion", rv)
-                    name = crd.get("metadata", {}).get("name")
-                    if name in pending and (why := _names_problem(crd)):
-                        raise CandidateFailed(f"CustomResourceDefinition {name}: {why}")
-                    if name in pending and _established(crd):
-                        pending.discard(name)
-                        if not pending:
-                            break
+                    rv = (crd.get("metadata") or {}).get("resourceVersion", rv)
+                    observe(crd)
+                    if not pending:
+                        break
             finally:
                 response.close()  # possibly left mid-stream: never back into the pool
-        except (KubeError, urllib3.exceptions.HTTPError, OSError) as exc:
-            if isinstance(exc, KubeError) and not exc.transient:
+        except KubeError as exc:
+            if exc.status == 410:  # the expiry answered as an HTTP status instead of an in-stream event
+                rv = None
+            elif not exc.transient:
                 raise EnvironmentNotReady(f"watching CRDs: {exc.message}") from None
-            time.sleep(0.1)  # a dropped stream: reconnect (bounded by the deadline)
+            time.sleep(0.1)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError):
+            time.sleep(0.1)  # a dropped or garbled stream: reconnect (bounded by the deadline)
     kube.forget_discovery()  # the new kinds are served now
     return sorted(names)
 
