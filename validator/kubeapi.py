@@ -9,24 +9,29 @@ failures (no answer, 429, 5xx) are retried with tenacity; everything else surfac
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+from kubernetes.watch.watch import iter_resp_lines
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
+from urllib3.util.retry import Retry
 
 from validator.manifests import KubeObject
 
+MAX_RETRY_AFTER_S = 60.0  # API Priority and Fairness asks for up to 32 s; anything longer is not a hint we wait on
+
 
 class KubeError(Exception):
-    """A failed API call: HTTP status (0 = no answer), the Status reason and the server's message."""
+    """A failed API call: HTTP status (0 = no answer), the Status reason and the server's message, and the
+    server's Retry-After (seconds) when it sent one."""
 
-    def __init__(self, status: int, message: str, reason: str = "") -> None:
+    def __init__(self, status: int, message: str, reason: str = "", retry_after_s: float | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.reason = status, message, reason
+        self.status, self.message, self.reason, self.retry_after_s = status, message, reason, retry_after_s
 
     @property
     def transient(self) -> bool:
@@ -36,6 +41,31 @@ class KubeError(Exception):
 
 def _transient(exc: BaseException) -> bool:
     return isinstance(exc, KubeError) and exc.transient
+
+
+def _retry_after(headers: Any) -> float | None:
+    """The Retry-After header in seconds (the API server sends whole seconds with 429 and some 5xx)."""
+    raw = (headers or {}).get("Retry-After")
+    try:
+        value = float(raw) if raw is not None else -1.0
+    except ValueError:
+        return None
+    return min(value, MAX_RETRY_AFTER_S) if value >= 0 else None
+
+
+def wait_honouring_retry_after(fallback: Callable[[RetryCallState], float]) -> Callable[[RetryCallState], float]:
+    """A tenacity wait: the fallback back-off, but never shorter than what the server asked for, as client-go
+    does (API Priority and Fairness throttles with 429 + Retry-After; retrying sooner only gets throttled again)."""
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        asked = exc.retry_after_s if isinstance(exc, KubeError) and exc.retry_after_s else 0.0
+        return max(fallback(state), asked)
+
+    return wait
+
+
+RETRY_WAIT = wait_honouring_retry_after(wait_exponential(multiplier=0.05, max=2))
 
 
 @dataclass(frozen=True)
@@ -78,6 +108,21 @@ _BUILTIN: dict[tuple[str, str], tuple[str, bool]] = {
 }
 
 
+# urllib3's default Retry would, on GETs only, sleep whatever a 429's Retry-After says (uncapped, up to 3 times)
+# before we ever see the answer; every other failure would reach us at once. One policy instead: ours (tenacity,
+# bounded by retry_s and the callers' deadlines, honouring a capped Retry-After on every verb).
+_NO_TRANSPORT_RETRIES = Retry(total=0, respect_retry_after_header=False)
+
+
+def _one_retry_policy(api: ApiClient) -> None:
+    """Switch the client's connection pools to _NO_TRANSPORT_RETRIES (once per ApiClient)."""
+    pools = getattr(getattr(api, "rest_client", None), "pool_manager", None)
+    if pools is None or pools.connection_pool_kw.get("retries") is _NO_TRANSPORT_RETRIES:
+        return
+    pools.connection_pool_kw["retries"] = _NO_TRANSPORT_RETRIES
+    pools.clear()  # pools made before keep their own Retry: drop them (idle connections only)
+
+
 class Kube:
     """Raw JSON calls through the official client (host, auth and TLS come from the kubeconfig-built ApiClient).
 
@@ -86,6 +131,7 @@ class Kube:
     """
 
     def __init__(self, api: ApiClient, timeout_s: float = 30, retry_s: float = 30) -> None:
+        _one_retry_policy(api)
         self.api = api
         self.timeout_s = timeout_s
         self.retry_s = retry_s
@@ -94,7 +140,8 @@ class Kube:
     # -- requests ----------------------------------------------------------------------------------
     def send(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
              content_type: str = "application/json", stream: bool = False, timeout: Any = None) -> Any:
-        """One request, no retry: parsed JSON/text (or the raw urllib3 response when stream=True)."""
+        """One request, no retry: parsed JSON (text for non-JSON answers such as logs), or the raw urllib3 response
+        when stream=True."""
         timeout = self.timeout_s if timeout is None else timeout
         headers = {"Accept": "application/json"}
         if body is not None:
@@ -105,7 +152,7 @@ class Kube:
         try:
             response = self.api.call_api(*params, _request_timeout=timeout)
         except ApiException as exc:
-            raise _error(exc.status or 0, exc.body or exc.reason or "") from None
+            raise _error(exc.status or 0, exc.body or exc.reason or "", exc.headers) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise KubeError(0, f"{method} {path}: API server not reachable: {exc}") from None
         if not 200 <= response.status <= 299:
@@ -113,7 +160,7 @@ class Kube:
                 raw = response.read()
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise KubeError(0, f"{method} {path}: {exc}") from None
-            raise _error(response.status, raw)
+            raise _error(response.status, raw, response.headers)
         if stream:
             return response.response
         try:
@@ -121,6 +168,8 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise KubeError(0, f"{method} {path}: connection lost: {exc}") from None
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        if "json" not in str(response.headers.get("Content-Type", "")):
+            return text  # pod logs are text/plain: a log line that happens to be JSON stays a log line
         try:
             return json.loads(text)
         except ValueError:
@@ -132,7 +181,7 @@ class Kube:
         if not retry:
             return self.send(method, path, body, query, content_type, False, self.timeout_s)
         for attempt in Retrying(retry=retry_if_exception(_transient), stop=stop_after_delay(self.retry_s),
-                                wait=wait_exponential(multiplier=0.05, max=2), reraise=True):
+                                wait=RETRY_WAIT, reraise=True):
             with attempt:
                 return self.send(method, path, body, query, content_type, False, self.timeout_s)
         raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or re-raises
@@ -174,26 +223,20 @@ class Kube:
         return self.resource(obj.api_version, obj.kind).path(obj.namespace, obj.name, sub)
 
 
-def _error(status: int, raw: Any) -> KubeError:
-    """A KubeError carrying the Status message the server sent (or the raw text)."""
+def _error(status: int, raw: Any, headers: Any = None) -> KubeError:
+    """A KubeError carrying the Status message the server sent (or the raw text), and its Retry-After."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+    retry_after = _retry_after(headers)
     try:
         body = json.loads(text)
     except ValueError:
         body = None
     if isinstance(body, dict) and body.get("kind") == "Status":
-        return KubeError(status, str(body.get("message") or text), str(body.get("reason") or ""))
-    return KubeError(status, " ".join(text.split())[:500] or f"HTTP {status}")
+        return KubeError(status, str(body.get("message") or text), str(body.get("reason") or ""), retry_after)
+    return KubeError(status, " ".join(text.split())[:500] or f"HTTP {status}", retry_after_s=retry_after)
 
 
 def iter_lines(response: Any) -> Iterator[str]:
-    """Lines of a chunked watch stream as they arrive."""
-    buffer = b""
-    for chunk in response.stream(amt=None, decode_content=False):
-        buffer += chunk if isinstance(chunk, bytes) else chunk.encode()
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            if line.strip():
-                yield line.decode("utf-8", "replace")
-    if buffer.strip():
-        yield buffer.decode("utf-8", "replace")
+    """The non-blank lines of a chunked watch stream as they arrive: the official client's line splitter, so an
+    unfinished last line (a stream cut mid-event) is dropped, never handed on as a truncated event."""
+    return (line for line in iter_resp_lines(response) if line.strip())

@@ -23,13 +23,13 @@ from typing import Any
 
 import urllib3
 from kubernetes.client import ApiClient
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_delay
 
 from validator.errors import EnvironmentNotReady
 from validator.failfast import FailFast, Terminal, Thresholds
 from validator.health import Health, HealthStatus, assess, environment_exempt, explain, pod_problem
 from validator.install import image_mismatches
-from validator.kubeapi import Kube, KubeError, Resource, iter_lines
+from validator.kubeapi import RETRY_WAIT, Kube, KubeError, Resource, iter_lines
 from validator.manifests import Bundle, KubeObject, ObjectRef, group_of
 
 Progress = Callable[[str], None]
@@ -100,7 +100,7 @@ class _KindWatch(threading.Thread):
         try:
             for attempt in Retrying(retry=retry_if_exception(self._retryable),
                                     stop=stop_after_delay(max(0.0, self.deadline - time.monotonic())),
-                                    wait=wait_exponential(multiplier=0.05, max=2), reraise=True):
+                                    wait=RETRY_WAIT, reraise=True):
                 with attempt:
                     self._session()
         except Exception as exc:

@@ -168,9 +168,10 @@ class ApiDouble:
 
     # -- faults and metering -----------------------------------------------------------------------
     def fail(self, status: int = 500, count: int = 1, verb: str | None = None, path_contains: str | None = None,
-             message: str | None = None) -> None:
-        """Answer the next `count` matching requests with `status` (500, 503, 429, ...)."""
-        self.faults.fail(status, count, verb, path_contains, message)
+             message: str | None = None, retry_after_s: int | None = None) -> None:
+        """Answer the next `count` matching requests with `status` (500, 503, 429, ...), with a Retry-After
+        header when given (API Priority and Fairness sends one with every 429)."""
+        self.faults.fail(status, count, verb, path_contains, message, retry_after_s)
 
     def slow(self, delay_s: float, count: int = 1, verb: str | None = None, path_contains: str | None = None) -> None:
         self.faults.slow(delay_s, count, verb, path_contains)

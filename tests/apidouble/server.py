@@ -34,6 +34,7 @@ class Fault:
     path_contains: str | None = None
     delay_s: float = 0.0
     message: str = "Internal error occurred: injected fault"
+    retry_after_s: int | None = None  # the Retry-After an API Priority and Fairness 429 carries
 
     def matches(self, verb: str, path: str) -> bool:
         return (self.verb in (None, verb)) and (self.path_contains is None or self.path_contains in path)
@@ -47,10 +48,11 @@ class Faults:
     abrupt_drop: bool = False
 
     def fail(self, status: int = 500, count: int = 1, verb: str | None = None, path_contains: str | None = None,
-             message: str | None = None) -> None:
+             message: str | None = None, retry_after_s: int | None = None) -> None:
         reason = {429: "Too many requests, please try again later.", 503: "the server is currently unable to "
                   "handle the request", 500: "Internal error occurred: injected fault"}
-        self.rules.append(Fault(status, count, verb, path_contains, 0.0, message or reason.get(status, "fault")))
+        self.rules.append(Fault(status, count, verb, path_contains, 0.0, message or reason.get(status, "fault"),
+                                retry_after_s))
 
     def slow(self, delay_s: float, count: int = 1, verb: str | None = None, path_contains: str | None = None) -> None:
         self.rules.append(Fault(0, count, verb, path_contains, delay_s))
@@ -148,11 +150,13 @@ class Server:
                 self.log.append((verb, raw_path))
 
     @staticmethod
-    def send_json(h: BaseHTTPRequestHandler, code: int, body: Any) -> None:
+    def send_json(h: BaseHTTPRequestHandler, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         h.send_response(code)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            h.send_header(name, value)
         h.end_headers()
         h.wfile.write(data)
 
@@ -213,7 +217,8 @@ class Server:
                 if fault.delay_s:
                     time.sleep(fault.delay_s)
                 else:
-                    raise ApiError(fault.status, _STATUS_REASON.get(fault.status, "InternalError"), fault.message)
+                    raise ApiError(fault.status, _STATUS_REASON.get(fault.status, "InternalError"), fault.message,
+                                   retry_after_s=fault.retry_after_s)
             if parsed is None:
                 self.discovery(h, url.path)
                 return
@@ -226,7 +231,8 @@ class Server:
             else:
                 self.send_json(h, code, body)
         except ApiError as exc:
-            self.send_json(h, exc.code, exc.status())
+            retry_after = {} if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+            self.send_json(h, exc.code, exc.status(), retry_after)
         except (BrokenPipeError, ConnectionResetError):
             h.close_connection = True
 

@@ -74,9 +74,13 @@ BUILTIN_TYPES = [
 class ApiError(Exception):
     """An error the double answers with a Kubernetes Status object."""
 
-    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None,
+                 retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.code, self.reason, self.message, self.details = code, reason, message, details or {}
+        self.retry_after_s = retry_after_s  # sent as the Retry-After header and details.retryAfterSeconds
+        if retry_after_s is not None:
+            self.details = {**self.details, "retryAfterSeconds": retry_after_s}
 
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",

@@ -1,0 +1,97 @@
+"""The API edge (validator/kubeapi.py) against the HTTP double: Retry-After, log bodies, stream line splitting."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from tenacity import RetryCallState
+
+from tests.apidouble import ApiDouble
+from validator.kubeapi import MAX_RETRY_AFTER_S, RETRY_WAIT, Kube, KubeError, iter_lines
+
+NAMESPACES = "/api/v1/namespaces"
+
+
+def test_throttled_call_carries_retry_after_and_is_retried_no_sooner() -> None:
+    """API Priority and Fairness answers 429 with Retry-After: retrying sooner only gets throttled again."""
+    with ApiDouble(simulate=False) as double:
+        kube = Kube(double.api_client())
+        double.fail(429, count=1, verb="list", retry_after_s=1)
+        with pytest.raises(KubeError) as throttled:
+            kube.send("GET", NAMESPACES)
+        assert (throttled.value.status, throttled.value.retry_after_s, throttled.value.transient) == (429, 1.0, True)
+
+        double.fail(429, count=1, verb="list", retry_after_s=1)
+        start = time.monotonic()
+        assert kube.call("GET", NAMESPACES)["kind"] == "NamespaceList"
+        assert time.monotonic() - start >= 0.95  # waited what the server asked, not the 0.05 s back-off
+        assert double.request_count("list") == 3
+
+
+def _after(exc: BaseException, attempt: int = 1) -> RetryCallState:
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    state.set_exception((type(exc), exc, None))
+    return state
+
+
+@pytest.mark.parametrize("exc, at_least, at_most", [
+    (KubeError(429, "throttled", retry_after_s=7), 7, 7),
+    (KubeError(503, "unavailable"), 0, 2),  # no header: the exponential back-off alone
+    (KubeError(0, "no answer"), 0, 2),
+    (OSError("reset"), 0, 2),
+])
+def test_retry_wait_is_the_back_off_or_the_servers_ask_whichever_is_longer(exc: BaseException, at_least: float,
+                                                                          at_most: float) -> None:
+    assert at_least <= RETRY_WAIT(_after(exc)) <= at_most
+
+
+def test_absurd_retry_after_is_capped_and_garbage_ignored() -> None:
+    with ApiDouble(simulate=False) as double:
+        kube = Kube(double.api_client())
+        double.fail(429, count=1, verb="list", retry_after_s=86400)
+        with pytest.raises(KubeError) as capped:
+            kube.send("GET", NAMESPACES)
+    assert capped.value.retry_after_s == MAX_RETRY_AFTER_S
+    from validator.kubeapi import _retry_after
+
+    assert [_retry_after(h) for h in ({"Retry-After": "soon"}, {"Retry-After": "-3"}, {}, None)] == [None] * 4
+
+
+def test_a_log_line_that_looks_like_json_stays_text() -> None:
+    with ApiDouble() as double:
+        double.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd"}})
+        double.pods("web").crashloop("app", log='{"level":"fatal","msg":"boom"}\n', every=0.1)
+        double.create({"apiVersion": "apps/v1", "kind": "Deployment",
+                       "metadata": {"name": "web", "namespace": "argocd"},
+                       "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {
+                           "metadata": {"labels": {"app": "web"}},
+                           "spec": {"containers": [{"name": "app", "image": "web:1"}]}}}})
+        kube = Kube(double.api_client())
+        deadline = time.monotonic() + 5
+        while not (pods := double.objects("Pod", "argocd")) or not _restarted(pods[0]):
+            assert time.monotonic() < deadline, "the double never restarted the pod"
+            time.sleep(0.05)
+        name = pods[0]["metadata"]["name"]
+        log = kube.call("GET", f"/api/v1/namespaces/argocd/pods/{name}/log",
+                        query={"container": "app", "previous": "true"})
+    assert log == '{"level":"fatal","msg":"boom"}\n'
+
+
+def _restarted(pod: dict[str, Any]) -> bool:
+    return any(s.get("restartCount", 0) >= 1 for s in (pod.get("status") or {}).get("containerStatuses") or [])
+
+
+class _Chunks:
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = chunks
+
+    def stream(self, amt: Any = None, decode_content: bool = False) -> Any:
+        return iter(self.chunks)
+
+
+def test_stream_lines_split_across_chunks_and_a_cut_last_line_is_dropped() -> None:
+    stream = _Chunks(b'{"type":"ADDED"}\n{"ty', b'pe":"MODIFIED"}\n\n', b'{"type":"DELE')  # cut mid-event
+    assert list(iter_lines(stream)) == ['{"type":"ADDED"}', '{"type":"MODIFIED"}']
