@@ -10,7 +10,7 @@ from tests.apidouble import ApiDouble
 from tests.apidouble.argocd import bundle_from, healthy_redis
 from tests.conftest import real_manifest
 from tests.manifest_snippets import deployment
-from validator.errors import CandidateFailed, InputError, MirrorError
+from validator.errors import CandidateFailed, EnvironmentNotReady, InputError, MirrorError
 from validator.failfast import Thresholds
 from validator.install import LAST_APPLIED, image_mismatches, install, normalize_image, phases, with_deletions
 from validator.manifests import Bundle, KubeObject, load_bundle
@@ -139,6 +139,27 @@ def test_client_side_upgrade_removes_fields_the_new_version_dropped_and_keeps_ot
     assert live is not None
     assert live["data"] == {"keep": "z"} and live["metadata"]["labels"] == {"a": "1"}
     assert live["metadata"]["annotations"]["by-controller"] == "v"  # not ours to delete, as with kubectl
+
+
+def test_a_namespace_still_terminating_is_the_mirrors_problem() -> None:
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    with ApiDouble(simulate=False) as double:
+        double.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd"},
+                       "status": {"phase": "Terminating"}})
+        with pytest.raises(EnvironmentNotReady, match="namespace argocd is still being deleted"):
+            install(double.api_client(), bundle)
+
+
+def test_client_side_create_whose_retry_finds_it_created_updates_instead() -> None:
+    """A POST that landed but whose answer was lost is retried and answered 409 AlreadyExists: not a rejection."""
+    bundle = load_bundle(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {a: b}\n", namespace="argocd")
+    with ApiDouble() as double:
+        api = double.api_client()
+        install(api, bundle, mode="client-side")
+        double.fail(404, count=1, verb="get", path_contains="/configmaps/cm")  # as if the GET raced the create
+        install(api, bundle, mode="client-side")
+        live = double.get("ConfigMap", "cm", "argocd")
+    assert live is not None and live["data"] == {"a": "b"}
 
 
 def test_rejected_object_fails_install_with_server_message() -> None:
@@ -305,6 +326,8 @@ def test_prune_never_deletes_the_namespace_the_candidate_lives_in() -> None:
      "EnvironmentNotReady"),
     (401, "Unauthorized", "EnvironmentNotReady"),
     (403, 'admission webhook "policy.example.com" denied the request: images must be signed', "CandidateFailed"),
+    (403, 'deployments.apps "web" is forbidden: unable to create new content in namespace argocd because it is '
+          'being terminated', "EnvironmentNotReady"),
 ])
 def test_access_problems_are_not_blamed_on_the_candidate(status: int, message: str, error: str) -> None:
     bundle = load_bundle(CRD_AND_CR, namespace="argocd")

@@ -115,21 +115,24 @@ def apply_one(kube: Kube, obj: KubeObject, mode: str) -> dict[str, Any]:
         else:
             body.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = (
                 json.dumps(_body(obj), separators=(",", ":"), sort_keys=True) + "\n")
-            try:
-                live = kube.call("GET", path)
-            except KubeError as exc:
-                if exc.status != 404:
-                    raise
-                result = kube.call("POST", res.path(obj.namespace), body, {"fieldManager": "kubectl-client-side-apply"})
-            else:
+            live = _get_or_none(kube, path)
+            if live is None:
+                try:
+                    result = kube.call("POST", res.path(obj.namespace), body,
+                                       {"fieldManager": "kubectl-client-side-apply"})
+                except KubeError as exc:
+                    if exc.reason != "AlreadyExists":
+                        raise
+                    live = kube.call("GET", path)  # a retried POST whose first try had landed: update instead
+            if live is not None:
                 patch = with_deletions(body, _last_applied(live))
                 result = kube.call("PATCH", path, patch, {"fieldManager": "kubectl-client-side-apply"},
                                    content_type="application/merge-patch+json")
     except KubeError as exc:
         if exc.transient:
             raise EnvironmentNotReady(f"apply {obj.ref}: API server failing: {exc.message}") from None
-        if _not_allowed(exc):
-            raise EnvironmentNotReady(f"apply {obj.ref}: our credentials may not do this: {exc.message}") from None
+        if why := _mirror_problem(exc):
+            raise EnvironmentNotReady(f"apply {obj.ref}: {why}: {exc.message}") from None
         if exc.reason == "NotFound" and "no matches for kind" in exc.message:
             raise CandidateFailed(f"apply {obj.ref} ({obj.where}): {exc.message}; ensure CRDs are installed first") \
                 from None
@@ -137,23 +140,44 @@ def apply_one(kube: Kube, obj: KubeObject, mode: str) -> dict[str, Any]:
     return result if isinstance(result, dict) else {}
 
 
-def _not_allowed(exc: KubeError) -> bool:
-    """401, or an RBAC 403 ('User "x" cannot create resource ...'): the mirror's access, not the candidate.
+def _get_or_none(kube: Kube, path: str) -> Any:
+    try:
+        return kube.call("GET", path)
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
-    Other 403s (an admission policy or webhook denying the object) are about the candidate.
+
+def _mirror_problem(exc: KubeError) -> str | None:
+    """Why a refusal is the mirror's fault, not the candidate's, or None.
+
+    401 and RBAC 403s ('User "x" cannot create resource ...') are our access; a 403 'unable to create new
+    content in namespace x because it is being terminated' is a namespace left by an earlier run. Other 403s
+    (an admission policy or webhook denying the object) are about the candidate.
     """
-    return exc.status == 401 or (exc.status == 403 and " cannot " in exc.message)
+    if exc.status == 401 or (exc.status == 403 and " cannot " in exc.message):
+        return "our credentials may not do this"
+    if exc.status == 403 and "because it is being terminated" in exc.message:
+        return "its namespace is being deleted"
+    return None
 
 
 def ensure_namespace(kube: Kube, namespace: str, mode: str) -> None:
-    """`kubectl apply -n argocd` needs the namespace; create it like `kubectl create namespace` if absent."""
+    """`kubectl apply -n argocd` needs the namespace; create it like `kubectl create namespace` if absent.
+
+    A namespace still Terminating (left by an earlier run on an `existing` cluster) would refuse every object
+    with a 403 that reads like the candidate's fault, so it is reported as the mirror's problem up front."""
     ns = KubeObject({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     try:
-        kube.call("GET", kube.path_of(ns))
+        live = _get_or_none(kube, kube.path_of(ns))
     except KubeError as exc:
-        if exc.status != 404:
-            raise EnvironmentNotReady(f"namespace {namespace}: {exc.message}") from None
+        raise EnvironmentNotReady(f"namespace {namespace}: {exc.message}") from None
+    if live is None:
         apply_one(kube, ns, mode)
+    elif (live.get("status") or {}).get("phase") == "Terminating":
+        raise EnvironmentNotReady(f"namespace {namespace} is still being deleted (Terminating): wait until it is "
+                                  "gone, or use a fresh cluster")
 
 
 def _established(crd: dict[str, Any]) -> bool:
