@@ -65,6 +65,19 @@ def test_waits_for_names_the_missing_object() -> None:
     assert waits_for({"status": {}}) == []
 
 
+def test_events_sort_by_when_they_last_happened_whatever_their_shape() -> None:
+    from validator.diagnose import _event_count, _event_order
+
+    core_v1 = {"reason": "BackOff", "lastTimestamp": "2026-01-01T00:00:05Z", "count": 4}
+    scheduler = {"reason": "FailedScheduling", "eventTime": "2026-01-01T00:00:01.000000Z",  # no lastTimestamp/count
+                 "series": {"count": 7, "lastObservedTime": "2026-01-01T00:00:09.500000Z"}}
+    precise = {"reason": "Pulled", "eventTime": "2026-01-01T00:00:05.250000Z"}  # after :05Z, before as text
+    garbled = {"reason": "Odd", "lastTimestamp": "yesterday"}
+    ordered = sorted([scheduler, precise, core_v1, garbled], key=_event_order)
+    assert [e["reason"] for e in ordered] == ["Odd", "BackOff", "Pulled", "FailedScheduling"]
+    assert [_event_count(e) for e in (core_v1, scheduler, precise)] == [4, 7, 1]
+
+
 def test_write_json_and_markdown(tmp_path: Path) -> None:
     d = Diagnosis("x: broken", evidence=[{"object": "Pod/ns/p", "logs": {"c": {"previous": "boom", "current": None}}}],
                   consequences=["Pod/ns/q: waits for Secret/s"],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +152,29 @@ def _short(ref: str) -> str:
 
 
 def _event_time(ev: dict[str, Any]) -> str:
-    return str(ev.get("lastTimestamp") or ev.get("eventTime") or ev.get("firstTimestamp") or
-               (ev.get("metadata") or {}).get("creationTimestamp") or "")
+    """When an event last happened. Events from newer components (the scheduler's FailedScheduling) have no
+    lastTimestamp/count: they carry eventTime, and repeats in series.lastObservedTime / series.count."""
+    return str(_series(ev).get("lastObservedTime") or ev.get("lastTimestamp") or ev.get("eventTime")
+               or ev.get("firstTimestamp") or (ev.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def _event_order(ev: dict[str, Any]) -> datetime:
+    """Chronological, not textual: '...:05Z' sorts after '...:05.123456Z' as strings (second vs microsecond
+    precision), so the times are parsed; an unreadable one sorts first."""
+    try:
+        when = datetime.fromisoformat(_event_time(ev))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _event_count(ev: dict[str, Any]) -> Any:
+    return _series(ev).get("count") or ev.get("count") or 1
+
+
+def _series(ev: dict[str, Any]) -> dict[str, Any]:
+    series = ev.get("series")
+    return series if isinstance(series, dict) else {}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,7 +231,7 @@ def diagnose(api: ApiClient, bundle: Bundle, result: WaitResult, out_dir: Path) 
     pods = col.list("v1", "Pod")
     replicasets = col.list("apps/v1", "ReplicaSet")
     policies = col.list("networking.k8s.io/v1", "NetworkPolicy")
-    events = sorted(col.list("v1", "Event"), key=_event_time)
+    events = sorted(col.list("v1", "Event"), key=_event_order)
 
     failing_pods = [p for p in pods if failing_containers(p)]
     waiting = {_ref(p): waits_for(p) for p in pods if waits_for(p)}
@@ -246,7 +268,7 @@ def diagnose(api: ApiClient, bundle: Bundle, result: WaitResult, out_dir: Path) 
     diagnosis.events = [
         {"time": _event_time(ev), "type": ev.get("type"), "reason": ev.get("reason"),
          "object": f"{(ev.get('involvedObject') or {}).get('kind')}/{(ev.get('involvedObject') or {}).get('name')}",
-         "message": ev.get("message"), "count": ev.get("count", 1)}
+         "message": ev.get("message"), "count": _event_count(ev)}
         for ev in events if (ev.get("involvedObject") or {}).get("name") in involved
         or (ev.get("type") == "Warning"
             and any(_short(r) == (ev.get("involvedObject") or {}).get("name") for r in result.health))]
