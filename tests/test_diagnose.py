@@ -127,3 +127,27 @@ def test_root_cause_for_other_failures(script: Any, cause: str, tmp_path: Path) 
         diag = run_diagnose(api, bundle, result, tmp_path)
     assert diag.root_cause.startswith(cause), diag.root_cause
     assert "NetworkPolicy" not in diag.root_cause
+
+
+def test_a_kubelet_that_cannot_serve_logs_does_not_stop_the_rest_of_the_evidence(tmp_path: Path) -> None:
+    """Logs go through the kubelet: its 5xx is one node's problem, not an unavailable API server, so the next
+    pod's logs are still read. The unreadable pod is the root cause's, which is read first."""
+    names = ("crash-a", "crash-b")
+    bundle = load_bundle("---".join(deployment(n, "x:1") for n in names).encode(), namespace="argocd")
+    with ApiDouble(namespaces=("default", "argocd")) as double:
+        for name in names:
+            double.pods(name).crashloop("app", log=f"{name} says boom\n", every=0.1, exit_code=1)
+        api = double.api_client()
+        install(api, bundle)
+        result = wait_healthy(api, bundle, timeout_s=30, thresholds=Thresholds())
+        assert result.terminal is not None
+        off_node = next(n for n in names if n in result.terminal.object)
+        other = next(n for n in names if n != off_node)
+        double.fail(500, count=1000, verb="logs", path_contains=f"/pods/{off_node}-",
+                    message='Get "https://172.18.0.3:10250/containerLogs/argocd/...": dial tcp 172.18.0.3:10250: '
+                            "connect: connection refused")
+        diag = run_diagnose(api, bundle, result, tmp_path)
+    notes = [n for e in diag.evidence for n in e.get("collection_notes", [])]
+    assert any("10250: connect: connection refused" in n for n in notes)
+    assert diag.root_cause.startswith(f"{off_node}: container app failing"), diag.root_cause
+    assert f"{other} says boom" in json.dumps(diag.evidence)

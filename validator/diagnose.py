@@ -190,6 +190,7 @@ class _Collector:
         self.result = result
         self.notes: list[str] = []
         self.down = False  # after one call failed through its retries, use what the wait saw (bounded time)
+        self._logs: dict[tuple[str, str, bool], str | None] = {}  # the root cause and the evidence read the same
 
     def list(self, api_version: str, kind: str) -> list[dict[str, Any]]:
         fallback = [o for o in self.result.live.values() if o.get("kind") == kind]
@@ -211,6 +212,13 @@ class _Collector:
 
     def logs(self, pod: dict[str, Any], container: str, previous: bool) -> str | None:
         meta = pod.get("metadata") or {}
+        key = (f"{meta.get('namespace')}/{meta.get('name')}/{meta.get('uid')}", container, previous)
+        if key not in self._logs:
+            self._logs[key] = self._read_logs(pod, container, previous)
+        return self._logs[key]
+
+    def _read_logs(self, pod: dict[str, Any], container: str, previous: bool) -> str | None:
+        meta = pod.get("metadata") or {}
         path = f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}/log"
         query = {"container": container, "tailLines": LOG_TAIL, "previous": "true" if previous else None}
         if self.down:
@@ -218,7 +226,9 @@ class _Collector:
         try:
             text = self.kube.call("GET", path, query=query)
         except KubeError as exc:
-            self.down = self.down or exc.transient
+            # only "no answer at all" means the API server is down: a 5xx here is usually the kubelet behind
+            # the log proxy (one node), and must not stop the lists and the other pods' logs
+            self.down = self.down or exc.status == 0
             if exc.status != 400:  # 400 = no previous run: nothing to say
                 self.notes.append(f"logs of {meta.get('name')}/{container}: {exc.message}")
             return None
