@@ -303,6 +303,22 @@ def test_crd_established_while_its_watch_version_expired_is_seen_on_the_relist()
     assert "CustomResourceDefinition.apiextensions.k8s.io/widgets.example.com" in [str(r) for r in result.applied]
 
 
+def test_discovery_lagging_behind_established_is_waited_for_not_blamed_on_the_candidate() -> None:
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    with ApiDouble(crd_establish_s=0.2) as double:
+        double.fail(404, count=3, verb="discovery", path_contains="/apis/example.com/v1",
+                    message="the server could not find the requested resource")
+        install(double.api_client(), bundle)
+        assert double.get("Widget", "w1", "argocd") is not None
+        assert double.request_count("discovery", "/apis/example.com/v1") >= 4
+
+
+def test_a_kind_no_crd_serves_still_fails_the_candidate_at_once() -> None:
+    bundle = load_bundle(b"apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g}\n", namespace="argocd")
+    with ApiDouble() as double, pytest.raises(CandidateFailed, match='no matches for kind "Gadget"'):
+        install(double.api_client(), bundle)
+
+
 def test_crd_never_established_fails_install_at_its_deadline() -> None:
     bundle = load_bundle(CRD_AND_CR, namespace="argocd")
     with ApiDouble(crd_establish_s=60) as double, pytest.raises(CandidateFailed, match="not Established within 1 s"):

@@ -23,6 +23,7 @@ The API edge (``Kube``) lives in validator/kubeapi.py, shared with watch, diagno
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from typing import Any
 
 import urllib3
 from kubernetes.client import ApiClient
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from validator.errors import CandidateFailed, EnvironmentNotReady, InputError
 from validator.kubeapi import Kube, KubeError, iter_lines
@@ -260,6 +262,17 @@ def wait_established(kube: Kube, names: list[str], timeout_s: float = 60) -> lis
     return sorted(names)
 
 
+def await_discovery(kube: Kube, api_version: str, kind: str, timeout_s: float = 10) -> None:
+    """Give discovery a moment to list a kind whose CRD was just Established (the discovery documents are
+    updated asynchronously), so a short lag is not reported as the candidate's "no matches for kind". A kind
+    still unknown afterwards is left to apply_one, which says so."""
+    not_yet = retry_if_exception(lambda exc: isinstance(exc, KubeError) and exc.status == 404)
+    with contextlib.suppress(KubeError):
+        for attempt in Retrying(retry=not_yet, stop=stop_after_delay(timeout_s), wait=wait_fixed(0.25), reraise=True):
+            with attempt:
+                kube.resource(api_version, kind)  # asks discovery again while the kind is not listed
+
+
 def prune(kube: Kube, previous: Bundle, bundle: Bundle, progress: Progress | None = None) -> list[str]:
     """Delete objects of `previous` the candidate no longer has (reverse apply order, background cascade)."""
     pruned = []
@@ -309,6 +322,10 @@ def install(api: ApiClient, bundle: Bundle, mode: str = "server-side", previous:
         result.established = wait_established(kube, crds, crd_timeout_s)
     if before_workloads is not None:
         before_workloads(api)
+    served_now = {(str(spec.get("group")), str((spec.get("names") or {}).get("kind")))
+                  for spec in ((o.body.get("spec") or {}) for o in prereq if o.kind == "CustomResourceDefinition")}
+    for api_version, kind in dict.fromkeys((o.api_version, o.kind) for o in custom if (o.group, o.kind) in served_now):
+        await_discovery(kube, api_version, kind)
     for obj in rest + custom:
         apply_one(kube, obj, mode)
         result.applied.append(str(obj.ref))
