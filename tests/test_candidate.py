@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -252,3 +253,21 @@ def test_a_local_file_never_loads_the_network_edge(tmp_path: Path) -> None:
              "print(sorted(m for m in edge if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe, str(manifest)], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_nightly_newest_release_step_runs_against_upstream(upstream: Upstream) -> None:
+    """nightly.yml finds the newest release with an inline script: run that very script, so a moved import
+    (it once still named validator.candidate after the network edge moved out) fails here, not at 04:17 UTC."""
+    import re
+
+    import yaml
+
+    workflow = yaml.safe_load((Path(__file__).resolve().parents[1] / ".github/workflows/nightly.yml").read_text())
+    (run,) = [s["run"] for s in workflow["jobs"]["newest"]["steps"] if s.get("id") == "newest"]
+    match = re.search(r"python -c '(.*?)'\)", run, re.DOTALL)
+    assert match, run
+    env = {**os.environ, "ARGOCD_MIRROR_GIT_URL": upstream.git_url}
+    out = subprocess.run([sys.executable, "-c", match.group(1)], capture_output=True, text=True, env=env,
+                         timeout=60, check=False)
+    assert (out.returncode, out.stdout.strip()) == (0, "v3.5.1"), out.stderr  # v3.5.0-rc1 sorts before it
+

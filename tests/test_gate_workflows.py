@@ -25,6 +25,16 @@ def load(name: str) -> dict[Any, Any]:
     return {("on" if key is True else key): value for key, value in doc.items()}  # YAML 1.1 reads `on` as True
 
 
+def assert_validates_through_the_cli(steps: list[dict[str, Any]]) -> None:
+    """The CLI's own exit code (0 pass, 1 fail, 2 could not validate), not make's (2 for any failure), and every
+    input one quoted argument (make would paste them into a shell command line)."""
+    runs = "\n".join(line for s in steps for line in str(s.get("run", "")).splitlines()
+                     if not line.lstrip().startswith("#"))
+    assert "make validate" not in runs
+    assert re.search(r'^\.venv/bin/argocd-mirror validate "\$\w+" "\$\{args\[@\]\}"$', runs, re.MULTILINE), runs
+    assert not re.search(r'args="[^"]*\$', runs), "arguments built as one string are split by the shell"
+
+
 def check_jsonschema(*files: Path, schema: str = "vendor.github-workflows") -> subprocess.CompletedProcess[str]:
     if CHECK is None:
         pytest.skip("check-jsonschema is not installed (dev dependency)")
@@ -77,7 +87,7 @@ def test_nightly_schedule_matrix_and_pins() -> None:
     assert upload["if"] == "always()"
     for key in matrix:
         assert f"matrix.{key}" in upload["with"]["name"], f"artifact names must be unique per {key}"
-    assert any("make validate" in s.get("run", "") for s in job["steps"])
+    assert_validates_through_the_cli(job["steps"])
 
 
 def test_gate_is_callable_and_dispatchable_with_a_version() -> None:
@@ -86,7 +96,7 @@ def test_gate_is_callable_and_dispatchable_with_a_version() -> None:
     assert "version" in gate["on"]["workflow_dispatch"]["inputs"]
     assert gate["env"]["KIND_VERSION"] == KIND_RELEASE
     steps = gate["jobs"]["validate"]["steps"]
-    assert any("make validate" in s.get("run", "") for s in steps)
+    assert_validates_through_the_cli(steps)
     assert gate["on"]["workflow_call"]["outputs"]["verdict"]["value"] == "${{ jobs.validate.outputs.verdict }}"
 
 
