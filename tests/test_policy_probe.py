@@ -134,13 +134,21 @@ def test_outcome_counts_every_policy_selecting_the_probe() -> None:
     assert "deny-all, argocd-redis-network-policy allow(s) egress" in next(p.why for p in probes if p.expect == CONNECT)
 
 
-def test_partial_or_unsatisfiable_policies_are_skipped_with_a_note() -> None:
+def test_service_only_policy_is_probed_expecting_blocked() -> None:
+    """443 to the kubernetes Service alone: enforced after the DNAT, the pod is judged going to node:6443."""
     service_only = netpol("service-only", {"matchLabels": {"app": "a"}}, ["Egress"],
                           [{"to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}], "ports": [{"port": 443}]}])
+    (probe,), notes = plan_policy_probes(bundle_of(service_only))
+    assert (probe.policy, probe.expect, notes) == ("argocd/service-only", BLOCKED, [])
+
+
+def test_partial_or_unsatisfiable_policies_are_skipped_with_a_note() -> None:
+    part_of_the_node_network = netpol("some-nodes", {"matchLabels": {"app": "a"}}, ["Egress"],
+                                      [{"to": [{"ipBlock": {"cidr": "172.18.0.0/24"}}], "ports": [{"port": 6443}]}])
     odd = netpol("odd", {"matchExpressions": [{"key": "x", "operator": "In", "values": []}]}, ["Egress"])
-    probes, notes = plan_policy_probes(bundle_of(service_only, odd))
+    probes, notes = plan_policy_probes(bundle_of(part_of_the_node_network, odd))
     assert probes == []
-    assert any("service-only not probed" in n and "depends on the CNI" in n for n in notes)
+    assert any("some-nodes not probed" in n and "depends on the API server's address" in n for n in notes)
     assert any("odd not probed: no simple label set satisfies its podSelector" in n for n in notes)
 
 

@@ -141,13 +141,27 @@ def test_implicit_egress_policy_type_still_blocks() -> None:
     assert [f.severity for f in run(bundle, "networkpolicy-api-egress")] == ["error"]
 
 
-def test_only_port_443_allowed_is_a_warning_not_a_pass() -> None:
+def test_only_port_443_allowed_is_an_error_because_policy_is_enforced_after_the_dnat() -> None:
+    """cert-manager's webhook policy allowed 443 and 53 and timed out (its PR #5788): kindnet and Calico judge the
+    packet after kube-proxy rewrote 10.96.0.1:443 to the endpoint, node:6443."""
     def only_443(body: dict[str, Any]) -> None:
         body["spec"]["egress"].append({"ports": [{"protocol": "TCP", "port": 443}]})
     findings = run(edited(fixture(V2111), "NetworkPolicy", "argocd-redis-network-policy", only_443),
                    "networkpolicy-api-egress")
+    assert [f.severity for f in findings] == ["error"]
+    assert "no rule admits TCP 6443 to the API server endpoint (it admits TCP 443 to the kubernetes Service, " \
+           "but policy is enforced after the Service address is rewritten" in findings[0].reason
+    assert findings[0].evidence["admits_service_443"] is True and findings[0].evidence["admits_endpoint_6443"] is False
+
+
+def test_6443_to_part_of_the_node_network_is_a_warning() -> None:
+    def some_nodes(body: dict[str, Any]) -> None:
+        body["spec"]["egress"].append({"to": [{"ipBlock": {"cidr": "172.18.0.0/16", "except": ["172.18.0.0/24"]}}],
+                                       "ports": [{"port": 6443}]})
+    findings = run(edited(fixture(V2111), "NetworkPolicy", "argocd-redis-network-policy", some_nodes),
+                   "networkpolicy-api-egress")
     assert [f.severity for f in findings] == ["warning"]
-    assert "6443" in findings[0].reason
+    assert "depends on the node's address" in findings[0].reason
 
 
 def test_match_expressions_selecting_the_pod_count_and_not_selecting_do_not() -> None:
@@ -218,9 +232,14 @@ def test_cluster_role_binding_and_group_subjects_count_as_api_need() -> None:
     ({"to": [{"ipBlock": {"cidr": "10.96.0.0/12", "except": ["10.96.0.0/24"]}}]}, "10.96.0.1", 443, False),
     ({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}, "172.18.0.0/16", 6443, True),
     ({"to": [{"ipBlock": {"cidr": "192.168.0.0/16"}}]}, "172.18.0.0/16", 6443, False),
+    ({"to": [{"ipBlock": {"cidr": "172.18.255.0/24"}}]}, "172.18.0.0/16", 6443, None),  # part: depends on the node
+    ({"to": [{"ipBlock": {"cidr": "172.18.0.0/16", "except": ["172.18.0.0/24"]}}]}, "172.18.0.0/16", 6443, None),
+    ({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["172.16.0.0/12"]}}]}, "172.18.0.0/16", 6443, False),
+    ({"to": [{"ipBlock": {"cidr": "172.18.255.0/24"}}, {"ipBlock": {"cidr": "0.0.0.0/0"}}]}, "172.18.0.0/16", 6443,
+     True),
     ({"to": [{"podSelector": {}}]}, "10.96.0.1", 443, False),
 ])
-def test_egress_rule_admission(rule: dict[str, Any], target: str, port: int, expected: bool) -> None:
+def test_egress_rule_admission(rule: dict[str, Any], target: str, port: int, expected: bool | None) -> None:
     import ipaddress
     address: Any = ipaddress.ip_network(target) if "/" in target else ipaddress.ip_address(target)
     assert rule_admits(rule, address, port) is expected

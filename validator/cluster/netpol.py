@@ -34,12 +34,11 @@ from validator.errors import EnvironmentNotReady
 from validator.manifests import Bundle, KubeObject
 from validator.preflight.netpol import (
     API_ENDPOINT_NETWORK,
-    API_SERVICE,
     EgressPolicies,
     _egress_rules,
+    admitted,
     describe_rule,
     policy_types,
-    rule_admits,
 )
 from validator.preflight.selectors import Lookup, PodTemplate, selector_matches
 
@@ -226,9 +225,10 @@ def probe_name(policy: str) -> str:
 def plan_policy_probes(bundle: Bundle) -> tuple[list[PolicyProbe], list[str]]:
     """(probes, notes on policies skipped) for every egress-restricting NetworkPolicy of the bundle. Pure.
 
-    The expected outcome is preflight's: all policies selecting the probe's labels together admit TCP 443
-    to the kubernetes Service and 6443 to the API server endpoint -> CONNECT; neither -> BLOCKED; one but
-    not the other depends on where the CNI filters (before or after the Service DNAT), so no probe.
+    The expected outcome is preflight's: all policies selecting the probe's labels together admit TCP 6443 to
+    the API server endpoint -> CONNECT, else BLOCKED (policy is enforced after the Service DNAT, so 443 to the
+    Service alone does not help: a probe shows it); admitting only part of the network the endpoint's address
+    comes from depends on that address, so no probe.
     """
     lookup = Lookup(bundle)
     restricting = EgressPolicies(lookup)
@@ -250,16 +250,15 @@ def plan_policy_probes(bundle: Bundle) -> tuple[list[PolicyProbe], list[str]]:
         selecting = restricting.selecting(PodTemplate(KubeObject(body, namespace=policy.namespace), labels,
                                                       body["spec"]))
         rules = _egress_rules(selecting)
-        service_ok = any(rule_admits(r, API_SERVICE[0], API_SERVICE[1]) for r in rules)
-        endpoint_ok = any(rule_admits(r, API_ENDPOINT_NETWORK[0], API_ENDPOINT_NETWORK[1]) for r in rules)
-        admitted = "; ".join(describe_rule(r) for r in rules) or "nothing (deny all egress)"
-        why = f"{', '.join(p.name for p in selecting)} allow(s) egress to {admitted}"
-        if service_ok != endpoint_ok:
-            notes.append(f"NetworkPolicy {ref} not probed: its pods may reach the API server on only one of "
-                         "TCP 443 (Service) and 6443 (endpoint), so the outcome depends on the CNI "
+        endpoint_ok = admitted(rules, *API_ENDPOINT_NETWORK)
+        allowed = "; ".join(describe_rule(r) for r in rules) or "nothing (deny all egress)"
+        why = f"{', '.join(p.name for p in selecting)} allow(s) egress to {allowed}"
+        if endpoint_ok is None:
+            notes.append(f"NetworkPolicy {ref} not probed: it admits TCP 6443 to only part of "
+                         f"{API_ENDPOINT_NETWORK[0]}, so the outcome depends on the API server's address "
                          "(preflight warns about it)")
             continue
-        probes.append(PolicyProbe(ref, name, policy.namespace, labels, CONNECT if service_ok else BLOCKED, why))
+        probes.append(PolicyProbe(ref, name, policy.namespace, labels, CONNECT if endpoint_ok else BLOCKED, why))
     return probes, notes
 
 

@@ -4,8 +4,13 @@ v2.11.1's argocd-redis gained init container secret-init (`argocd admin redis-in
 creates Secret argocd-redis through the API) while NetworkPolicy argocd-redis-network-policy selected
 the pod with policyTypes [Ingress, Egress] and egress to port 53 only. On a CNI that enforces policy the
 init container timed out dialling 10.96.0.1:443 and Argo CD never came up. This check finds that
-statically: pod templates selected by an egress-restricting policy whose rules admit neither the
-`kubernetes` Service (TCP 443) nor the API server endpoint (TCP 6443), while the pod needs the API.
+statically: pod templates selected by an egress-restricting policy whose rules do not admit the API server
+endpoint (TCP 6443 on the control-plane node), while the pod needs the API.
+
+Why the endpoint and not the `kubernetes` Service (10.96.0.1:443) the pod dials: NetworkPolicy is enforced
+after kube-proxy has rewritten the Service address to the endpoint (kindnet's kube-network-policies filters
+at POSTROUTING, Calico's dataplanes likewise; calico#5129, cert-manager PR #5788 hit exactly this), so a rule
+admitting only 443 to the Service still times the pod out. Both CNIs argocd-mirror builds work this way.
 """
 
 from __future__ import annotations
@@ -56,8 +61,9 @@ def _port_admits(entry: dict[str, Any], port: int) -> bool:
     return value <= port <= end if isinstance(end, int) else value == port
 
 
-def _peer_admits(peer: dict[str, Any], target: ipaddress.IPv4Address | ipaddress.IPv4Network) -> bool:
-    """Whether one `to` peer could admit the target (an address or a network that holds the endpoint)."""
+def _peer_admits(peer: dict[str, Any], target: ipaddress.IPv4Address | ipaddress.IPv4Network) -> bool | None:
+    """Whether one `to` peer admits the target: an address, or the network the endpoint's address comes from,
+    where covering only part of it gives None (it depends on which address the node gets)."""
     block = peer.get("ipBlock")
     if not isinstance(block, dict):
         return False  # pod/namespace selectors pick pods; the API server runs on the host network
@@ -66,20 +72,33 @@ def _peer_admits(peer: dict[str, Any], target: ipaddress.IPv4Address | ipaddress
         excepts = [ipaddress.ip_network(str(e), strict=False) for e in block.get("except") or []]
     except ValueError:
         return False
-    if isinstance(target, ipaddress.IPv4Network):
-        if cidr.version != target.version or not cidr.overlaps(target):
-            return False
-        return not any(e.version == target.version and target.subnet_of(e) for e in excepts)
-    return target in cidr and not any(target in e for e in excepts)
+    if isinstance(target, ipaddress.IPv4Address):
+        return target in cidr and not any(target in e for e in excepts)
+    if cidr.version != target.version or not cidr.overlaps(target):
+        return False
+    holes = [e for e in excepts if e.version == target.version and e.overlaps(target)]
+    if any(target.subnet_of(e) for e in holes):
+        return False
+    return None if holes or not target.subnet_of(cidr) else True
 
 
-def rule_admits(rule: dict[str, Any], target: Any, port: int) -> bool:
-    """Whether an egress rule admits TCP `port` to `target`; empty ports/to mean all ports/destinations."""
+def rule_admits(rule: dict[str, Any], target: Any, port: int) -> bool | None:
+    """Whether an egress rule admits TCP `port` to `target` (None: only part of a target network); empty
+    ports/to mean all ports/destinations."""
     ports = rule.get("ports") or []
     if ports and not any(_port_admits(p, port) for p in ports if isinstance(p, dict)):
         return False
-    peers = rule.get("to") or []
-    return not peers or any(_peer_admits(p, target) for p in peers if isinstance(p, dict))
+    peers = [p for p in rule.get("to") or [] if isinstance(p, dict)]
+    if not peers:
+        return True
+    verdicts = [_peer_admits(p, target) for p in peers]
+    return True if True in verdicts else (None if None in verdicts else False)
+
+
+def admitted(rules: Iterable[dict[str, Any]], target: Any, port: int) -> bool | None:
+    """The rules together (a union): True if one admits, else None if one might, else False."""
+    verdicts = [rule_admits(r, target, port) for r in rules]
+    return True if True in verdicts else (None if None in verdicts else False)
 
 
 def describe_rule(rule: dict[str, Any]) -> str:
@@ -229,10 +248,10 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
         if need is None:
             continue
         rules = _egress_rules(policies)
-        service_ok = any(rule_admits(r, API_SERVICE[0], API_SERVICE[1]) for r in rules)
-        endpoint_ok = any(rule_admits(r, API_ENDPOINT_NETWORK[0], API_ENDPOINT_NETWORK[1]) for r in rules)
-        if service_ok and endpoint_ok:
+        endpoint_ok = admitted(rules, *API_ENDPOINT_NETWORK)
+        if endpoint_ok is True:
             continue
+        service_ok = admitted(rules, *API_SERVICE) is True
         names = ", ".join(p.name for p in policies)
         allowed = [describe_rule(r) for r in rules] or ["nothing (deny all egress)"]
         which = ("container " if len(need.containers) == 1 else "containers ") + ", ".join(need.containers)
@@ -244,18 +263,18 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
             "api_endpoint": f"{API_ENDPOINT_NETWORK[0]}:{API_ENDPOINT_NETWORK[1]}",
         }
         objects = (str(tmpl.owner.ref), *(str(p.ref) for p in policies))
-        if not service_ok and not endpoint_ok:
-            findings.append(Finding(
-                CHECK, "error", objects,
-                f"{tmpl.label}: {which} need(s) the Kubernetes API but NetworkPolicy {names} restricts egress to "
-                f"{'; '.join(allowed)}: no rule admits TCP 443 (kubernetes Service) or 6443 (API server), "
-                "so the pod will time out dialling the API (the Argo CD v2.11.1 redis outage)",
-                evidence))
-        else:
-            missing = "6443 (API server endpoint)" if service_ok else "443 (kubernetes Service)"
+        head = (f"{tmpl.label}: {which} need(s) the Kubernetes API but NetworkPolicy {names} restricts egress to "
+                f"{'; '.join(allowed)}")
+        if endpoint_ok is None:
             findings.append(Finding(
                 CHECK, "warning", objects,
-                f"{tmpl.label}: {which} need(s) the Kubernetes API and NetworkPolicy {names} admits it only "
-                f"partly (not TCP {missing}); CNIs that filter after DNAT see port 6443, others port 443",
-                evidence))
+                f"{head}: it admits TCP 6443 to only part of {API_ENDPOINT_NETWORK[0]}, where the API server's "
+                "address comes from, so whether the pod reaches the API depends on the node's address", evidence))
+            continue
+        after_dnat = (" (it admits TCP 443 to the kubernetes Service, but policy is enforced after the Service "
+                      "address is rewritten to the endpoint)" if service_ok else "")
+        findings.append(Finding(
+            CHECK, "error", objects,
+            f"{head}: no rule admits TCP 6443 to the API server endpoint{after_dnat}, so the pod will time out "
+            "dialling the API (the Argo CD v2.11.1 redis outage)", evidence))
     return findings
