@@ -279,6 +279,17 @@ def test_fixed_policy_probe_must_connect(double: ApiDouble) -> None:
     assert double.get("Deployment", REDIS, "argocd") is not None
 
 
+def test_a_policy_admitting_443_to_the_service_only_is_proven_blocking(double: ApiDouble) -> None:
+    """The probe dials 10.96.0.1:443 as the pods do; the network judges it after the DNAT (node:6443)."""
+    service_only = [netpol(POLICY, {"matchLabels": {"app.kubernetes.io/name": REDIS}}, ["Ingress", "Egress"],
+                           [*DNS_ONLY, {"to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}], "ports": [{"port": 443}]}])]
+    progress: list[str] = []
+    install_probed(double, bundle_of(*service_only), progress)
+    (name, _dials, code), = double.network.runs
+    assert (name, code) == (PROBE, 0)
+    assert f"NetworkPolicy argocd/{POLICY} is enforced for a new pod (probe blocked)" in progress
+
+
 def test_fixed_policy_on_a_broken_pod_network_is_not_blamed_on_the_candidate(double: ApiDouble) -> None:
     double.network.pod_network = False
     with pytest.raises(EnvironmentNotReady, match=f"NetworkPolicy argocd/{POLICY} admits egress to the API server"):
