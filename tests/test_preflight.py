@@ -212,14 +212,30 @@ def test_cluster_role_binding_and_group_subjects_count_as_api_need() -> None:
     cluster_role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"},
                     "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}
     for subject in ({"kind": "ServiceAccount", "name": "argocd-redis", "namespace": "argocd"},
-                    {"kind": "Group", "name": "system:serviceaccounts:argocd"}):
+                    {"kind": "Group", "name": "system:serviceaccounts:argocd"},
+                    {"kind": "User", "name": "system:serviceaccount:argocd:argocd-redis"}):  # RBAC's name for it
         binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                    "metadata": {"name": "b"}, "subjects": [subject],
                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"}}
         assert [f.severity for f in run(bundle_of(*base, cluster_role, binding), "networkpolicy-api-egress")] == [
             "error"]
-    other_ns = {**binding, "subjects": [{"kind": "ServiceAccount", "name": "argocd-redis", "namespace": "elsewhere"}]}
-    assert run(bundle_of(*base, cluster_role, other_ns), "networkpolicy-api-egress") == []
+    for elsewhere in ({"kind": "ServiceAccount", "name": "argocd-redis", "namespace": "elsewhere"},
+                      {"kind": "User", "name": "system:serviceaccount:elsewhere:argocd-redis"}):
+        other_ns = {**binding, "subjects": [elsewhere]}
+        assert run(bundle_of(*base, cluster_role, other_ns), "networkpolicy-api-egress") == []
+
+
+def test_a_job_selected_by_the_label_its_controller_adds_is_checked() -> None:
+    """Jobs' pods carry batch.kubernetes.io/job-name (and job-name); charts select them by it."""
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "init-redis"},
+           "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+               {"name": "init", "image": "quay.io/argoproj/argocd:v2.11.1",
+                "command": ["argocd", "admin", "redis-initial-password"]}]}}}}
+    dns_only = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "init-redis"},
+                "spec": {"podSelector": {"matchLabels": {"batch.kubernetes.io/job-name": "init-redis"}},
+                         "policyTypes": ["Egress"], "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}]}}
+    (finding,) = run(bundle_of(job, dns_only), "networkpolicy-api-egress")
+    assert finding.severity == "error" and finding.objects[0] == "Job.batch/argocd/init-redis"
 
 
 @pytest.mark.parametrize(("rule", "target", "port", "expected"), [

@@ -37,6 +37,7 @@ API_COMMANDS = (
     ("argocd admin redis-initial-password", "creates Secret argocd-redis through the Kubernetes API"),
     ("kubectl ", "runs kubectl"),
 )
+_SA_USER = "system:serviceaccount:"  # a ServiceAccount's user name: system:serviceaccount:<namespace>:<name>
 # ClusterRoles every cluster has (bindings to them grant API access even though the bundle lacks them).
 BUILTIN_CLUSTER_ROLES = frozenset({"cluster-admin", "admin", "edit", "view"})
 
@@ -164,6 +165,9 @@ class Grants:
                 if subject.get("kind") == "ServiceAccount":
                     key = (str(subject.get("namespace") or binding.namespace), name)
                     self._accounts.setdefault(key, []).append(binding)
+                elif subject.get("kind") == "User" and name.startswith(_SA_USER) and name.count(":") == 3:
+                    namespace, account = name.removeprefix(_SA_USER).split(":")  # how RBAC names an account
+                    self._accounts.setdefault((namespace, account), []).append(binding)
                 elif subject.get("kind") == "Group" and name.startswith("system:serviceaccounts"):
                     scope = name.removeprefix("system:serviceaccounts").removeprefix(":") or "*"
                     self._groups.setdefault(scope, []).append(binding)

@@ -138,4 +138,6 @@ def pod_templates(bundle: Bundle) -> Iterator[PodTemplate]:
         else:
             meta = ((body.get("spec") or {}).get("template") or {}).get("metadata") or {}
         labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+        if obj.kind == "Job":  # the Job controller labels its pods with its name too: policies select by it
+            labels = {"batch.kubernetes.io/job-name": obj.name, "job-name": obj.name, **labels}
         yield PodTemplate(obj, labels, spec)
