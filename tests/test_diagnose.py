@@ -32,6 +32,7 @@ def _np(spec: dict[str, Any]) -> dict[str, Any]:
     ({"podSelector": {}, "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 443}]}]},
      "restricts egress to 443/TCP to 10.0.0.0/8"),
     ({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]}, None),  # allow-all egress rule
+    ({"podSelector": {}, "egress": []}, None),  # no egress rules and no policyTypes: defaulted to Ingress only
 ])
 def test_egress_summary(spec: dict[str, Any], summary: str | None) -> None:
     assert egress_summary(_np(spec)) == summary

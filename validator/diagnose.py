@@ -27,6 +27,8 @@ from validator.files import atomic_write
 from validator.health import HealthStatus, container_problem, evidence, owner_of
 from validator.kubeapi import Kube, KubeError, Resource
 from validator.manifests import Bundle
+from validator.preflight.netpol import policy_types
+from validator.preflight.selectors import selector_matches
 from validator.watch import WaitResult
 
 LOG_TAIL = 20
@@ -59,28 +61,14 @@ class Diagnosis:
 # --------------------------------------------------------------------------------------------------
 
 def selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
-    """Does the policy's podSelector select a pod with these labels (matchLabels and matchExpressions)?"""
-    selector = (policy.get("spec") or {}).get("podSelector") or {}
-    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and labels.get(key) in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    """Does the policy's podSelector select a pod with these labels? (preflight's selector semantics)"""
+    return selector_matches((policy.get("spec") or {}).get("podSelector") or {}, labels)
 
 
 def egress_summary(policy: dict[str, Any]) -> str | None:
     """'restricts egress to 53/UDP, 53/TCP', 'denies all egress', or None when the policy does not limit egress."""
     spec = policy.get("spec") or {}
-    types = spec.get("policyTypes") or (["Ingress", "Egress"] if "egress" in spec else ["Ingress"])
-    if "Egress" not in types:
+    if "Egress" not in policy_types(spec):
         return None
     rules = spec.get("egress") or []
     if not rules:
