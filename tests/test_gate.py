@@ -9,7 +9,7 @@ import pytest
 from tests.test_candidate import Upstream, upstream  # noqa: F401  (fixture: a local stand-in for GitHub)
 from validator.candidate import resolve
 from validator.cli import main
-from validator.gate import find_pins, variant_of
+from validator.gate import find_pins, leftovers, rewrite, variant_of
 from validator.report import ScenarioResult, Status, Verdict, start_run, write_verdict
 
 APPLICATION = """\
@@ -120,6 +120,46 @@ def test_kustomization_ref(env: Upstream, tmp_path: Path) -> None:
     kust = write(tmp_path, "kustomization.yaml", KUSTOMIZATION)
     assert main(["pin", str(kust), "--verdict", str(verdict_for(tmp_path))]) == 0
     assert kust.read_text() == KUSTOMIZATION.replace("?ref=v3.4.0", "?ref=v3.5.1")
+
+
+@pytest.mark.parametrize("resource", [
+    "https://github.com/argoproj/argo-cd/manifests/cluster-install?version=v3.4.0",  # kustomize: version = ref
+    "git@github.com:argoproj/argo-cd.git//manifests/cluster-install?ref=v3.4.0",
+    "https://GitHub.com/ArgoProj/argo-cd//manifests/cluster-install?ref=v3.4.0",  # hosts and names fold case
+    "git::https://github.com/argoproj/argo-cd.git//manifests/cluster-install?timeout=120&ref=v3.4.0",
+])
+def test_kustomize_remote_resource_forms(resource: str) -> None:
+    text = f"resources:\n  - {resource}\n"
+    (site,) = find_pins(text)
+    assert (site.old, site.kind, site.variant) == ("v3.4.0", "kustomize-ref", "install")
+
+
+def test_ssh_repo_url_and_an_aliased_source_are_pinned_once() -> None:
+    text = ("spec:\n  sources:\n    - &upstream {repoURL: ssh://git@github.com/argoproj/argo-cd.git, "
+            "targetRevision: v3.4.0, path: manifests/cluster-install}\n    - *upstream\n")
+    sites = find_pins(text)
+    assert [s.old for s in sites] == ["v3.4.0"]  # the alias is the same node: one span, rewritten once
+    assert rewrite(text, sites, "v3.5.1").count("v3.5.1") == 1 and "v3.4.0" not in rewrite(text, sites, "v3.5.1")
+
+
+def test_leftover_argocd_versions_are_named_and_comments_ignored() -> None:
+    text = ("resources:\n  - https://github.com/argoproj/argo-cd/manifests/cluster-install?ref=v3.5.1\n"
+            "images:\n  - name: quay.io/argoproj/argocd\n    newTag: v3.4.0\n"
+            "# was github.com/argoproj/argo-cd v3.4.0 before the pin\n"
+            "patches: [{patch: 'image: quay.io/argoproj/argocd:v3.4.0'}]  # an override\n")
+    assert leftovers(text, "v3.5.1") == [
+        "line 7: patches: [{patch: 'image: quay.io/argoproj/argocd:v3.4.0'}]",
+        "line 5: newTag v3.4.0 of image quay.io/argoproj/argocd"]
+    assert leftovers(KUSTOMIZATION.replace("v3.4.0", "v3.5.1"), "v3.5.1") == []
+
+
+def test_pin_refuses_to_leave_an_image_tag_behind(env: Upstream, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    text = KUSTOMIZATION + "images:\n  - name: quay.io/argoproj/argocd\n    newTag: v3.4.0\n"
+    kust = write(tmp_path, "kustomization.yaml", text)
+    assert main(["pin", str(kust), "--verdict", str(verdict_for(tmp_path))]) == 2
+    assert "would still name another Argo CD version (line 12: newTag v3.4.0" in capsys.readouterr().err
+    assert kust.read_text() == text
 
 
 def test_readme_raw_url_dry_run_prints_diff_and_changes_nothing(env: Upstream, tmp_path: Path,

@@ -24,13 +24,21 @@ from validator.releases import RELEASE_TAG, Sources
 from validator.report import read_verdict
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
-ARGOCD_REPO = re.compile(r"^(?:https?://|git@)?github\.com[/:]argoproj/argo-cd(?:\.git)?/?$")
+# GitHub hosts, owners and repositories are case-insensitive, and kustomize lower-cases the host: so are we.
+ARGOCD_REPO = re.compile(r"^(?:https?://|ssh://git@|git@)?github\.com[/:]argoproj/argo-cd(?:\.git)?/?$", re.I)
 RAW_URL = re.compile(
-    r"https://raw\.githubusercontent\.com/argoproj/argo-cd/(?:refs/tags/)?(?P<ref>[\w.\-]+)/(?P<path>manifests/[\w./-]+)"
+    r"https://raw\.githubusercontent\.com/argoproj/argo-cd/(?:refs/tags/)?(?P<ref>[\w.\-]+)/(?P<path>manifests/[\w./-]+)",
+    re.I,
 )
+# kustomize remote resources: https://, git::, ssh:// and git@host:owner/repo forms; `version=` is `ref=` to kustomize
 KUSTOMIZE_REF = re.compile(
-    r"github\.com/argoproj/argo-cd(?:\.git)?/{1,2}(?P<path>manifests[\w./-]*)\?(?:[\w=&.-]*&)?ref=(?P<ref>[\w.\-]+)"
+    r"github\.com[/:]argoproj/argo-cd(?:\.git)?/{1,2}(?P<path>manifests[\w./-]*)\?(?:[\w=&.-]*&)?(?:ref|version)="
+    r"(?P<ref>[\w.\-]+)",
+    re.I,
 )
+# What else can name an Argo CD version in a pin file: a line about argo-cd / the argocd image with a release tag.
+_ARGOCD_MENTION = re.compile(r"argoproj/argo-?cd", re.I)
+_VERSION_TOKEN = re.compile(r"\bv\d+\.\d+\.\d+(?:-rc\d+)?\b")
 # manifests/<this> -> variant, for both the rendered files and their kustomize directories
 _VARIANT_PATHS = {
     "install.yaml": "install", "cluster-install": "install",
@@ -128,7 +136,37 @@ def url_sites(text: str) -> list[PinSite]:
 
 
 def find_pins(text: str) -> list[PinSite]:
-    return sorted(application_sites(text) + url_sites(text), key=lambda s: s.start)
+    """Every pin, once: a YAML alias composes to the very node its anchor names (one span, not two)."""
+    unique = {site.start: site for site in application_sites(text) + url_sites(text)}
+    return sorted(unique.values(), key=lambda s: s.start)
+
+
+def leftovers(text: str, version: str) -> list[str]:
+    """Lines of an already rewritten TEXT that still name another Argo CD version, in a form `pin` does not
+    rewrite (an image tag, kustomize `images: newTag`, a URL form we do not know): pinning half a file is worse
+    than refusing. Comments are not pins."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        code = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
+        if _ARGOCD_MENTION.search(code) and any(t != version for t in _VERSION_TOKEN.findall(code)):
+            found.append(f"line {number}: {code.strip()}")
+    found += [f"line {line}: newTag {tag} of image {name}" for line, name, tag in _image_tags(text) if tag != version]
+    return found
+
+
+def _image_tags(text: str) -> list[tuple[int, str, str]]:
+    """(line, image, newTag) of kustomize `images:` entries for Argo CD's image."""
+    try:
+        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return []
+    tags = []
+    for document in documents:
+        for mapping in _mapping_nodes(document) if document is not None else ():
+            name, tag = _scalar(mapping, "name"), _scalar(mapping, "newTag")
+            if name is not None and tag is not None and _ARGOCD_MENTION.search(name.value):
+                tags.append((tag.start_mark.line + 1, name.value, tag.value))
+    return tags
 
 
 def rewrite(text: str, sites: list[PinSite], new: str) -> str:
@@ -202,7 +240,12 @@ def plan_pin(path: Path, verdict_path: Path, sources: Sources | None = None) -> 
             f"refusing to pin: {prov['version']} ({prov['variant']}) now resolves to commit {upstream.commit} sha256 "
             f"{upstream.sha256}, but the verdict passed commit {prov['commit']} sha256 {prov['sha256']}: validate again"
         )
-    return PinPlan(path, prov["version"], sites, text, rewrite(text, sites, prov["version"]))
+    after = rewrite(text, sites, prov["version"])
+    left = leftovers(after, prov["version"])
+    if left:
+        raise InputError(f"refusing to pin {path}: after rewriting {len(sites)} pin(s) it would still name another "
+                         f"Argo CD version ({'; '.join(left[:3])}); edit those by hand or align them first")
+    return PinPlan(path, prov["version"], sites, text, after)
 
 
 def apply_plan(plan: PinPlan) -> None:
