@@ -100,8 +100,9 @@ def test_passing_candidate(mirror: ApiDouble, fake_tools: FakeTools, tmp_path: P
     assert [s["name"] for s in doc["scenarios"]] == ["fresh-install", "app-smoke"]
     cases = junit_outcomes(junit)
     assert len(cases) == 5 and set(cases.values()) == {"passed"}, cases
-    scenarios = {p.get("value") for p in junit.iter("property") if p.get("name") == "scenario"}
-    assert scenarios == {"fresh-install", "app-smoke"}
+    assert {c.get("classname") for c in junit.iter("testcase")} == {"argocd-mirror.fresh-install",
+                                                                     "argocd-mirror.app-smoke"}
+    assert (junit.get("tests"), junit.get("failures"), junit.get("errors")) == ("5", "0", "0")
     assert sorted(p.name for p in out.glob(".*")) == []  # no partial or temp files left behind
     assert summary[0] == stdout.splitlines()[0] == summary_file.read_text().splitlines()[0]
     assert summary[0].startswith(f"PASS {candidate}=v2.11.2 fresh-install ")
@@ -141,8 +142,8 @@ def test_v2_11_1_shaped_candidate_fails_on_the_mirror(mirror: ApiDouble, fake_to
     assert summary[0] == stdout.splitlines()[0] == f"FAIL {candidate}=v2.11.2: {doc['root_cause']}"
     (scenario,) = doc["scenarios"]
     assert scenario["evidence"] and all(Path(p).is_file() for p in scenario["evidence"])
-    failures = [case for case in junit.iter("testcase") if case.find("error") is not None
-                or case.find("failure") is not None]
+    assert "error" not in junit_outcomes(junit).values()  # a broken candidate is a failure, never an error
+    failures = [case for case in junit.iter("testcase") if case.find("failure") is not None]
     assert failures and any(REDIS_ROOT_CAUSE in ET.tostring(case, encoding="unicode") for case in failures)
     assert not fake_tools.calls("kind", "delete", "cluster")  # kept for inspection (--keep-cluster on-failure)
     assert fake_tools.calls("kind", "export", "logs")

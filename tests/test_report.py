@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jsonschema
@@ -18,6 +19,7 @@ from validator.report import (
     decide,
     read_verdict,
     render_console,
+    render_junit,
     scenario_status,
     start_run,
     validate_document,
@@ -98,14 +100,43 @@ def test_written_files_agree_and_validate(tmp_path: Path, monkeypatch: pytest.Mo
     assert not list((tmp_path / "out").glob(".*"))  # no temp files left behind
 
 
+def _junit(verdict: Verdict) -> dict[str, str]:
+    """classname::name -> passed | failure | error, from render_junit (parsed back)."""
+    root = ET.fromstring(render_junit(verdict))
+    return {f"{c.get('classname')}::{c.get('name')}": next((x.tag for x in c), "passed") for c in root.iter("testcase")}
+
+
+def test_junit_says_what_the_verdict_says() -> None:
+    """Reporters read <failure> as "the code under test is broken" and <error> as "the test could not run"
+    (testmoapp/junitxml); some read only <failure>. So: candidate broken -> failure; could not validate or
+    skipped -> error; never the other way round, and never all green for a verdict that is not a pass."""
+    steps = [{"name": "test_installs", "status": "pass", "duration_s": 1.0, "message": None},
+             {"name": "test_healthy", "status": "fail", "duration_s": 2.0, "message": "argocd-redis: secret-init\x1b"},
+             {"name": "test_smoke", "status": "skipped", "duration_s": 0.0, "message": "no cluster"}]
+    failed = Verdict(status=Status.FAIL, spec="stable", scenarios=[ScenarioResult(
+        "fresh-install", Status.FAIL, 3.0, "argocd-redis: secret-init", steps)], started_at="t0",
+        root_cause="fresh-install: argocd-redis: secret-init")
+    assert _junit(failed) == {"argocd-mirror.fresh-install::test_installs": "passed",
+                              "argocd-mirror.fresh-install::test_healthy": "failure",
+                              "argocd-mirror.fresh-install::test_smoke": "error"}
+    root = ET.fromstring(render_junit(failed))  # \x1b cannot be in XML at all: written out, still parses
+    assert root.find("testsuite").get("failures") == "1" and "secret-init\\x1b" in ET.tostring(root, "unicode")
+    stopped = Verdict(status=Status.FAIL, spec="stable", started_at="t0", root_cause="preflight: redis egress")
+    assert _junit(stopped) == {"argocd-mirror.run::verdict": "failure"}  # no scenario ran: still not green
+    broken = Verdict(status=Status.ERROR, spec="stable", started_at="t0", root_cause=INTERRUPTED,
+                     scenarios=[ScenarioResult("fresh-install", Status.PASS, 1.0, None, steps[:1])])
+    assert _junit(broken)["argocd-mirror.run::verdict"] == "error"
+    assert set(_junit(passing()).values()) == {"passed"}
+
+
 def test_start_run_leaves_an_interrupted_error_until_replaced(tmp_path: Path) -> None:
     write_verdict(passing(), tmp_path)
-    (tmp_path / "junit.xml").write_text("<stale/>")
     start_run(tmp_path, "stable")
     doc = json.loads((tmp_path / "verdict.json").read_text())
     assert doc["status"] == "error" and doc["root_cause"] == INTERRUPTED  # the old pass is gone
     assert (tmp_path / "summary.md").read_text().startswith("ERROR stable: could not validate: interrupted")
-    assert not (tmp_path / "junit.xml").exists()
+    (case,) = ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")  # and from JUnit too
+    assert case.find("error") is not None and INTERRUPTED in str(case.find("error").text)
 
 
 @pytest.mark.parametrize("mutate", [

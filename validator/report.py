@@ -1,7 +1,7 @@
-"""The verdict of one run and the files CI keeps: verdict.json, summary.md, the console lines.
+"""The verdict of one run and the files CI keeps: verdict.json, summary.md, junit.xml, the console lines.
 
-A gate is read by machines (exit code, verdict.json) and by people (the first line of summary.md and
-of the console). All three say the same thing because they are rendered from one Verdict. Every file
+A gate is read by machines (exit code, verdict.json, JUnit test reporters) and by people (the first line of
+summary.md and of the console). All say the same thing because they are rendered from one Verdict. Every file
 is written atomically, and a run starts by writing an "error: interrupted" verdict that only a
 finished run replaces: a killed run never leaves a stale or partial pass behind.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -231,13 +233,54 @@ def validate_document(doc: Any) -> None:
     jsonschema.validate(doc, load_schema())
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # characters XML 1.0 cannot carry at all
+# JUnit's vocabulary: a failure is a check that failed (the candidate), an error is a check that could not run
+# (the mirror). A skipped step observed nothing, so for a gate it is an error too, never a quiet "skipped".
+_JUNIT_OUTCOME = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIPPED: "error"}
+
+
+def _xml_text(text: Any) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text or ""))
+
+
+def render_junit(verdict: Verdict) -> bytes:
+    """JUnit XML of the verdict's steps, one testcase each (classname argocd-mirror.<scenario>), so a test
+    reporter shows what verdict.json says. A run that is not a pass always carries a non-passing testcase,
+    even when no step did (a preflight stop, an interrupted or broken run)."""
+    cases: list[tuple[str, str, float, Status, str | None]] = []
+    for scenario in verdict.scenarios:
+        for step in scenario.steps or [{"name": scenario.name, "status": scenario.status.value,
+                                        "duration_s": scenario.duration_s, "message": scenario.root_cause}]:
+            cases.append((scenario.name, str(step["name"]), float(step.get("duration_s") or 0),
+                          Status(step["status"]), step.get("message")))
+    if verdict.status != Status.PASS and all(case[3] == Status.PASS for case in cases):
+        cases.append(("run", "verdict", 0.0, verdict.status, verdict.root_cause))
+    outcomes = [_JUNIT_OUTCOME.get(case[3]) for case in cases]
+    total = round(sum(case[2] for case in cases), 3)
+    root = ET.Element("testsuites", name="argocd-mirror", tests=str(len(cases)), time=str(total),
+                      failures=str(outcomes.count("failure")), errors=str(outcomes.count("error")))
+    suite = ET.SubElement(root, "testsuite", name="argocd-mirror", tests=str(len(cases)), time=str(total),
+                          failures=str(outcomes.count("failure")), errors=str(outcomes.count("error")), skipped="0",
+                          timestamp=verdict.started_at or "")
+    for (scenario_name, name, duration, status, message), outcome in zip(cases, outcomes, strict=True):
+        case = ET.SubElement(suite, "testcase", classname=f"argocd-mirror.{scenario_name}", name=_xml_text(name),
+                             time=str(round(duration, 3)))
+        if outcome:
+            text = _xml_text(message or status.value)
+            ET.SubElement(case, outcome, message=text.splitlines()[0][:1000] if text else "",
+                          type="CandidateFailed" if outcome == "failure" else "CouldNotValidate").text = text
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
 def write_verdict(verdict: Verdict, out_dir: Path, step_summary: bool = True) -> None:
-    """verdict.json then summary.md, atomically; append the summary to $GITHUB_STEP_SUMMARY when set."""
+    """verdict.json, summary.md and junit.xml, atomically; append the summary to $GITHUB_STEP_SUMMARY when set."""
     doc = verdict.to_dict()
     validate_document(doc)  # a verdict CI cannot parse is a bug: fail loudly rather than write it
     markdown = render_markdown(verdict)
     atomic_write(out_dir / VERDICT_JSON, (json.dumps(doc, indent=2) + "\n").encode())
     atomic_write(out_dir / SUMMARY_MD, markdown.encode())
+    atomic_write(out_dir / JUNIT_XML, render_junit(verdict))
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary and target:
         data = markdown.encode()[:STEP_SUMMARY_LIMIT]
@@ -249,7 +292,6 @@ def start_run(out_dir: Path, spec: str, profile: str | None = None, provider: st
     """Mark the run as unfinished on disk before anything else, and clear outputs of an older run."""
     verdict = Verdict(status=Status.ERROR, spec=spec, root_cause=INTERRUPTED, profile=profile, provider=provider,
                       started_at=now_iso())
-    (out_dir / JUNIT_XML).unlink(missing_ok=True)
     write_verdict(verdict, out_dir, step_summary=False)
     return verdict
 

@@ -41,7 +41,6 @@ SCENARIOS: dict[str, tuple[str, bool]] = {
     "ha": ("test_ha.py", False),
 }
 DEFAULT_SCENARIOS = ("fresh-install", "app-smoke")
-PARTIAL_JUNIT = f".{JUNIT_XML}.partial"  # pytest writes here; renamed into place only when pytest is done
 WITH_BASELINE = ("upgrade", "rollback", "self-managed")
 
 
@@ -105,8 +104,7 @@ def choose_scenarios(chosen: list[str] | None, baseline: str | None, spec: str =
 def pytest_args(args: argparse.Namespace, scenarios: list[str], out: Path) -> list[str]:
     """The in-process pytest command line; flags use the --mirror-* spelling, which never clashes."""
     argv = [str(SCENARIOS_DIR / SCENARIOS[name][0]) for name in scenarios]
-    argv += ["-p", "no:cacheprovider", "--capture=sys", "--color=no", "-rA", "--junitxml", str(out / PARTIAL_JUNIT),
-             "-o", "junit_suite_name=argocd-mirror", "--rootdir", str(SCENARIOS_DIR.parent),
+    argv += ["-p", "no:cacheprovider", "--capture=sys", "--color=no", "-rA", "--rootdir", str(SCENARIOS_DIR.parent),
              "--mirror-candidate", args.spec, "--mirror-variant", args.variant, "--mirror-profile", args.profile,
              "--mirror-keep-cluster", args.keep_cluster, "--mirror-artifacts", str(out),
              "--mirror-provider", args.provider, "--mirror-wait-timeout", str(args.wait_timeout)]
@@ -131,8 +129,6 @@ def run_scenarios(args: argparse.Namespace, scenarios: list[str], out: Path, dri
     with open(out / "pytest.log", "w", encoding="utf-8") as log, contextlib.redirect_stdout(log), \
             contextlib.redirect_stderr(log):
         code = int(pytest.main(pytest_args(args, scenarios, out), plugins=[driver]))
-    if (out / PARTIAL_JUNIT).exists():
-        os.replace(out / PARTIAL_JUNIT, out / JUNIT_XML)
     return code
 
 
