@@ -20,8 +20,10 @@ from validator.report import (
     read_verdict,
     render_console,
     render_junit,
+    render_markdown,
     scenario_status,
     start_run,
+    step_summary_text,
     validate_document,
     verdict_line,
     write_verdict,
@@ -98,6 +100,18 @@ def test_written_files_agree_and_validate(tmp_path: Path, monkeypatch: pytest.Mo
     assert first == verdict_line(passing())
     assert summary.read_text().splitlines()[:2] == ["earlier step", first]  # appended, not overwritten
     assert not list((tmp_path / "out").glob(".*"))  # no temp files left behind
+
+
+def test_step_summary_is_cut_at_a_line_with_a_note_and_carries_no_control_characters() -> None:
+    text = "FAIL stable: x\n" + "".join(f"| row {i} | é |\n" for i in range(1000))
+    cut = step_summary_text(text, limit=200)
+    assert len(cut.encode()) <= 200 and cut.startswith("FAIL stable: x\n")
+    assert cut.endswith("the whole text is in summary.md)\n") and "\n| row" in cut
+    body = cut.splitlines()[:-1]  # all but the note
+    assert body[-1] == "" and all(line in text.splitlines() for line in body if line)  # whole rows only
+    assert step_summary_text(text) == text
+    noisy = Verdict(status=Status.ERROR, spec="stable", started_at="t0", root_cause="kind said \x1b[31mno\x00")
+    assert "\x1b" not in render_markdown(noisy) and "\x00" not in render_markdown(noisy)
 
 
 def _junit(verdict: Verdict) -> dict[str, str]:

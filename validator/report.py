@@ -214,7 +214,24 @@ def render_markdown(verdict: Verdict) -> str:
     evidence = [p for s in verdict.scenarios for p in s.evidence]
     if evidence or verdict.artifacts:
         out.append("Artifacts: " + ", ".join(f"`{p}`" for p in [*verdict.artifacts.values(), *evidence]))
-    return "\n".join(out).rstrip() + "\n"
+    return _CONTROL.sub("", "\n".join(out).rstrip() + "\n")
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")  # a log's ESC or NUL has no business in Markdown
+
+
+def step_summary_text(markdown: str, limit: int = STEP_SUMMARY_LIMIT) -> str:
+    """MARKDOWN cut to whole lines within GitHub's step-summary limit, saying so when cut."""
+    if len(markdown.encode()) <= limit:
+        return markdown
+    marker = f"\n... (cut to fit GitHub's step summary; the whole text is in {SUMMARY_MD})\n"
+    kept, size = [], len(marker.encode())
+    for line in markdown.splitlines(keepends=True):
+        size += len(line.encode())
+        if size > limit:
+            break
+        kept.append(line)
+    return "".join(kept) + marker
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,9 +300,8 @@ def write_verdict(verdict: Verdict, out_dir: Path, step_summary: bool = True) ->
     atomic_write(out_dir / JUNIT_XML, render_junit(verdict))
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary and target:
-        data = markdown.encode()[:STEP_SUMMARY_LIMIT]
         with open(target, "ab") as fh:
-            fh.write(data + b"\n")
+            fh.write(step_summary_text(markdown).encode() + b"\n")
 
 
 def start_run(out_dir: Path, spec: str, profile: str | None = None, provider: str | None = None) -> Verdict:
