@@ -117,3 +117,22 @@ def test_dependabot_keeps_the_pinned_actions_current() -> None:
     config = yaml.safe_load(path.read_text())
     assert config["version"] == 2
     assert {"package-ecosystem": "github-actions", "directory": "/"}.items() <= config["updates"][0].items()
+
+
+@pytest.mark.parametrize(("verdict", "expected"), [
+    (None, {"status": "error", "version": "unresolved", "artifact": "gate-unresolved-install-7-1"}),
+    ('{"status": "pass", "candidate": {"version": "v3.5.1"}}',
+     {"status": "pass", "version": "v3.5.1", "artifact": "gate-v3.5.1-install-7-1"}),
+    ('{"status": "fail", "candidate": null}',
+     {"status": "fail", "version": "unresolved", "artifact": "gate-unresolved-install-7-1"}),
+])
+def test_gate_verdict_step_outputs(tmp_path: Path, verdict: str | None, expected: dict[str, str]) -> None:
+    """Run the gate's Verdict step script as the runner would: its outputs are what callers branch on."""
+    (step,) = [s for s in load("gate.yml")["jobs"]["validate"]["steps"] if s.get("id") == "verdict"]
+    (tmp_path / "artifacts").mkdir()
+    if verdict is not None:
+        (tmp_path / "artifacts" / "verdict.json").write_text(verdict)
+    env = {**os.environ, "GITHUB_OUTPUT": str(tmp_path / "out"), "RUN": "7-1", "VARIANT": "install"}
+    subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, check=True, timeout=60)
+    assert dict(line.split("=", 1) for line in (tmp_path / "out").read_text().splitlines()) == expected
+
