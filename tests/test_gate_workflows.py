@@ -73,6 +73,9 @@ def test_nightly_schedule_matrix_and_pins() -> None:
     assert nightly["env"]["KIND_VERSION"] == KIND_RELEASE
     assert tuple(int(x) for x in KIND_RELEASE[1:].split(".")) >= MIN_KIND
     job = nightly["jobs"]["validate"]
+    assert job["if"] == "${{ !cancelled() }}", "stable must not be skipped because finding the newest failed"
+    (validate,) = [s for s in job["steps"] if s.get("name") == "Validate"]
+    assert validate["env"]["CANDIDATE"].endswith("|| matrix.candidate }}"), "never relabel stable as newest"
     matrix = job["strategy"]["matrix"]
     assert set(matrix["candidate"]) == {"stable", "newest"}
     assert set(matrix["kubernetes"]) <= set(NODE_IMAGES), "every Kubernetes version has a digest-pinned node image"
