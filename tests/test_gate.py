@@ -153,6 +153,15 @@ def test_leftover_argocd_versions_are_named_and_comments_ignored() -> None:
     assert leftovers(KUSTOMIZATION.replace("v3.4.0", "v3.5.1"), "v3.5.1") == []
 
 
+def test_the_shared_crds_beside_a_variant_are_pinned_together(env: Upstream, tmp_path: Path) -> None:
+    """Upstream's namespace-install docs add manifests/crds beside the variant: both move, the CRDs fit any."""
+    text = ("resources:\n  - https://github.com/argoproj/argo-cd/manifests/crds?ref=v3.4.0\n"
+            "  - https://github.com/argoproj/argo-cd/manifests/ha/cluster-install?ref=v3.4.0\n")
+    kust = write(tmp_path, "kustomization.yaml", text)
+    assert main(["pin", str(kust), "--verdict", str(verdict_for(tmp_path, variant="ha"))]) == 0
+    assert kust.read_text() == text.replace("v3.4.0", "v3.5.1")
+
+
 def test_pin_refuses_to_leave_an_image_tag_behind(env: Upstream, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     text = KUSTOMIZATION + "images:\n  - name: quay.io/argoproj/argocd\n    newTag: v3.4.0\n"
@@ -179,7 +188,7 @@ def test_readme_raw_url_dry_run_prints_diff_and_changes_nothing(env: Upstream, t
 @pytest.mark.parametrize(("path", "variant"), [
     ("manifests/install.yaml", "install"), ("manifests/ha/install.yaml", "ha"),
     ("manifests/cluster-install", "install"), ("manifests/ha/namespace-install.yaml", None),
-    ("manifests/core-install.yaml", "core-install"), ("manifests/crds", None),
+    ("manifests/core-install.yaml", "core-install"), ("manifests/crds", "any"),  # shared by every variant
 ])
 def test_variant_of(path: str, variant: str | None) -> None:
     assert variant_of(path) == variant

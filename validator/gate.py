@@ -45,7 +45,9 @@ _VARIANT_PATHS = {
     "ha/install.yaml": "ha", "ha/cluster-install": "ha",
     "namespace-install.yaml": "namespace-install", "namespace-install": "namespace-install",
     "core-install.yaml": "core-install", "core-install": "core-install",
+    "crds": "any",  # the CRDs every variant shares; namespace-install users add them beside it (installation.md)
 }
+ANY_VARIANT = "any"
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,7 @@ def plan_pin(path: Path, verdict_path: Path, sources: Sources | None = None) -> 
         raise InputError(f"no Argo CD pin in {path}: looked for an Application source with repoURL "
                          "github.com/argoproj/argo-cd, a kustomize ?ref= resource and a raw install URL")
     for site in sites:
-        if site.variant != prov["variant"]:
+        if site.variant not in (prov["variant"], ANY_VARIANT):
             raise InputError(f"refusing to pin {path}:{site.line}: it pins the {site.variant or 'unrecognised'} "
                              f"manifests but the verdict validated the {prov['variant']} variant")
     upstream = resolve(prov["version"], variant=prov["variant"], sources=sources).provenance
