@@ -12,7 +12,16 @@ from tests.conftest import real_manifest
 from tests.manifest_snippets import deployment
 from validator.errors import CandidateFailed, EnvironmentNotReady, InputError, MirrorError
 from validator.failfast import Thresholds
-from validator.install import LAST_APPLIED, image_mismatches, install, normalize_image, phases, with_deletions
+from validator.install import (
+    LAST_APPLIED,
+    apply_one,
+    image_mismatches,
+    install,
+    normalize_image,
+    phases,
+    with_deletions,
+)
+from validator.kubeapi import KubeError, Resource
 from validator.manifests import Bundle, KubeObject, load_bundle
 from validator.watch import wait_healthy
 
@@ -114,6 +123,37 @@ def test_client_side_apply_stores_last_applied_and_updates() -> None:
         deployment = double.get("Deployment", "web", "argocd")
     assert deployment is not None
     assert '"name":"web"' in deployment["metadata"]["annotations"][LAST_APPLIED]
+
+
+class _RecordingKube:
+    """Just enough of validator.kubeapi.Kube to see the requests apply_one makes (GET: 404, or `live`)."""
+
+    def __init__(self, live: dict[str, Any] | None = None) -> None:
+        self.live, self.calls = live, []  # type: list[tuple[str, dict[str, Any] | None]]
+
+    def resource(self, api_version: str, kind: str) -> Resource:
+        return Resource("", "v1", "configmaps", True)
+
+    def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+             content_type: str = "application/json") -> Any:
+        self.calls.append((method, query))
+        if method == "GET":
+            if self.live is None:
+                raise KubeError(404, "not found", "NotFound")
+            return self.live
+        return {}
+
+
+@pytest.mark.parametrize(("mode", "live", "writes"), [
+    ("server-side", None, ["PATCH"]), ("client-side", None, ["POST"]), ("client-side", {"metadata": {}}, ["PATCH"])])
+def test_every_write_asks_for_strict_field_validation_as_kubectl_and_argo_cd_do(
+        mode: str, live: dict[str, Any] | None, writes: list[str]) -> None:
+    kube = _RecordingKube(live)
+    apply_one(kube, KubeObject({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+                               namespace="argocd"), mode)  # type: ignore[arg-type]
+    sent = [(method, query) for method, query in kube.calls if method != "GET"]
+    assert [method for method, _ in sent] == writes
+    assert all(query and query["fieldValidation"] == "Strict" for _, query in sent)
 
 
 def test_with_deletions_drops_only_what_the_previous_apply_set() -> None:

@@ -40,6 +40,10 @@ from validator.manifests import APPLY_ORDER, Bundle, KubeObject, containers_of, 
 
 FIELD_MANAGER = "argocd-mirror"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# kubectl (validate=strict, the default since 1.27) and Argo CD's sync (unless Validate=false) ask the API server
+# to refuse unknown or duplicate fields; a bare API request gets Warn, which drops them silently. Ask as they do,
+# or a manifest production rejects would install on the mirror.
+STRICT = {"fieldValidation": "Strict"}
 MODES = ("server-side", "client-side")
 WORKLOAD_KINDS = frozenset({"DaemonSet", "Pod", "ReplicationController", "ReplicaSet", "Deployment", "StatefulSet",
                             "Job", "CronJob"})
@@ -112,7 +116,7 @@ def apply_one(kube: Kube, obj: KubeObject, mode: str) -> dict[str, Any]:
         path = res.path(obj.namespace, obj.name)
         body = _body(obj)
         if mode == "server-side":
-            result = kube.call("PATCH", path, body, {"fieldManager": FIELD_MANAGER, "force": "true"},
+            result = kube.call("PATCH", path, body, {**STRICT, "fieldManager": FIELD_MANAGER, "force": "true"},
                                content_type="application/apply-patch+yaml")
         else:
             body.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = (
@@ -121,14 +125,14 @@ def apply_one(kube: Kube, obj: KubeObject, mode: str) -> dict[str, Any]:
             if live is None:
                 try:
                     result = kube.call("POST", res.path(obj.namespace), body,
-                                       {"fieldManager": "kubectl-client-side-apply"})
+                                       {**STRICT, "fieldManager": "kubectl-client-side-apply"})
                 except KubeError as exc:
                     if exc.reason != "AlreadyExists":
                         raise
                     live = kube.call("GET", path)  # a retried POST whose first try had landed: update instead
             if live is not None:
                 patch = with_deletions(body, _last_applied(live))
-                result = kube.call("PATCH", path, patch, {"fieldManager": "kubectl-client-side-apply"},
+                result = kube.call("PATCH", path, patch, {**STRICT, "fieldManager": "kubectl-client-side-apply"},
                                    content_type="application/merge-patch+json")
     except KubeError as exc:
         if exc.transient:
