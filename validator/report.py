@@ -217,7 +217,8 @@ def render_markdown(verdict: Verdict) -> str:
     return _CONTROL.sub("", "\n".join(out).rstrip() + "\n")
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")  # a log's ESC or NUL has no business in Markdown
+# Control characters (a log's ESC or NUL): no business in Markdown, and most cannot be in XML 1.0 at all.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 
 def step_summary_text(markdown: str, limit: int = STEP_SUMMARY_LIMIT) -> str:
@@ -250,14 +251,13 @@ def validate_document(doc: Any) -> None:
     jsonschema.validate(doc, load_schema())
 
 
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # characters XML 1.0 cannot carry at all
 # JUnit's vocabulary: a failure is a check that failed (the candidate), an error is a check that could not run
 # (the mirror). A skipped step observed nothing, so for a gate it is an error too, never a quiet "skipped".
 _JUNIT_OUTCOME = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIPPED: "error"}
 
 
 def _xml_text(text: Any) -> str:
-    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text or ""))
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text or ""))
 
 
 def render_junit(verdict: Verdict) -> bytes:
