@@ -353,6 +353,45 @@ def test_init_container_requests_count_as_their_maximum_not_their_sum() -> None:
     assert requests(spec) == (1000, 64 * 1024**2)
 
 
+def test_sidecars_add_limits_default_requests_and_overhead_counts() -> None:
+    """component-helpers PodRequests: sidecars (restartPolicy Always) run beside the containers; an init
+    container runs beside the sidecars started before it; a limit alone is the request."""
+    from validator.preflight.scheduling import requests
+    spec = {"initContainers": [{"restartPolicy": "Always", "resources": {"requests": {"cpu": "300m"}}},
+                               {"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}],
+            "containers": [{"resources": {"requests": {"cpu": "200m", "memory": "64Mi"}}}],
+            "overhead": {"cpu": "50m"}}
+    assert requests(spec) == (1300 + 50, 1024**3)  # init 1 CPU + the 300m sidecar beside it, then overhead
+
+
+def _ha_redis_term(term: dict[str, Any]) -> Bundle:
+    def with_term(body: dict[str, Any]) -> None:
+        anti = body["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        anti["requiredDuringSchedulingIgnoredDuringExecution"][0].update(term)
+    return edited(fixture("scheduling-ha.yaml"), "StatefulSet", "redis-ha", with_term)
+
+
+@pytest.mark.parametrize(("term", "errors"), [
+    ({}, 1),
+    ({"namespaces": ["argocd"]}, 1),
+    ({"namespaceSelector": {}}, 1),  # every namespace, its own included
+    ({"namespaces": ["elsewhere"]}, 0),  # repels other namespaces' pods, not its own replicas
+    ({"namespaceSelector": {"matchLabels": {"team": "x"}}}, 0),  # depends on namespace labels: no certainty
+    ({"mismatchLabelKeys": ["app.kubernetes.io/name"]}, 0),  # its own replicas share that value: not repelled
+])
+def test_anti_affinity_bounds_replicas_only_when_it_reaches_its_own_namespace(term: dict[str, Any],
+                                                                               errors: int) -> None:
+    assert len(run(_ha_redis_term(term), "scheduling", DEFAULT)) == errors
+
+
+def test_scaled_to_zero_and_empty_node_selector_terms() -> None:
+    def zero(body: dict[str, Any]) -> None:
+        body["spec"]["replicas"] = 0
+    assert run(edited(fixture("scheduling-ha.yaml"), "StatefulSet", "redis-ha", zero), "scheduling", DEFAULT) == []
+    from validator.preflight.selectors import node_term_matches
+    assert not node_term_matches({}, {"kubernetes.io/os": "linux"}, "n")  # an empty term matches no node
+
+
 # --------------------------------------------------------------------------------------------------
 # 4. schema and API removals
 # --------------------------------------------------------------------------------------------------
@@ -394,6 +433,27 @@ def test_custom_resources_are_checked_against_the_crd_in_the_bundle() -> None:
     assert "does not serve version v2" in by_object["Widget.example.com/argocd/future"].reason
     orphan = by_object["Gadget.other.example.org/argocd/orphan"]
     assert orphan.severity == "info" and "not schema-checked" in orphan.reason
+
+
+def test_custom_resources_are_defaulted_and_null_pruned_before_validation_as_the_api_server_does() -> None:
+    crd = next(o.body for o in fixture("schema-crd.yaml") if o.kind == "CustomResourceDefinition")
+    schema = copy.deepcopy(crd)
+    spec_schema = schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec_schema["properties"]["size"]["default"] = 1  # required, but defaulted
+    spec_schema["properties"]["mode"] = {"oneOf": [{"type": "string", "maxLength": 3}, {"type": "string"}]}
+
+    def widget(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec}
+    findings = run(bundle_of(schema, widget("defaulted", {}), widget("nulled", {"color": None, "size": 2}),
+                             widget("both", {"size": 1, "mode": "ab"})), "schema")
+    assert [(f.objects[0], f.severity) for f in findings] == [("Widget.example.com/argocd/both", "error")]
+    assert "matches 2 alternatives of oneOf" in " ".join(findings[0].evidence["errors"])
+
+
+def test_kinds_of_crd_served_k8s_io_groups_are_not_schema_errors() -> None:
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r"}}
+    (finding,) = run(bundle_of(route), "schema")
+    assert finding.severity == "info" and "not schema-checked" in finding.reason  # the Gateway API is CRDs
 
 
 def test_schema_version_is_the_newest_shipped_not_newer_than_the_profile() -> None:

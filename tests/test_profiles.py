@@ -39,8 +39,9 @@ def test_profile_by_path_and_allocatable_quantities(tmp_path: Path) -> None:
         ({"nodes": [{"role": "worker"}]}, "needs at least one control-plane node"),
         ({"nodes": [{"role": "boss"}]}, "role must be one of"),
         ({"nodes": "three"}, "nodes must be a list"),
-        ({"nodes": [{"allocatable": {"memory": "lots"}}]}, "not a memory quantity"),
-        ({"nodes": [{"allocatable": {"cpu": "many"}}]}, "malformed node"),
+        ({"nodes": [{"allocatable": {"memory": "lots"}}]}, "not a Kubernetes quantity: 'lots'"),
+        ({"nodes": [{"allocatable": {"cpu": "many"}}]}, "not a Kubernetes quantity: 'many'"),
+        ({"nodes": [{"allocatable": {"memory": "512K"}}]}, "not a Kubernetes quantity: '512K'"),  # k, not K
         ({"nodes": [{"taints": [{"effect": "NoSchedule"}]}]}, "malformed node"),
         ({"nodes": [{"labels": ["a"]}]}, "malformed node"),
     ],

@@ -16,6 +16,7 @@ import yaml
 from validator.errors import InputError
 from validator.failfast import Thresholds
 from validator.files import read_bounded
+from validator.quantity import cpu_millis, memory_bytes
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "profiles"
 CNIS = ("kindnet", "calico")
@@ -63,21 +64,6 @@ class Profile:
         return tuple(n for n in self.nodes if not any(t.effect in ("NoSchedule", "NoExecute") for t in n.taints))
 
 
-def _parse_quantity_cpu(value: Any) -> int:
-    text = str(value)
-    return int(float(text[:-1])) if text.endswith("m") else int(float(text) * 1000)
-
-
-_MEMORY_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "K": 1000, "M": 1000**2, "G": 1000**3}
-
-
-def _parse_quantity_memory(value: Any) -> int:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]i?)?", str(value))
-    if not match:
-        raise InputError(f"not a memory quantity: {value!r}")
-    return int(float(match[1]) * _MEMORY_UNITS.get(match[2] or "", 1))
-
-
 def _node(raw: Any, index: int, has_workers: bool) -> NodeSpec:
     if not isinstance(raw, dict):
         raise InputError(f"profile node {index} must be a mapping")
@@ -93,8 +79,8 @@ def _node(raw: Any, index: int, has_workers: bool) -> NodeSpec:
         role=role,
         labels={str(k): str(v) for k, v in (raw.get("labels") or {}).items()},
         taints=taints,
-        allocatable_cpu_millis=_parse_quantity_cpu(alloc.get("cpu", "2")),
-        allocatable_memory_bytes=_parse_quantity_memory(alloc.get("memory", "7Gi")),
+        allocatable_cpu_millis=cpu_millis(alloc.get("cpu", "2")),
+        allocatable_memory_bytes=memory_bytes(alloc.get("memory", "7Gi")),
         allocatable_pods=int(alloc.get("pods", 110)),
     )
 

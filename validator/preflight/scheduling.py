@@ -17,7 +17,8 @@ from validator.errors import InputError
 from validator.manifests import Bundle, containers_of
 from validator.preflight import Finding
 from validator.preflight.selectors import PodTemplate, node_term_matches, pod_templates, selector_matches, tolerates
-from validator.profiles import NodeSpec, Profile, _parse_quantity_cpu, _parse_quantity_memory
+from validator.profiles import NodeSpec, Profile
+from validator.quantity import cpu_millis, memory_bytes
 
 CHECK = "scheduling"
 
@@ -79,18 +80,43 @@ def eligible(tmpl: PodTemplate, node: Node) -> bool:
                for t in node.spec.taints if t.effect in ("NoSchedule", "NoExecute"))
 
 
+def _container_requests(container: dict[str, Any]) -> tuple[int, int]:
+    """(cpu millis, memory bytes) a container requests; a limit without a request is its request (defaulting)."""
+    resources = container.get("resources") or {}
+    req, lim = resources.get("requests") or {}, resources.get("limits") or {}
+    cpu, memory = req.get("cpu", lim.get("cpu")), req.get("memory", lim.get("memory"))
+    return (cpu_millis(cpu) if cpu is not None else 0, memory_bytes(memory) if memory is not None else 0)
+
+
 def requests(spec: dict[str, Any]) -> tuple[int, int]:
-    """Effective pod requests (cpu millis, memory bytes): max(largest init container, sum of containers)."""
-    init, main = [0, 0], [0, 0]
+    """Effective pod requests (cpu millis, memory bytes), as the scheduler computes them (component-helpers
+    PodRequests): the sum of the containers and of the sidecars (init containers with restartPolicy Always),
+    at least the largest init container plus the sidecars started before it, plus the pod's overhead."""
+    total = [0, 0]  # containers and sidecars
+    sidecars = [0, 0]  # sidecars started so far
+    init_peak = [0, 0]
     for section, container in containers_of(spec):
-        req = ((container.get("resources") or {}).get("requests")) or {}
-        cpu = _parse_quantity_cpu(req["cpu"]) if "cpu" in req else 0
-        memory = _parse_quantity_memory(req["memory"]) if "memory" in req else 0
-        if section == "initContainers":
-            init = [max(init[0], cpu), max(init[1], memory)]
-        elif section == "containers":
-            main = [main[0] + cpu, main[1] + memory]
-    return max(init[0], main[0]), max(init[1], main[1])
+        need = _container_requests(container)
+        if section == "containers":
+            total = [total[0] + need[0], total[1] + need[1]]
+        elif section == "initContainers" and container.get("restartPolicy") == "Always":
+            total = [total[0] + need[0], total[1] + need[1]]
+            sidecars = [sidecars[0] + need[0], sidecars[1] + need[1]]
+            init_peak = [max(init_peak[0], sidecars[0]), max(init_peak[1], sidecars[1])]
+        elif section == "initContainers":
+            init_peak = [max(init_peak[0], need[0] + sidecars[0]), max(init_peak[1], need[1] + sidecars[1])]
+    overhead = _container_requests({"resources": {"requests": spec.get("overhead") or {}}})
+    return max(total[0], init_peak[0]) + overhead[0], max(total[1], init_peak[1]) + overhead[1]
+
+
+def _covers_own_namespace(term: dict[str, Any], namespace: str) -> bool:
+    """Whether a pod-affinity term certainly looks at the pod's own namespace: no namespaces and no selector mean
+    exactly that; an empty namespaceSelector means every namespace; a labelled one depends on labels we lack."""
+    selector = term.get("namespaceSelector")
+    if selector is not None:
+        return selector == {}
+    listed = term.get("namespaces") or []
+    return not listed or namespace in listed
 
 
 def _anti_affinity_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> list[Finding]:
@@ -102,6 +128,8 @@ def _anti_affinity_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int)
             continue  # only terms that repel the workload's own replicas bound its replica count
         if term.get("labelSelector") is None:
             continue  # a nil selector matches no pods
+        if not _covers_own_namespace(term, tmpl.namespace) or term.get("mismatchLabelKeys"):
+            continue  # the term may not reach the workload's own replicas: nothing certain to report
         key = str(term.get("topologyKey", ""))
         if any(key not in n.labels for n in nodes):
             continue  # nodes without the key are not constrained by the term
@@ -123,6 +151,8 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
     findings: list[Finding] = []
     total_cpu = total_memory = pods = 0
     for tmpl in pod_templates(bundle):
+        if tmpl.owner.kind != "DaemonSet" and tmpl.replicas == 0:
+            continue  # scaled to zero: no pod to place
         fits = [n for n in nodes if eligible(tmpl, n)]
         if not fits:
             findings.append(Finding(

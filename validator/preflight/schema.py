@@ -86,11 +86,6 @@ def lifecycle(api_version: str, kind: str) -> Lifecycle | None:
     return API_LIFECYCLE.get((api_version, kind)) or API_LIFECYCLE.get((api_version, "*"))
 
 
-def is_builtin_group(group: str) -> bool:
-    """Groups served by kube-apiserver itself: the core group, dotless groups and *.k8s.io."""
-    return "." not in group or group.endswith(".k8s.io")
-
-
 # --------------------------------------------------------------------------------------------------
 # the schemas kubernetes-validate ships (read-only package data), loaded once per Kubernetes minor
 # --------------------------------------------------------------------------------------------------
@@ -136,6 +131,12 @@ class Schemas:
     version: tuple[int, int]
     by_gvk: dict[tuple[str, str, str], str]
     compiler: Compiler
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """API groups kube-apiserver itself serves in this version. *.k8s.io is not enough: the Gateway API
+        (gateway.networking.k8s.io) and snapshots (snapshot.storage.k8s.io) come from CRDs."""
+        return frozenset(group for group, _, _ in self.by_gvk)
 
     def node(self, group: str, version: str, kind: str) -> Node | None:
         name = self.by_gvk.get((group, version, kind))
@@ -228,6 +229,7 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
                                 {"profile_version": f"{target[0]}.{target[1]}",
                                  "schema_version": f"{used[0]}.{used[1]}"}))
     crds = _crd_versions(bundle)
+    served_groups = schemas.groups
     compilers: dict[int, Compiler] = {}
     unchecked: dict[str, list[str]] = {}
     for obj in bundle:
@@ -254,7 +256,7 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
             continue
         node = schemas.node(group, version, obj.kind)
         if node is None:
-            if is_builtin_group(group) and life is None:
+            if group in served_groups and life is None:
                 findings.append(Finding(
                     CHECK, "error", (str(obj.ref),),
                     f"{obj.kind} {obj.name}: {label} has no kind {obj.kind} in apiVersion {obj.api_version}",

@@ -21,7 +21,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
 class Node:
     """One compiled schema node. Children compile lazily so recursive schemas (JSONSchemaProps) terminate."""
 
-    __slots__ = ("additional", "alternatives", "bool_ok", "enum", "items", "properties", "pytypes", "required", "types")
+    __slots__ = ("additional", "alternatives", "bool_ok", "enum", "items", "properties", "prune_null", "pytypes",
+                 "required", "types")
 
     def __init__(self) -> None:
         self.types: tuple[str, ...] | None = None  # None: any type
@@ -33,6 +34,7 @@ class Node:
         self.required: tuple[str, ...] = ()
         self.enum: list[Any] | None = None
         self.alternatives: tuple[str, tuple[Node, ...]] | None = None  # ("oneOf"|"anyOf"|"allOf", nodes)
+        self.prune_null = False  # a CRD field that is not nullable: the API server drops a null, never rejects it
 
 
 ANY = Node()
@@ -99,6 +101,13 @@ class Compiler:
         items = schema.get("items")
         node.items = self.compile(items) if isinstance(items, dict) else ANY
         node.required = tuple(str(r) for r in schema.get("required") or [])
+        if self.dialect == "crd":
+            # the API server defaults before it validates (so a required field with a default is never missing)
+            # and prunes nulls of non-nullable fields instead of rejecting them (apiextensions prunenulls.go)
+            declared_props = schema.get("properties") or {}
+            node.required = tuple(r for r in node.required
+                                  if not (isinstance(declared_props.get(r), dict) and "default" in declared_props[r]))
+            node.prune_null = not schema.get("nullable")
         if isinstance(schema.get("enum"), list):
             node.enum = schema["enum"]
         for keyword in ("oneOf", "anyOf", "allOf"):
@@ -150,24 +159,27 @@ def _walk(node: Node, value: Any, path: str, errors: list[str], limit: int) -> N
             for branch in branches:
                 _walk(branch, value, path, errors, limit)
         else:
-            # a branch of another type fails outright; of the rest the first that passes wins, and when none
-            # does, the errors of the first one (the value's own type) say what is wrong
+            # a branch of another type fails outright; anyOf wants one of the rest to pass, oneOf exactly one.
+            # When none does, the errors of the first one (the value's own type) say what is wrong
             typed = [b for b in branches if _type_ok(b, value)]
-            results = []
-            for branch in typed:
-                result = validate(branch, value, path, [], limit)
-                if not result:
-                    break
-                results.append(result)
-            else:
-                errors.extend(results[0][: max(1, limit - len(errors))] if results else
+            results = [validate(branch, value, path, [], limit) for branch in typed]
+            passing = sum(not r for r in results)
+            if passing == 0:
+                failed = [r for r in results if r]
+                errors.extend(failed[0][: max(1, limit - len(errors))] if failed else
                               [f"{where}: {_describe(value)} matches no alternative of {keyword}"])
                 return
+            if keyword == "oneOf" and passing > 1:
+                errors.append(f"{where}: {_describe(value)} matches {passing} alternatives of oneOf, not exactly one")
+                return
     if isinstance(value, dict):
+        props = node.properties
+        if None in value.values():  # a pruned null is as good as absent
+            value = {k: v for k, v in value.items()
+                     if v is not None or not (props.get(k) or node.additional or ANY).prune_null}
         for key in node.required:
             if key not in value:
                 errors.append(f"{where}: required field {key!r} is missing")
-        props = node.properties
         for key, child in value.items():
             target = props.get(key)
             if target is None:

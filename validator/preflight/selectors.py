@@ -70,7 +70,10 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
 
 
 def node_term_matches(term: Mapping[str, Any], labels: Mapping[str, str], name: str) -> bool:
-    """One nodeSelectorTerm: all matchExpressions (labels) and matchFields (metadata.name) must hold."""
+    """One nodeSelectorTerm: all matchExpressions (labels) and matchFields (metadata.name) must hold; an empty
+    term matches no node (core/v1 NodeSelectorTerm)."""
+    if not term.get("matchExpressions") and not term.get("matchFields"):
+        return False
     for expr in term.get("matchExpressions") or []:
         if not _requirement(labels, str(expr.get("key", "")), str(expr.get("operator", "")), expr.get("values") or []):
             return False
