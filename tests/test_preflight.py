@@ -345,6 +345,18 @@ def test_node_selector_affinity_and_requests_nothing_satisfies() -> None:
     assert run(fixture("scheduling-placement.yaml"), "scheduling", labelled) == []
 
 
+def test_size_verdicts_are_errors_only_on_node_sizes_the_profile_states() -> None:
+    """A kind node has what its Docker host (or VM) has: on the default profile's assumed 2 CPU / 7Gi, a pod too big
+    is a warning that says so; on sizes the profile states, an error."""
+    hungry = [o.body for o in fixture("scheduling-placement.yaml") if o.name == "hungry"]
+    assumed = run(bundle_of(*hungry), "scheduling", DEFAULT)
+    assert {f.severity for f in assumed} == {"warning"} and all("node sizes assumed" in f.reason for f in assumed)
+    stated = profile_from_dict({"nodes": [{"role": "control-plane", "allocatable": {"cpu": "2", "memory": "7Gi"}}]},
+                               "stated")
+    certain = run(bundle_of(*hungry), "scheduling", stated)
+    assert {f.severity for f in certain} == {"error"} and not any("assumed" in f.reason for f in certain)
+
+
 def test_init_container_requests_count_as_their_maximum_not_their_sum() -> None:
     from validator.preflight.scheduling import requests
     spec = {"initContainers": [{"resources": {"requests": {"cpu": "500m"}}}, {"resources": {"requests": {"cpu": "1"}}}],

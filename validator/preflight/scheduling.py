@@ -146,6 +146,18 @@ def _anti_affinity_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int)
     return findings
 
 
+def _size_severity(nodes: list[Node]) -> str:
+    """An error only when the profile states the nodes' sizes; on assumed sizes, a warning."""
+    return "error" if nodes and all(n.spec.allocatable_declared for n in nodes) else "warning"
+
+
+def _assumed(nodes: list[Node]) -> str:
+    if all(n.spec.allocatable_declared for n in nodes):
+        return ""
+    return (" (node sizes assumed: a kind node has what its Docker host has; state `allocatable: {cpu, memory}` "
+            "per node in the profile to make this certain)")
+
+
 def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
     nodes = profile_nodes(profile)
     findings: list[Finding] = []
@@ -175,20 +187,23 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
         biggest = max(fits, key=lambda n: (n.free_cpu, n.free_memory))
         if cpu > max(n.free_cpu for n in fits) or memory > max(n.free_memory for n in fits):
             findings.append(Finding(
-                CHECK, "error", (str(tmpl.owner.ref),),
+                CHECK, _size_severity(fits), (str(tmpl.owner.ref),),
                 f"{tmpl.label}: one pod requests {cpu}m CPU / {memory // 1024**2}Mi memory, more than any eligible "
-                f"node of profile {profile.name} has free ({biggest.free_cpu}m / {biggest.free_memory // 1024**2}Mi)",
+                f"node of profile {profile.name} has free ({biggest.free_cpu}m / {biggest.free_memory // 1024**2}Mi)"
+                + _assumed(fits),
                 {"pod_cpu_millis": cpu, "pod_memory_bytes": memory,
                  "free": {n.name: [n.free_cpu, n.free_memory] for n in fits}},
             ))
         total_cpu, total_memory, pods = total_cpu + cpu * replicas, total_memory + memory * replicas, pods + replicas
-    free_cpu = sum(max(n.free_cpu, 0) for n in nodes if not n.spec.taints)
-    free_memory = sum(max(n.free_memory, 0) for n in nodes if not n.spec.taints)
+    untainted = [n for n in nodes if not n.spec.taints]
+    free_cpu = sum(max(n.free_cpu, 0) for n in untainted)
+    free_memory = sum(max(n.free_memory, 0) for n in untainted)
     if total_cpu > free_cpu or total_memory > free_memory:
         findings.append(Finding(
-            CHECK, "error", (),
+            CHECK, _size_severity(untainted), (),
             f"all pods together request {total_cpu}m CPU / {total_memory // 1024**2}Mi memory but the untainted nodes "
-            f"of profile {profile.name} have {free_cpu}m / {free_memory // 1024**2}Mi free after kind's system pods",
+            f"of profile {profile.name} have {free_cpu}m / {free_memory // 1024**2}Mi free after kind's system pods"
+            + _assumed(untainted),
             {"requested_cpu_millis": total_cpu, "requested_memory_bytes": total_memory, "pods": pods,
              "free_cpu_millis": free_cpu, "free_memory_bytes": free_memory},
         ))
