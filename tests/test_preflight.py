@@ -396,6 +396,24 @@ def test_anti_affinity_bounds_replicas_only_when_it_reaches_its_own_namespace(te
     assert len(run(_ha_redis_term(term), "scheduling", DEFAULT)) == errors
 
 
+@pytest.mark.parametrize(("constraint", "expected"), [
+    ({"topologyKey": "topology.kubernetes.io/zone"}, "no eligible node of the profile has that label"),
+    ({"topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}, None),
+    ({"topologyKey": "kubernetes.io/hostname"}, None),  # one domain, no minDomains: all pods fit, skewed or not
+    ({"topologyKey": "kubernetes.io/hostname", "minDomains": 3}, "beyond 1 pod(s)"),
+    ({"topologyKey": "kubernetes.io/hostname", "minDomains": 3, "maxSkew": 3}, None),
+])
+def test_topology_spread_that_cannot_hold_on_the_profile(constraint: dict[str, Any], expected: str | None) -> None:
+    def spread(body: dict[str, Any]) -> None:
+        spec = body["spec"]["template"]["spec"]
+        del spec["affinity"]
+        spec["topologySpreadConstraints"] = [{"maxSkew": 1, "labelSelector": {"matchLabels": {
+            "app": "redis-ha"}}, **constraint}]
+    findings = run(edited(fixture("scheduling-ha.yaml"), "StatefulSet", "redis-ha", spread), "scheduling", DEFAULT)
+    assert [f.reason for f in findings if expected and expected in f.reason] == [f.reason for f in findings]
+    assert len(findings) == (1 if expected else 0)
+
+
 def test_scaled_to_zero_and_empty_node_selector_terms() -> None:
     def zero(body: dict[str, Any]) -> None:
         body["spec"]["replicas"] = 0

@@ -146,6 +146,36 @@ def _anti_affinity_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int)
     return findings
 
 
+def _spread_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> list[Finding]:
+    """topologySpreadConstraints that must hold (DoNotSchedule) and certainly cannot for the workload's own pods
+    (podtopologyspread filtering): no eligible node has the topology key, or minDomains more domains than the
+    profile has (the global minimum counts as 0), leaving pods beyond maxSkew per domain Pending."""
+    findings = []
+    for constraint in tmpl.spec.get("topologySpreadConstraints") or []:
+        if not isinstance(constraint, dict) or constraint.get("whenUnsatisfiable", "DoNotSchedule") != "DoNotSchedule":
+            continue  # ScheduleAnyway only scores
+        key = str(constraint.get("topologyKey", ""))
+        domains = sorted({n.labels[key] for n in nodes if key in n.labels})
+        own = constraint.get("labelSelector") is not None and selector_matches(constraint.get("labelSelector"),
+                                                                                tmpl.labels)
+        max_skew, min_domains = constraint.get("maxSkew", 1), constraint.get("minDomains") or 1
+        evidence = {"topology_key": key, "domains": domains, "replicas": replicas, "maxSkew": max_skew,
+                    "minDomains": min_domains, "nodes": [n.name for n in nodes]}
+        if not domains:
+            findings.append(Finding(
+                CHECK, "error", (str(tmpl.owner.ref),),
+                f"{tmpl.label}: topologySpreadConstraint on {key} (DoNotSchedule) but no eligible node of the profile "
+                "has that label: its pods will stay Pending", evidence))
+        elif own and isinstance(max_skew, int) and isinstance(min_domains, int) and min_domains > len(domains) \
+                and replicas > len(domains) * max_skew:
+            findings.append(Finding(
+                CHECK, "error", (str(tmpl.owner.ref),),
+                f"{tmpl.label}: {replicas} replicas, topologySpreadConstraint on {key} with minDomains {min_domains} "
+                f"but the profile has {len(domains)} domain(s): beyond {len(domains) * max_skew} pod(s) "
+                "(maxSkew per domain) they stay Pending", evidence))
+    return findings
+
+
 def _size_severity(nodes: list[Node]) -> str:
     """An error only when the profile states the nodes' sizes; on assumed sizes, a warning."""
     return "error" if nodes and all(n.spec.allocatable_declared for n in nodes) else "warning"
@@ -178,6 +208,7 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
             continue
         replicas = len(fits) if tmpl.owner.kind == "DaemonSet" else tmpl.replicas
         findings.extend(_anti_affinity_findings(tmpl, fits, replicas))
+        findings.extend(_spread_findings(tmpl, fits, replicas))
         try:
             cpu, memory = requests(tmpl.spec)
         except (InputError, ValueError) as exc:
