@@ -21,8 +21,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
 class Node:
     """One compiled schema node. Children compile lazily so recursive schemas (JSONSchemaProps) terminate."""
 
-    __slots__ = ("additional", "alternatives", "bool_ok", "enum", "items", "properties", "prune_null", "pytypes",
-                 "required", "types")
+    __slots__ = ("additional", "alternatives", "bool_ok", "crd", "enum", "items", "properties", "prune_null",
+                 "pytypes", "required", "types")
 
     def __init__(self) -> None:
         self.types: tuple[str, ...] | None = None  # None: any type
@@ -35,6 +35,7 @@ class Node:
         self.enum: list[Any] | None = None
         self.alternatives: tuple[str, tuple[Node, ...]] | None = None  # ("oneOf"|"anyOf"|"allOf", nodes)
         self.prune_null = False  # a CRD field that is not nullable: the API server drops a null, never rejects it
+        self.crd = False  # compiled from a CRD's schema (pruning and defaulting apply)
 
 
 ANY = Node()
@@ -108,6 +109,7 @@ class Compiler:
             node.required = tuple(r for r in node.required
                                   if not (isinstance(declared_props.get(r), dict) and "default" in declared_props[r]))
             node.prune_null = not schema.get("nullable")
+            node.crd = True
         if isinstance(schema.get("enum"), list):
             node.enum = schema["enum"]
         for keyword in ("oneOf", "anyOf", "allOf"):
@@ -162,7 +164,11 @@ def _walk(node: Node, value: Any, path: str, errors: list[str], limit: int) -> N
             # a branch of another type fails outright; anyOf wants one of the rest to pass, oneOf exactly one.
             # When none does, the errors of the first one (the value's own type) say what is wrong
             typed = [b for b in branches if _type_ok(b, value)]
-            results = [validate(branch, value, path, [], limit) for branch in typed]
+            results = []
+            for branch in typed:
+                results.append(validate(branch, value, path, [], limit))
+                if not results[-1] and keyword == "anyOf":
+                    break  # one is enough; oneOf must see them all
             passing = sum(not r for r in results)
             if passing == 0:
                 failed = [r for r in results if r]
@@ -174,7 +180,7 @@ def _walk(node: Node, value: Any, path: str, errors: list[str], limit: int) -> N
                 return
     if isinstance(value, dict):
         props = node.properties
-        if None in value.values():  # a pruned null is as good as absent
+        if node.crd and None in value.values():  # a null the API server prunes is as good as absent
             value = {k: v for k, v in value.items()
                      if v is not None or not (props.get(k) or node.additional or ANY).prune_null}
         for key in node.required:
