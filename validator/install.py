@@ -36,7 +36,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from validator.errors import CandidateFailed, EnvironmentNotReady, InputError
 from validator.kubeapi import Kube, KubeError, iter_lines
-from validator.manifests import APPLY_ORDER, Bundle, KubeObject, containers_of, pod_spec, split_image
+from validator.manifests import APPLY_ORDER, Bundle, KubeObject, containers_of, crd_kind, pod_spec, split_image
 
 FIELD_MANAGER = "argocd-mirror"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -326,8 +326,7 @@ def install(api: ApiClient, bundle: Bundle, mode: str = "server-side", previous:
         result.established = wait_established(kube, crds, crd_timeout_s)
     if before_workloads is not None:
         before_workloads(api)
-    served_now = {(str(spec.get("group")), str((spec.get("names") or {}).get("kind")))
-                  for spec in ((o.body.get("spec") or {}) for o in prereq if o.kind == "CustomResourceDefinition")}
+    served_now = {crd_kind(o.body) for o in prereq if o.kind == "CustomResourceDefinition"}
     for api_version, kind in dict.fromkeys((o.api_version, o.kind) for o in custom if (o.group, o.kind) in served_now):
         await_discovery(kube, api_version, kind)
     for obj in rest + custom:

@@ -384,15 +384,16 @@ def _check_object(obj: Any, where: str) -> dict[str, Any]:
     return obj
 
 
+def crd_kind(body: dict[str, Any]) -> tuple[str, str]:
+    """The (group, kind) a CustomResourceDefinition serves."""
+    spec = body.get("spec") or {}
+    return str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))
+
+
 def cluster_scoped_kinds(bodies: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
     """(group, kind) pairs that are cluster-scoped, including the bundle's own cluster-scoped CRDs."""
-    scoped: set[tuple[str, str]] = set()
-    for body in bodies:
-        if body.get("kind") == "CustomResourceDefinition":
-            spec = body.get("spec") or {}
-            if spec.get("scope") == "Cluster":
-                scoped.add((str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))))
-    return scoped
+    return {crd_kind(body) for body in bodies if body.get("kind") == "CustomResourceDefinition"
+            and (body.get("spec") or {}).get("scope") == "Cluster"}
 
 
 def _is_cluster_scoped(body: dict[str, Any], crd_scoped: set[tuple[str, str]]) -> bool:

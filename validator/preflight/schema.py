@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from validator.errors import EnvironmentNotReady
-from validator.manifests import Bundle, KubeObject
+from validator.manifests import Bundle, KubeObject, crd_kind
 from validator.preflight import Finding
 from validator.preflight.schemawalk import Compiler, Node, validate
 from validator.profiles import Profile
@@ -185,9 +185,8 @@ def _crd_versions(bundle: Bundle) -> dict[tuple[str, str], tuple[KubeObject, dic
     result = {}
     for crd in bundle.of_kind("CustomResourceDefinition"):
         spec = crd.body.get("spec") or {}
-        kind = str((spec.get("names") or {}).get("kind", ""))
         versions = {str(v.get("name")): v for v in spec.get("versions") or [] if isinstance(v, dict)}
-        result[(str(spec.get("group", "")), kind)] = (crd, versions)
+        result[crd_kind(crd.body)] = (crd, versions)
     return result
 
 
