@@ -626,3 +626,47 @@ def test_a_check_crashing_on_a_schema_valid_bundle_is_could_not_check(monkeypatc
     # on a bundle the schema rejects, the same crash is blamed on the candidate (exit 1), with the schema errors
     findings = run_preflight(fixture("schema-errors.yaml"), DEFAULT, only=("scheduling",))
     assert {f.check for f in findings if f.severity == "error"} == {"scheduling", "schema"}
+
+
+def _haproxy_like(strategy: dict[str, Any] | None) -> Bundle:
+    """The StatefulSet fixture as a Deployment (Argo CD's redis-ha haproxy shape), with the given strategy."""
+    def as_deployment(body: dict[str, Any]) -> None:
+        body["kind"] = "Deployment"
+        del body["spec"]["serviceName"]
+        if strategy is not None:
+            body["spec"]["strategy"] = strategy
+    return edited(fixture("scheduling-ha.yaml"), "StatefulSet", "redis-ha", as_deployment)
+
+
+@pytest.mark.parametrize(("strategy", "stalls"), [
+    (None, True),  # defaults 25%/25% of 3: surge 1, unavailable 0 (argoproj/argo-cd#16627)
+    ({"type": "RollingUpdate"}, True),
+    ({"rollingUpdate": {"maxUnavailable": "33%"}}, True),  # 0.99 rounds down to 0
+    ({"rollingUpdate": {"maxUnavailable": "34%"}}, False),  # 1.02 rounds down to 1
+    ({"rollingUpdate": {"maxUnavailable": 1}}, False),
+    ({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "25%"}}, False),  # both 0: the controller allows 1
+    ({"type": "Recreate"}, False),
+])
+def test_rolling_update_that_can_never_progress_on_the_profile(strategy: dict[str, Any] | None, stalls: bool) -> None:
+    findings = run(_haproxy_like(strategy), "scheduling", HA)  # 3 schedulable workers for 3 replicas
+    assert [f.severity for f in findings] == (["warning"] if stalls else [])
+    if stalls:
+        assert "an upgrade can never finish its rollout" in findings[0].reason
+        assert findings[0].evidence["domains"] == ["mirror-worker", "mirror-worker2", "mirror-worker3"]
+
+
+def test_rolling_update_progresses_with_a_spare_node_and_a_statefulset_never_surges() -> None:
+    four = profile_from_dict({"nodes": [{"role": "control-plane"}] + [{"role": "worker"}] * 4}, "four")
+    assert run(_haproxy_like(None), "scheduling", four) == []
+    assert run(fixture("scheduling-ha.yaml"), "scheduling", HA) == []  # StatefulSets replace pod by pod
+
+
+@pytest.mark.parametrize(("rolling", "replicas", "resolved"), [
+    ({}, 3, (1, 0)), ({}, 10, (3, 2)), ({"maxSurge": "0%", "maxUnavailable": "0%"}, 3, (0, 1)),
+    ({"maxSurge": 2, "maxUnavailable": "50%"}, 3, (2, 1)), ({"maxSurge": "x%"}, 3, None),
+])
+def test_rolling_update_budget_rounds_as_the_deployment_controller(
+        rolling: dict[str, Any], replicas: int, resolved: tuple[int, int] | None) -> None:
+    from validator.preflight.scheduling import rolling_update_budget
+    budget = rolling_update_budget({"spec": {"strategy": {"rollingUpdate": rolling}}}, replicas)
+    assert (budget[2:] if budget else None) == resolved

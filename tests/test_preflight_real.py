@@ -55,3 +55,12 @@ def test_v2111_rebuilt_from_real_v2112_with_v2110_redis_policy_is_caught() -> No
     found = errors(run_preflight(broken, DEFAULT))
     assert [(f.check, f.evidence["containers"]) for f in found] == [("networkpolicy-api-egress", ["secret-init"])]
     assert not has_error(run_preflight(new, DEFAULT))
+
+
+def test_v351_ha_on_three_workers_warns_that_haproxy_upgrades_stall() -> None:
+    """argoproj/argo-cd#16627: 3 haproxy replicas, required anti-affinity, default 25%/25% rolling update."""
+    bundle = resolve(str(real_manifest("v3.5.1/ha/install.yaml")), variant="ha")
+    warnings = [f for f in run_preflight(bundle, load_profile("ha")) if f.severity == "warning"]
+    assert [(f.check, f.objects) for f in warnings] == [
+        ("scheduling", ("Deployment.apps/argocd/argocd-redis-ha-haproxy",))]
+    assert warnings[0].evidence["resolved_surge"] == 1

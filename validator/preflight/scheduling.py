@@ -10,6 +10,7 @@ allocatable (minus what kind's own system pods request).
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,21 +120,27 @@ def _covers_own_namespace(term: dict[str, Any], namespace: str) -> bool:
     return not listed or namespace in listed
 
 
-def _anti_affinity_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> list[Finding]:
+def _self_repelling_domains(tmpl: PodTemplate, nodes: list[Node]) -> Iterator[tuple[dict[str, Any], str, list[str]]]:
+    """(term, topology key, domains among `nodes`) for each required anti-affinity term that certainly repels the
+    workload's own replicas from each other: at most one of its pods per domain."""
     terms = ((((tmpl.spec.get("affinity") or {}).get("podAntiAffinity") or {})
               .get("requiredDuringSchedulingIgnoredDuringExecution")) or [])
-    findings = []
     for term in terms:
-        if not isinstance(term, dict) or not selector_matches(term.get("labelSelector") or {}, tmpl.labels):
-            continue  # only terms that repel the workload's own replicas bound its replica count
-        if term.get("labelSelector") is None:
+        if not isinstance(term, dict) or term.get("labelSelector") is None:
             continue  # a nil selector matches no pods
+        if not selector_matches(term["labelSelector"], tmpl.labels):
+            continue  # only terms that repel the workload's own replicas bound its replica count
         if not _covers_own_namespace(term, tmpl.namespace) or term.get("mismatchLabelKeys"):
             continue  # the term may not reach the workload's own replicas: nothing certain to report
         key = str(term.get("topologyKey", ""))
         if any(key not in n.labels for n in nodes):
             continue  # nodes without the key are not constrained by the term
-        domains = sorted({n.labels[key] for n in nodes})
+        yield term, key, sorted({n.labels[key] for n in nodes})
+
+
+def _anti_affinity_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> list[Finding]:
+    findings = []
+    for term, key, domains in _self_repelling_domains(tmpl, nodes):
         if replicas > len(domains):
             findings.append(Finding(
                 CHECK, "error", (str(tmpl.owner.ref),),
@@ -144,6 +151,57 @@ def _anti_affinity_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int)
                  "label_selector": term.get("labelSelector")},
             ))
     return findings
+
+
+def _scaled(value: Any, total: int, round_up: bool) -> int | None:
+    """intstr.GetScaledValueFromIntOrPercent: an int as is, 'N%' of total rounded up or down; None if neither."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit():
+        share = int(value[:-1]) * total
+        return -(-share // 100) if round_up else share // 100
+    return None
+
+
+def rolling_update_budget(deployment: dict[str, Any], replicas: int) -> tuple[Any, Any, int, int] | None:
+    """(maxSurge, maxUnavailable as written or defaulted, surge, unavailable as the deployment controller resolves
+    them) for a RollingUpdate Deployment; None for Recreate or unreadable values. Defaults are 25%/25%; surge
+    rounds up, unavailable down, and when both resolve to 0 the controller allows 1 unavailable (ResolveFenceposts)."""
+    strategy = (deployment.get("spec") or {}).get("strategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return None
+    rolling = strategy.get("rollingUpdate") or {}
+    max_surge, max_unavailable = rolling.get("maxSurge", "25%"), rolling.get("maxUnavailable", "25%")
+    surge, unavailable = _scaled(max_surge, replicas, True), _scaled(max_unavailable, replicas, False)
+    if surge is None or unavailable is None:
+        return None
+    return max_surge, max_unavailable, surge, (1 if surge == unavailable == 0 else unavailable)
+
+
+def _rollout_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> list[Finding]:
+    """A Deployment whose replicas fill every domain of a self-repelling term, and whose rolling update may not
+    take a pod away before adding one, can install but never roll: the surge pod has nowhere to go and no old
+    pod may leave (Argo CD's HA haproxy on three nodes, argoproj/argo-cd#16627). Upgrades stall, then go Degraded."""
+    budget = rolling_update_budget(tmpl.owner.body, replicas) if tmpl.owner.kind == "Deployment" else None
+    if budget is None or budget[3] > 0:
+        return []
+    max_surge, max_unavailable, surge, _ = budget
+    full = next(((key, domains) for _, key, domains in _self_repelling_domains(tmpl, nodes)
+                 if replicas == len(domains)), None)
+    if full is None:
+        return []
+    key, domains = full
+    return [Finding(
+        CHECK, "warning", (str(tmpl.owner.ref),),
+        f"{tmpl.label}: installs, but an upgrade can never finish its rollout: {replicas} replicas with required pod "
+        f"anti-affinity on {key} fill all {len(domains)} schedulable node(s), and its rolling update (maxSurge "
+        f"{max_surge} = {surge}, maxUnavailable {max_unavailable} = 0) must add a pod before removing one, so the new "
+        "pod stays Pending until the progress deadline and Argo CD reports it Degraded (set maxUnavailable: 1, or give "
+        "the profile one more node)",
+        {"replicas": replicas, "topology_key": key, "domains": domains, "maxSurge": max_surge,
+         "maxUnavailable": max_unavailable, "resolved_surge": surge, "resolved_unavailable": 0,
+         "upstream": "https://github.com/argoproj/argo-cd/issues/16627"},
+    )]
 
 
 def _spread_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> list[Finding]:
@@ -208,6 +266,7 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
             continue
         replicas = len(fits) if tmpl.owner.kind == "DaemonSet" else tmpl.replicas
         findings.extend(_anti_affinity_findings(tmpl, fits, replicas))
+        findings.extend(_rollout_findings(tmpl, fits, replicas))
         findings.extend(_spread_findings(tmpl, fits, replicas))
         try:
             cpu, memory = requests(tmpl.spec)
