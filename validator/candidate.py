@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
-import subprocess
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +66,8 @@ class Provenance:
 
 def kustomize_build(directory: Path, sources: Sources) -> bytes:
     """Render a kustomize directory with `kubectl kustomize`, the renderer users apply with."""
+    import shutil  # only kustomize specs run a process: a file spec skips these imports
+    import subprocess
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise EnvironmentNotReady("kubectl is not installed: it is needed to render kustomize directories")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from validator.errors import InputError
@@ -25,6 +24,8 @@ def read_bounded(path: Path, max_bytes: int, what: str = "file") -> bytes:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write via a temp file and rename, so readers never see a partial file; mode follows the umask like open()."""
+    import tempfile  # reading is the hot path (preflight); writing pays for this import
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
