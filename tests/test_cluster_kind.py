@@ -65,6 +65,17 @@ def test_config_per_profile_is_valid_v1alpha4(name: str) -> None:
         assert "networking" not in config  # kindnet: the default CNI, which enforces NetworkPolicy
 
 
+def test_runtime_config_and_feature_gates_reach_kind_as_its_own_fields() -> None:
+    """kind hands runtimeConfig to kube-apiserver's --runtime-config and featureGates to every component."""
+    profile = profile_from_dict({"runtimeConfig": {"resource.k8s.io/v1beta2": "true"},
+                                 "featureGates": {"DynamicResourceAllocation": True}}, "p")
+    config = kind_config(profile, "n")
+    validate_kind_config(yaml.safe_load(yaml.safe_dump(config)))
+    assert config["runtimeConfig"] == {"resource.k8s.io/v1beta2": "true"}
+    assert config["featureGates"] == {"DynamicResourceAllocation": True}
+    assert "runtimeConfig" not in kind_config(load_profile("default"), "n")
+
+
 def test_ha_profile_has_three_workers_and_no_taint_patch_for_default_taint() -> None:
     config = kind_config(load_profile("ha"), "n")
     assert [n["role"] for n in config["nodes"]] == ["control-plane", "worker", "worker", "worker"]

@@ -670,3 +670,43 @@ def test_rolling_update_budget_rounds_as_the_deployment_controller(
     from validator.preflight.scheduling import rolling_update_budget
     budget = rolling_update_budget({"spec": {"strategy": {"rollingUpdate": rolling}}}, replicas)
     assert (budget[2:] if budget else None) == resolved
+
+
+
+def _device_class(api_version: str, kind: str = "DeviceClass") -> Bundle:
+    return bundle_of({"apiVersion": api_version, "kind": kind, "metadata": {"name": "gpu"}, "spec": {}})
+
+
+@pytest.mark.parametrize(("api_version", "kind", "runtime_config", "expected"), [
+    ("apps/v1", "Deployment", {}, True),
+    ("resource.k8s.io/v1", "DeviceClass", {}, True),
+    ("resource.k8s.io/v1beta2", "DeviceClass", {}, False),  # a beta added after 1.24: off by default
+    ("admissionregistration.k8s.io/v1alpha1", "MutatingAdmissionPolicy", {}, False),
+    ("flowcontrol.apiserver.k8s.io/v1beta3", "FlowSchema", {}, True),  # a legacy beta, served until its removal
+    ("resource.k8s.io/v1beta2", "DeviceClass", {"resource.k8s.io/v1beta2": "true"}, True),
+    ("resource.k8s.io/v1beta2", "DeviceClass", {"api/beta": "true"}, True),
+    ("resource.k8s.io/v1beta2", "DeviceClass", {"api/beta": "true", "resource.k8s.io/v1beta2": "false"}, False),
+    ("resource.k8s.io/v1beta2", "DeviceClass", {"resource.k8s.io/v1beta2/deviceclasses": "true"}, True),
+    ("resource.k8s.io/v1beta2", "ResourceClaim", {"resource.k8s.io/v1beta2/deviceclasses": "true"}, False),
+    ("admissionregistration.k8s.io/v1alpha1", "MutatingAdmissionPolicy",
+     {"api/all": "false", "api/alpha": "true"}, True),  # the stage key applies after api/all
+    ("apps/v1", "Deployment", {"api/all": "false"}, False),
+    ("v1", "ConfigMap", {"api/all": "false", "api/v1": "true"}, True),
+])
+def test_served_follows_kube_apiserver_defaults_and_runtime_config(
+        api_version: str, kind: str, runtime_config: dict[str, str], expected: bool) -> None:
+    from validator.preflight.schema import served
+    assert served(api_version, kind, runtime_config) is expected
+
+
+def test_apis_the_profile_does_not_serve_are_errors_unless_it_enables_them() -> None:
+    found = run(_device_class("resource.k8s.io/v1beta2"), "schema")
+    assert [f.severity for f in found] == ["error"]
+    assert "does not serve apiVersion resource.k8s.io/v1beta2 by default" in found[0].reason
+    assert 'runtimeConfig: {resource.k8s.io/v1beta2: "true"}' in found[0].reason
+    enabled = profile_from_dict({"runtimeConfig": {"resource.k8s.io/v1beta2": "true"}}, "dra")
+    assert run(_device_class("resource.k8s.io/v1beta2"), "schema", enabled) == []
+    assert run(_device_class("resource.k8s.io/v1"), "schema") == []
+    alpha = run(bundle_of({"apiVersion": "admissionregistration.k8s.io/v1alpha1", "kind": "MutatingAdmissionPolicy",
+                           "metadata": {"name": "p"}, "spec": {}}), "schema")
+    assert [(f.severity, "an alpha API" in f.reason) for f in alpha] == [("error", True)]

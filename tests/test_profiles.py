@@ -44,6 +44,13 @@ def test_profile_by_path_and_allocatable_quantities(tmp_path: Path) -> None:
         ({"nodes": [{"allocatable": {"memory": "512K"}}]}, "not a Kubernetes quantity: '512K'"),  # k, not K
         ({"nodes": [{"taints": [{"effect": "NoSchedule"}]}]}, "malformed node"),
         ({"nodes": [{"labels": ["a"]}]}, "malformed node"),
+        ({"runtimeConfig": ["resource.k8s.io/v1beta1"]}, "runtimeConfig must be a mapping"),
+        ({"runtimeConfig": {"resource.k8s.io": "true"}}, "runtimeConfig key 'resource.k8s.io' is not"),
+        ({"runtimeConfig": {"api/everything": "true"}}, "runtimeConfig key 'api/everything' is not"),
+        ({"runtimeConfig": {"resource.k8s.io/v1beta1": "yes please"}}, "must be true or false, not 'yes please'"),
+        ({"runtimeConfig": {"resource.k8s.io/v1beta1": 1}}, "must be true or false, not 1"),
+        ({"featureGates": {"DynamicResourceAllocation": "true"}}, "featureGates must map gate names"),
+        ({"featureGates": {"lowercase": True}}, "featureGates must map gate names"),
     ],
 )
 def test_bad_profiles_are_input_errors(raw: object, expected: str) -> None:
@@ -93,3 +100,13 @@ def test_the_plugin_waits_with_the_profiles_thresholds(tmp_path: Path, monkeypat
     pytest_plugin.observe_healthy(None, None, None, options, lambda m: None, tmp_path, "candidate", None, custom)
     pytest_plugin.observe_healthy(None, None, None, options, lambda m: None, tmp_path, "candidate")
     assert seen == [custom, Thresholds()]
+
+
+def test_runtime_config_and_feature_gates_as_production_states_them() -> None:
+    profile = profile_from_dict({"runtimeConfig": {"resource.k8s.io/v1beta1": True, "api/alpha": "False",
+                                                   "storage.k8s.io/v1beta1/volumeattributesclasses": "true"},
+                                 "featureGates": {"DynamicResourceAllocation": True}}, "p")
+    assert profile.runtime_config == {"resource.k8s.io/v1beta1": "true", "api/alpha": "false",
+                                      "storage.k8s.io/v1beta1/volumeattributesclasses": "true"}
+    assert profile.feature_gates == {"DynamicResourceAllocation": True}
+    assert load_profile("default").runtime_config == {} and load_profile("default").feature_gates == {}

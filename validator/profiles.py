@@ -56,6 +56,10 @@ class Profile:
     apply_mode: str = "server-side"
     namespace: str = "argocd"
     fail_fast: Thresholds = field(default_factory=Thresholds)  # `failFast:` grace periods for slow environments
+    # kube-apiserver --runtime-config and cluster-wide feature gates, as production sets them: kind passes both
+    # through, so the mirror serves the same alpha/beta APIs (preflight reads runtime_config for the same reason)
+    runtime_config: dict[str, str] = field(default_factory=dict)
+    feature_gates: dict[str, bool] = field(default_factory=dict)
 
     @property
     def kubernetes_minor(self) -> tuple[int, int]:
@@ -89,10 +93,39 @@ def _node(raw: Any, index: int, has_workers: bool) -> NodeSpec:
     )
 
 
+# --runtime-config keys: api/{all,ga,beta,alpha,legacy}, or group/version[/resource] ("v1" for the core group)
+_RUNTIME_CONFIG_KEY = re.compile(r"api/(all|ga|beta|alpha|legacy)|([a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?v\d+"
+                                 r"((alpha|beta)\d+)?(/[a-z0-9-]+)?")
+
+
+def _runtime_config(raw: Any, name: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise InputError(f"profile {name}: runtimeConfig must be a mapping of group/version to true or false")
+    result = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not _RUNTIME_CONFIG_KEY.fullmatch(key):
+            raise InputError(f"profile {name}: runtimeConfig key {key!r} is not api/all|ga|beta|alpha or "
+                             "group/version[/resource] (e.g. resource.k8s.io/v1beta1)")
+        text = str(value).lower() if isinstance(value, (bool, str)) else ""
+        if text not in ("true", "false"):
+            raise InputError(f"profile {name}: runtimeConfig {key} must be true or false, not {value!r}")
+        result[key] = text
+    return result
+
+
+def _feature_gates(raw: Any, name: str) -> dict[str, bool]:
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and re.fullmatch(r"[A-Z][A-Za-z0-9]*", k)
+                                            and isinstance(v, bool) for k, v in raw.items()):
+        raise InputError(f"profile {name}: featureGates must map gate names (e.g. MutatingAdmissionPolicy) "
+                         "to true or false")
+    return dict(raw)
+
+
 def profile_from_dict(raw: Any, name: str) -> Profile:
     if not isinstance(raw, dict):
         raise InputError(f"profile {name}: must be a YAML mapping")
-    known = {"name", "kubernetesVersion", "nodes", "cni", "applyMode", "namespace", "description", "failFast"}
+    known = {"name", "kubernetesVersion", "nodes", "cni", "applyMode", "namespace", "description", "failFast",
+             "runtimeConfig", "featureGates"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InputError(f"profile {name}: unknown field(s) {', '.join(unknown)}")
@@ -117,7 +150,9 @@ def profile_from_dict(raw: Any, name: str) -> Profile:
         raise InputError(f"profile {name}: applyMode must be one of {', '.join(APPLY_MODES)}")
     fail_fast = Thresholds.from_mapping(raw.get("failFast") or {}, f"profile {name}: failFast")
     return Profile(name=str(raw.get("name", name)), kubernetes_version=version, nodes=nodes, cni=cni,
-                   apply_mode=mode, namespace=str(raw.get("namespace", "argocd")), fail_fast=fail_fast)
+                   apply_mode=mode, namespace=str(raw.get("namespace", "argocd")), fail_fast=fail_fast,
+                   runtime_config=_runtime_config(raw.get("runtimeConfig") or {}, name),
+                   feature_gates=_feature_gates(raw.get("featureGates") or {}, name))
 
 
 def available_profiles() -> list[str]:

@@ -99,6 +99,10 @@ def kind_config(profile: Profile, name: str) -> dict[str, Any]:
     config: dict[str, Any] = {"kind": "Cluster", "apiVersion": API_VERSION, "name": name, "nodes": nodes}
     if profile.cni == "calico":
         config["networking"] = {"disableDefaultCNI": True, "podSubnet": CALICO_POD_SUBNET}
+    if profile.runtime_config:  # kind hands these to kube-apiserver as --runtime-config
+        config["runtimeConfig"] = dict(profile.runtime_config)
+    if profile.feature_gates:  # and these to every component as --feature-gates
+        config["featureGates"] = dict(profile.feature_gates)
     validate_kind_config(config)
     return config
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -84,6 +85,34 @@ API_LIFECYCLE: dict[tuple[str, str], Lifecycle] = {
 
 def lifecycle(api_version: str, kind: str) -> Lifecycle | None:
     return API_LIFECYCLE.get((api_version, kind)) or API_LIFECYCLE.get((api_version, "*"))
+
+
+def _plural(kind: str) -> str:
+    """The resource name of a built-in kind (Deployment -> deployments, IngressClass -> ingressclasses)."""
+    lower = kind.lower()
+    if lower.endswith(("s", "x", "z", "ch", "sh")):
+        return lower + "es"
+    if lower.endswith("y") and lower[-2:-1] not in tuple("aeiou"):
+        return lower[:-1] + "ies"
+    return lower + "s"
+
+
+def served(api_version: str, kind: str, runtime_config: Mapping[str, str]) -> bool:
+    """Whether kube-apiserver serves a built-in apiVersion/kind, given --runtime-config (pkg/controlplane).
+
+    By default GA versions are served, alpha never, and beta only the betas that predate KEP-3136 (1.24):
+    those are exactly the ones API_LIFECYCLE tracks until their removal, which the caller reports itself.
+    Every beta added since is off until enabled. --runtime-config applies in kube-apiserver's order: api/all,
+    then api/ga|beta|alpha, then the group/version, and a group/version/resource key wins over them all.
+    """
+    version = api_version.rpartition("/")[2]
+    stage = "alpha" if "alpha" in version else "beta" if "beta" in version else "ga"
+    enabled = stage == "ga" or (stage == "beta" and lifecycle(api_version, kind) is not None)
+    for key in ("api/all", f"api/{stage}", *(("api/v1",) if api_version == "v1" else ()), api_version,
+                f"{api_version}/{_plural(kind)}"):
+        if key in runtime_config:
+            enabled = runtime_config[key] == "true"
+    return enabled
 
 
 # --------------------------------------------------------------------------------------------------
@@ -216,6 +245,18 @@ def _check_custom(obj: KubeObject, crd: KubeObject, versions: dict[str, dict[str
     return [_errors_finding(obj, errors, f"CRD {crd.name} version {version}")] if errors else []
 
 
+def _not_served(obj: KubeObject, label: str) -> Finding:
+    stage = "an alpha API (alpha is never on by default)" if "alpha" in obj.api_version else \
+        "a beta API added since 1.24, which are off by default (KEP-3136)"
+    return Finding(
+        CHECK, "error", (str(obj.ref),),
+        f"{obj.kind} {obj.name}: {label} does not serve apiVersion {obj.api_version} by default: it is {stage}, so "
+        f"applying it fails with 'no matches for kind \"{obj.kind}\"'. If production enables it, state "
+        f'`runtimeConfig: {{{obj.api_version}: "true"}}` (and any feature gate it needs) in the profile: the mirror '
+        "enables it too",
+        {"apiVersion": obj.api_version, "source": obj.where})
+
+
 def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
     target = profile.kubernetes_minor
     used = schema_version_for(target)
@@ -263,11 +304,8 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
             else:
                 unchecked.setdefault(f"{obj.kind}.{group}", []).append(str(obj.ref))
             continue
-        if "alpha" in version:
-            findings.append(Finding(
-                CHECK, "warning", (str(obj.ref),),
-                f"{obj.kind} {obj.name}: apiVersion {obj.api_version} is alpha and not served unless enabled "
-                "(runtime-config / feature gates) on the cluster", {"apiVersion": obj.api_version}))
+        if not served(obj.api_version, obj.kind, profile.runtime_config):
+            findings.append(_not_served(obj, label))
         errors = validate(node, obj.body, limit=MAX_ERRORS_PER_OBJECT)
         if errors:
             findings.append(_errors_finding(obj, errors, f"the {used[0]}.{used[1]} schema"))
