@@ -11,6 +11,7 @@ Test infrastructure only (see README.md in this directory for the DSL). Typical 
 from __future__ import annotations
 
 import copy
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -40,6 +41,7 @@ class ApiDouble:
         for ns in namespaces:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         self._clients: list[Any] = []
+        self._scratch: list[Path] = []  # kubeconfig directories api_client() made: removed on exit
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> ApiDouble:
@@ -50,6 +52,8 @@ class ApiDouble:
     def __exit__(self, *exc: object) -> None:
         for client in self._clients:
             client.close()
+        for directory in self._scratch:
+            shutil.rmtree(directory, ignore_errors=True)
         self.sim.stop()
         self.server.stop()
 
@@ -75,7 +79,11 @@ class ApiDouble:
 
         from kubernetes import config as kconfig
 
-        directory = Path(tmp) if tmp else Path(tempfile.mkdtemp(prefix="apidouble-"))
+        if tmp:
+            directory = Path(tmp)
+        else:
+            directory = Path(tempfile.mkdtemp(prefix="apidouble-"))
+            self._scratch.append(directory)
         path = self.kubeconfig(directory / "kubeconfig", "apidouble")
         client = kconfig.new_client_from_config(config_file=str(path), context="apidouble")
         self._clients.append(client)
