@@ -691,7 +691,7 @@ def _device_class(api_version: str, kind: str = "DeviceClass") -> Bundle:
     ("admissionregistration.k8s.io/v1alpha1", "MutatingAdmissionPolicy",
      {"api/all": "false", "api/alpha": "true"}, True),  # the stage key applies after api/all
     ("apps/v1", "Deployment", {"api/all": "false"}, False),
-    ("v1", "ConfigMap", {"api/all": "false", "api/v1": "true"}, True),
+    ("v1", "ConfigMap", {"api/all": "false", "api/ga": "true"}, True),
 ])
 def test_served_follows_kube_apiserver_defaults_and_runtime_config(
         api_version: str, kind: str, runtime_config: dict[str, str], expected: bool) -> None:

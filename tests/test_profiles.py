@@ -47,6 +47,8 @@ def test_profile_by_path_and_allocatable_quantities(tmp_path: Path) -> None:
         ({"runtimeConfig": ["resource.k8s.io/v1beta1"]}, "runtimeConfig must be a mapping"),
         ({"runtimeConfig": {"resource.k8s.io": "true"}}, "runtimeConfig key 'resource.k8s.io' is not"),
         ({"runtimeConfig": {"api/everything": "true"}}, "runtimeConfig key 'api/everything' is not"),
+        ({"runtimeConfig": {"v1": "true"}}, "runtimeConfig key 'v1' is not"),  # one token: kube-apiserver skips it
+        ({"runtimeConfig": {"apps/v1/Deployments": "true"}}, "runtimeConfig key 'apps/v1/Deployments' is not"),
         ({"runtimeConfig": {"resource.k8s.io/v1beta1": "yes please"}}, "must be true or false, not 'yes please'"),
         ({"runtimeConfig": {"resource.k8s.io/v1beta1": 1}}, "must be true or false, not 1"),
         ({"featureGates": {"DynamicResourceAllocation": "true"}}, "featureGates must map gate names"),

@@ -93,9 +93,10 @@ def _node(raw: Any, index: int, has_workers: bool) -> NodeSpec:
     )
 
 
-# --runtime-config keys: api/{all,ga,beta,alpha,legacy}, or group/version[/resource] ("v1" for the core group)
-_RUNTIME_CONFIG_KEY = re.compile(r"api/(all|ga|beta|alpha|legacy)|([a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?v\d+"
-                                 r"((alpha|beta)\d+)?(/[a-z0-9-]+)?")
+# --runtime-config keys kube-apiserver acts on: api/{all,ga,beta,alpha}, or group/version[/resource], the resource
+# lowercase plural (apiserver resourceconfig helpers); it skips other shapes, so a typo would quietly leave an API off
+_RUNTIME_CONFIG_KEY = re.compile(r"api/(all|ga|beta|alpha)|[a-z0-9]([a-z0-9.-]*[a-z0-9])?/v\d+((alpha|beta)\d+)?"
+                                 r"(/[a-z0-9-]+)?")
 
 
 def _runtime_config(raw: Any, name: str) -> dict[str, str]:

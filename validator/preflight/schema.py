@@ -108,8 +108,10 @@ def served(api_version: str, kind: str, runtime_config: Mapping[str, str]) -> bo
     version = api_version.rpartition("/")[2]
     stage = "alpha" if "alpha" in version else "beta" if "beta" in version else "ga"
     enabled = stage == "ga" or (stage == "beta" and lifecycle(api_version, kind) is not None)
-    for key in ("api/all", f"api/{stage}", *(("api/v1",) if api_version == "v1" else ()), api_version,
-                f"{api_version}/{_plural(kind)}"):
+    keys = ["api/all", f"api/{stage}"]
+    if "/" in api_version:  # the core group ("v1") has no group/version key kube-apiserver acts on
+        keys += [api_version, f"{api_version}/{_plural(kind)}"]
+    for key in keys:
         if key in runtime_config:
             enabled = runtime_config[key] == "true"
     return enabled
