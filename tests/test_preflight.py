@@ -646,6 +646,9 @@ def _haproxy_like(strategy: dict[str, Any] | None) -> Bundle:
     ({"rollingUpdate": {"maxUnavailable": 1}}, False),
     ({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "25%"}}, False),  # both 0: the controller allows 1
     ({"type": "Recreate"}, False),
+    ({"type": "", "rollingUpdate": {"maxSurge": None}}, True),  # "" and null are defaulted like absent fields
+    ({"rollingUpdate": {"maxUnavailable": -1}}, False),  # refused by the API server: not ours to judge
+    ({"rollingUpdate": {"maxUnavailable": "²%"}}, False),  # not IsValidPercent (str.isdigit() would take it)
 ])
 def test_rolling_update_that_can_never_progress_on_the_profile(strategy: dict[str, Any] | None, stalls: bool) -> None:
     findings = run(_haproxy_like(strategy), "scheduling", HA)  # 3 schedulable workers for 3 replicas
@@ -692,6 +695,7 @@ def _device_class(api_version: str, kind: str = "DeviceClass") -> Bundle:
      {"api/all": "false", "api/alpha": "true"}, True),  # the stage key applies after api/all
     ("apps/v1", "Deployment", {"api/all": "false"}, False),
     ("v1", "ConfigMap", {"api/all": "false", "api/ga": "true"}, True),
+    ("v1", "ConfigMap", {"/v1/configmaps": "false"}, False),  # "/v1" is the core group (ParseGroupVersion)
 ])
 def test_served_follows_kube_apiserver_defaults_and_runtime_config(
         api_version: str, kind: str, runtime_config: dict[str, str], expected: bool) -> None:
@@ -710,3 +714,32 @@ def test_apis_the_profile_does_not_serve_are_errors_unless_it_enables_them() -> 
     alpha = run(bundle_of({"apiVersion": "admissionregistration.k8s.io/v1alpha1", "kind": "MutatingAdmissionPolicy",
                            "metadata": {"name": "p"}, "spec": {}}), "schema")
     assert [(f.severity, "an alpha API" in f.reason) for f in alpha] == [("error", True)]
+
+
+
+@pytest.mark.parametrize(("version", "gates", "stalls"), [
+    ("1.35", {}, False), ("1.31", {}, False),  # beta, on by default from 1.31; GA in 1.33
+    ("1.30", {}, True), ("1.31", {"MatchLabelKeysInPodAffinity": False}, True),
+    ("1.33", {"MatchLabelKeysInPodAffinity": False}, False),  # GA: the gate is locked on
+])
+def test_match_label_keys_on_the_pod_template_hash_lets_revisions_pass(version: str, gates: dict[str, bool],
+                                                                       stalls: bool) -> None:
+    """matchLabelKeys: [pod-template-hash] makes a term repel only the pod's own revision (the fix upstream
+    recommends), so the surge pod of a new revision may share a node with an old one."""
+    def per_revision(body: dict[str, Any]) -> None:
+        term = body["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"][0]
+        term["matchLabelKeys"] = ["pod-template-hash"]
+    bundle = edited(_haproxy_like(None), "Deployment", "redis-ha", per_revision)
+    three = profile_from_dict({"kubernetesVersion": version, "featureGates": gates,
+                               "nodes": [{"role": "control-plane"}] + [{"role": "worker"}] * 3}, "three")
+    assert [f.severity for f in run(bundle, "scheduling", three)] == (["warning"] if stalls else [])
+
+
+def test_a_runtime_config_group_version_the_version_lacks_is_bad_input() -> None:
+    """kube-apiserver refuses to start on it ("unknown api groups"): the profile is wrong, not the candidate."""
+    typo = profile_from_dict({"runtimeConfig": {"resource.k8s.io/v1beta9": "true"}}, "typo")
+    with pytest.raises(InputError, match="runtimeConfig resource.k8s.io/v1beta9: Kubernetes 1.35 has no API"):
+        run(_device_class("resource.k8s.io/v1"), "schema", typo)
+    core = profile_from_dict({"runtimeConfig": {"/v1/configmaps": "true", "api/beta": "true"}}, "core")
+    assert run(_device_class("resource.k8s.io/v1"), "schema", core) == []

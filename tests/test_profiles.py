@@ -47,7 +47,8 @@ def test_profile_by_path_and_allocatable_quantities(tmp_path: Path) -> None:
         ({"runtimeConfig": ["resource.k8s.io/v1beta1"]}, "runtimeConfig must be a mapping"),
         ({"runtimeConfig": {"resource.k8s.io": "true"}}, "runtimeConfig key 'resource.k8s.io' is not"),
         ({"runtimeConfig": {"api/everything": "true"}}, "runtimeConfig key 'api/everything' is not"),
-        ({"runtimeConfig": {"v1": "true"}}, "runtimeConfig key 'v1' is not"),  # one token: kube-apiserver skips it
+        ({"runtimeConfig": {"v1": "true"}}, "runtimeConfig key 'v1' is not"),  # kube-apiserver: invalid key
+        ({"runtimeConfig": {"api/v1": "true"}}, "runtimeConfig key 'api/v1' is not"),  # group "api": unknown
         ({"runtimeConfig": {"apps/v1/Deployments": "true"}}, "runtimeConfig key 'apps/v1/Deployments' is not"),
         ({"runtimeConfig": {"resource.k8s.io/v1beta1": "yes please"}}, "must be true or false, not 'yes please'"),
         ({"runtimeConfig": {"resource.k8s.io/v1beta1": 1}}, "must be true or false, not 1"),
@@ -105,10 +106,10 @@ def test_the_plugin_waits_with_the_profiles_thresholds(tmp_path: Path, monkeypat
 
 
 def test_runtime_config_and_feature_gates_as_production_states_them() -> None:
-    profile = profile_from_dict({"runtimeConfig": {"resource.k8s.io/v1beta1": True, "api/alpha": "False",
+    profile = profile_from_dict({"runtimeConfig": {"resource.k8s.io/v1beta1": True, "api/alpha": "False", "/v1": "true",
                                                    "storage.k8s.io/v1beta1/volumeattributesclasses": "true"},
                                  "featureGates": {"DynamicResourceAllocation": True}}, "p")
-    assert profile.runtime_config == {"resource.k8s.io/v1beta1": "true", "api/alpha": "false",
+    assert profile.runtime_config == {"resource.k8s.io/v1beta1": "true", "api/alpha": "false", "/v1": "true",
                                       "storage.k8s.io/v1beta1/volumeattributesclasses": "true"}
     assert profile.feature_gates == {"DynamicResourceAllocation": True}
     assert load_profile("default").runtime_config == {} and load_profile("default").feature_gates == {}

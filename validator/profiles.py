@@ -93,10 +93,17 @@ def _node(raw: Any, index: int, has_workers: bool) -> NodeSpec:
     )
 
 
-# --runtime-config keys kube-apiserver acts on: api/{all,ga,beta,alpha}, or group/version[/resource], the resource
-# lowercase plural (apiserver resourceconfig helpers); it skips other shapes, so a typo would quietly leave an API off
-_RUNTIME_CONFIG_KEY = re.compile(r"api/(all|ga|beta|alpha)|[a-z0-9]([a-z0-9.-]*[a-z0-9])?/v\d+((alpha|beta)\d+)?"
-                                 r"(/[a-z0-9-]+)?")
+# --runtime-config keys: api/{all,ga,beta,alpha}, or group/version[/resource] with the resource lowercase plural
+# ("/v1" is the core group). kube-apiserver refuses to start on other shapes and on groups it does not have.
+RUNTIME_CONFIG_STAGES = ("api/all", "api/ga", "api/beta", "api/alpha")
+_GROUP_VERSION_KEY = re.compile(r"([a-z0-9]([a-z0-9.-]*[a-z0-9])?)?/v\d+((alpha|beta)\d+)?(/[a-z0-9-]+)?")
+
+
+def _valid_runtime_key(key: Any) -> bool:
+    if key in RUNTIME_CONFIG_STAGES:
+        return True
+    # "api/v1" reads as group "api", which kube-apiserver does not have: the core group is "/v1"
+    return isinstance(key, str) and bool(_GROUP_VERSION_KEY.fullmatch(key)) and not key.startswith("api/")
 
 
 def _runtime_config(raw: Any, name: str) -> dict[str, str]:
@@ -104,9 +111,9 @@ def _runtime_config(raw: Any, name: str) -> dict[str, str]:
         raise InputError(f"profile {name}: runtimeConfig must be a mapping of group/version to true or false")
     result = {}
     for key, value in raw.items():
-        if not isinstance(key, str) or not _RUNTIME_CONFIG_KEY.fullmatch(key):
+        if not _valid_runtime_key(key):
             raise InputError(f"profile {name}: runtimeConfig key {key!r} is not api/all|ga|beta|alpha or "
-                             "group/version[/resource] (e.g. resource.k8s.io/v1beta1)")
+                             "group/version[/resource] (e.g. resource.k8s.io/v1beta1, /v1 for the core group)")
         text = str(value).lower() if isinstance(value, (bool, str)) else ""
         if text not in ("true", "false"):
             raise InputError(f"profile {name}: runtimeConfig {key} must be true or false, not {value!r}")

@@ -10,6 +10,7 @@ allocatable (minus what kind's own system pods request).
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -154,13 +155,21 @@ def _anti_affinity_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int)
 
 
 def _scaled(value: Any, total: int, round_up: bool) -> int | None:
-    """intstr.GetScaledValueFromIntOrPercent: an int as is, 'N%' of total rounded up or down; None if neither."""
+    """intstr.GetScaledValueFromIntOrPercent: an int as is, 'N%' of total rounded up or down; None for what the
+    API server's validation refuses (negative, or a string that is not digits and '%')."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit():
+        return value if value >= 0 else None
+    if isinstance(value, str) and _PERCENT.fullmatch(value):
         share = int(value[:-1]) * total
         return -(-share // 100) if round_up else share // 100
     return None
+
+
+_PERCENT = re.compile(r"[0-9]+%")  # validation's IsValidPercent; str.isdigit() would take '²%'
+
+
+def _or_default(value: Any) -> Any:
+    return "25%" if value is None else value
 
 
 def rolling_update_budget(deployment: dict[str, Any], replicas: int) -> tuple[Any, Any, int, int] | None:
@@ -168,17 +177,26 @@ def rolling_update_budget(deployment: dict[str, Any], replicas: int) -> tuple[An
     them) for a RollingUpdate Deployment; None for Recreate or unreadable values. Defaults are 25%/25%; surge
     rounds up, unavailable down, and when both resolve to 0 the controller allows 1 unavailable (ResolveFenceposts)."""
     strategy = (deployment.get("spec") or {}).get("strategy") or {}
-    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+    if (strategy.get("type") or "RollingUpdate") != "RollingUpdate":  # defaulting treats "" and null as unset
         return None
     rolling = strategy.get("rollingUpdate") or {}
-    max_surge, max_unavailable = rolling.get("maxSurge", "25%"), rolling.get("maxUnavailable", "25%")
+    max_surge, max_unavailable = _or_default(rolling.get("maxSurge")), _or_default(rolling.get("maxUnavailable"))
     surge, unavailable = _scaled(max_surge, replicas, True), _scaled(max_unavailable, replicas, False)
     if surge is None or unavailable is None:
         return None
     return max_surge, max_unavailable, surge, (1 if surge == unavailable == 0 else unavailable)
 
 
-def _rollout_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> list[Finding]:
+def _match_label_keys_enforced(profile: Profile) -> bool:
+    """Whether the scheduler honours podAffinityTerm.matchLabelKeys (MatchLabelKeysInPodAffinity: beta and on
+    by default from 1.31, GA in 1.33)."""
+    gate = profile.feature_gates.get("MatchLabelKeysInPodAffinity")
+    if profile.kubernetes_minor >= (1, 33):
+        return True
+    return gate if gate is not None else profile.kubernetes_minor >= (1, 31)
+
+
+def _rollout_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int, profile: Profile) -> list[Finding]:
     """A Deployment whose replicas fill every domain of a self-repelling term, and whose rolling update may not
     take a pod away before adding one, can install but never roll: the surge pod has nowhere to go and no old
     pod may leave (Argo CD's HA haproxy on three nodes, argoproj/argo-cd#16627). Upgrades stall, then go Degraded."""
@@ -186,8 +204,10 @@ def _rollout_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> li
     if budget is None or budget[3] > 0:
         return []
     max_surge, max_unavailable, surge, _ = budget
-    full = next(((key, domains) for _, key, domains in _self_repelling_domains(tmpl, nodes)
-                 if replicas == len(domains)), None)
+    per_revision = _match_label_keys_enforced(profile)  # then old and new revisions do not repel each other
+    full = next(((key, domains) for term, key, domains in _self_repelling_domains(tmpl, nodes)
+                 if replicas == len(domains)
+                 and not (per_revision and "pod-template-hash" in (term.get("matchLabelKeys") or []))), None)
     if full is None:
         return []
     key, domains = full
@@ -266,7 +286,7 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
             continue
         replicas = len(fits) if tmpl.owner.kind == "DaemonSet" else tmpl.replicas
         findings.extend(_anti_affinity_findings(tmpl, fits, replicas))
-        findings.extend(_rollout_findings(tmpl, fits, replicas))
+        findings.extend(_rollout_findings(tmpl, fits, replicas, profile))
         findings.extend(_spread_findings(tmpl, fits, replicas))
         try:
             cpu, memory = requests(tmpl.spec)

@@ -19,11 +19,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from validator.errors import EnvironmentNotReady
+from validator.errors import EnvironmentNotReady, InputError
 from validator.manifests import Bundle, KubeObject, crd_kind
 from validator.preflight import Finding
 from validator.preflight.schemawalk import Compiler, Node, validate
-from validator.profiles import Profile
+from validator.profiles import RUNTIME_CONFIG_STAGES, Profile
 
 CHECK = "schema"
 MAX_ERRORS_PER_OBJECT = 5
@@ -108,10 +108,8 @@ def served(api_version: str, kind: str, runtime_config: Mapping[str, str]) -> bo
     version = api_version.rpartition("/")[2]
     stage = "alpha" if "alpha" in version else "beta" if "beta" in version else "ga"
     enabled = stage == "ga" or (stage == "beta" and lifecycle(api_version, kind) is not None)
-    keys = ["api/all", f"api/{stage}"]
-    if "/" in api_version:  # the core group ("v1") has no group/version key kube-apiserver acts on
-        keys += [api_version, f"{api_version}/{_plural(kind)}"]
-    for key in keys:
+    group_version = api_version if "/" in api_version else f"/{api_version}"  # --runtime-config's core group: /v1
+    for key in ("api/all", f"api/{stage}", group_version, f"{group_version}/{_plural(kind)}"):
         if key in runtime_config:
             enabled = runtime_config[key] == "true"
     return enabled
@@ -247,6 +245,19 @@ def _check_custom(obj: KubeObject, crd: KubeObject, versions: dict[str, dict[str
     return [_errors_finding(obj, errors, f"CRD {crd.name} version {version}")] if errors else []
 
 
+def _check_runtime_config(profile: Profile, schemas: Schemas, label: str) -> None:
+    """A runtimeConfig group/version the Kubernetes version lacks stops kube-apiserver from starting ("unknown api
+    groups", "has not been registered"): the profile is wrong, not the candidate, so it is bad input."""
+    known = {(group, version) for group, version, _ in schemas.by_gvk}
+    for key in profile.runtime_config:
+        if key in RUNTIME_CONFIG_STAGES:
+            continue
+        group, version = key.split("/")[:2]
+        if (group, version) not in known:
+            raise InputError(f"profile {profile.name}: runtimeConfig {key}: {label} has no API {group or 'core'}/"
+                             f"{version}, and kube-apiserver would refuse to start")
+
+
 def _not_served(obj: KubeObject, label: str) -> Finding:
     stage = "an alpha API (alpha is never on by default)" if "alpha" in obj.api_version else \
         "a beta API added since 1.24, which are off by default (KEP-3136)"
@@ -270,6 +281,7 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
                                 f"no schemas for {label} shipped; validated against {used[0]}.{used[1]} instead",
                                 {"profile_version": f"{target[0]}.{target[1]}",
                                  "schema_version": f"{used[0]}.{used[1]}"}))
+    _check_runtime_config(profile, schemas, label)
     crds = _crd_versions(bundle)
     served_groups = schemas.groups
     compilers: dict[int, Compiler] = {}
