@@ -13,7 +13,7 @@ import platform
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from validator.errors import InputError
 from validator.manifests import Bundle, containers_of
@@ -139,9 +139,13 @@ def _self_repelling_domains(tmpl: PodTemplate, nodes: list[Node]) -> Iterator[tu
         yield term, key, sorted({n.labels[key] for n in nodes})
 
 
-def _anti_affinity_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> list[Finding]:
+Repelling = list[tuple[dict[str, Any], str, list[str]]]  # what _self_repelling_domains yields, for one template
+
+
+def _anti_affinity_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int,
+                            repelling: Repelling) -> list[Finding]:
     findings = []
-    for term, key, domains in _self_repelling_domains(tmpl, nodes):
+    for term, key, domains in repelling:
         if replicas > len(domains):
             findings.append(Finding(
                 CHECK, "error", (str(tmpl.owner.ref),),
@@ -172,7 +176,14 @@ def _or_default(value: Any) -> Any:
     return "25%" if value is None else value
 
 
-def rolling_update_budget(deployment: dict[str, Any], replicas: int) -> tuple[Any, Any, int, int] | None:
+class RollingBudget(NamedTuple):
+    max_surge: Any  # as written, or the 25% default
+    max_unavailable: Any
+    surge: int  # as the deployment controller resolves them
+    unavailable: int
+
+
+def rolling_update_budget(deployment: dict[str, Any], replicas: int) -> RollingBudget | None:
     """(maxSurge, maxUnavailable as written or defaulted, surge, unavailable as the deployment controller resolves
     them) for a RollingUpdate Deployment; None for Recreate or unreadable values. Defaults are 25%/25%; surge
     rounds up, unavailable down, and when both resolve to 0 the controller allows 1 unavailable (ResolveFenceposts)."""
@@ -184,7 +195,7 @@ def rolling_update_budget(deployment: dict[str, Any], replicas: int) -> tuple[An
     surge, unavailable = _scaled(max_surge, replicas, True), _scaled(max_unavailable, replicas, False)
     if surge is None or unavailable is None:
         return None
-    return max_surge, max_unavailable, surge, (1 if surge == unavailable == 0 else unavailable)
+    return RollingBudget(max_surge, max_unavailable, surge, 1 if surge == unavailable == 0 else unavailable)
 
 
 def _match_label_keys_enforced(profile: Profile) -> bool:
@@ -196,16 +207,15 @@ def _match_label_keys_enforced(profile: Profile) -> bool:
     return gate if gate is not None else profile.kubernetes_minor >= (1, 31)
 
 
-def _rollout_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int, profile: Profile) -> list[Finding]:
+def _rollout_findings(tmpl: PodTemplate, replicas: int, repelling: Repelling, profile: Profile) -> list[Finding]:
     """A Deployment whose replicas fill every domain of a self-repelling term, and whose rolling update may not
     take a pod away before adding one, can install but never roll: the surge pod has nowhere to go and no old
     pod may leave (Argo CD's HA haproxy on three nodes, argoproj/argo-cd#16627). Upgrades stall, then go Degraded."""
     budget = rolling_update_budget(tmpl.owner.body, replicas) if tmpl.owner.kind == "Deployment" else None
-    if budget is None or budget[3] > 0:
+    if budget is None or budget.unavailable > 0:
         return []
-    max_surge, max_unavailable, surge, _ = budget
     per_revision = _match_label_keys_enforced(profile)  # then old and new revisions do not repel each other
-    full = next(((key, domains) for term, key, domains in _self_repelling_domains(tmpl, nodes)
+    full = next(((key, domains) for term, key, domains in repelling
                  if replicas == len(domains)
                  and not (per_revision and "pod-template-hash" in (term.get("matchLabelKeys") or []))), None)
     if full is None:
@@ -215,11 +225,11 @@ def _rollout_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int, profi
         CHECK, "warning", (str(tmpl.owner.ref),),
         f"{tmpl.label}: installs, but an upgrade can never finish its rollout: {replicas} replicas with required pod "
         f"anti-affinity on {key} fill all {len(domains)} schedulable node(s), and its rolling update (maxSurge "
-        f"{max_surge} = {surge}, maxUnavailable {max_unavailable} = 0) must add a pod before removing one, so the new "
-        "pod stays Pending until the progress deadline and Argo CD reports it Degraded (set maxUnavailable: 1, or give "
-        "the profile one more node)",
-        {"replicas": replicas, "topology_key": key, "domains": domains, "maxSurge": max_surge,
-         "maxUnavailable": max_unavailable, "resolved_surge": surge, "resolved_unavailable": 0,
+        f"{budget.max_surge} = {budget.surge}, maxUnavailable {budget.max_unavailable} = 0) must add a pod before "
+        "removing one, so the new pod stays Pending until the progress deadline and Argo CD reports it Degraded (set "
+        "maxUnavailable: 1, or give the profile one more node)",
+        {"replicas": replicas, "topology_key": key, "domains": domains, "maxSurge": budget.max_surge,
+         "maxUnavailable": budget.max_unavailable, "resolved_surge": budget.surge, "resolved_unavailable": 0,
          "upstream": "https://github.com/argoproj/argo-cd/issues/16627"},
     )]
 
@@ -285,8 +295,9 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
             ))
             continue
         replicas = len(fits) if tmpl.owner.kind == "DaemonSet" else tmpl.replicas
-        findings.extend(_anti_affinity_findings(tmpl, fits, replicas))
-        findings.extend(_rollout_findings(tmpl, fits, replicas, profile))
+        repelling = list(_self_repelling_domains(tmpl, fits))
+        findings.extend(_anti_affinity_findings(tmpl, fits, replicas, repelling))
+        findings.extend(_rollout_findings(tmpl, replicas, repelling, profile))
         findings.extend(_spread_findings(tmpl, fits, replicas))
         try:
             cpu, memory = requests(tmpl.spec)

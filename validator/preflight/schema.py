@@ -97,6 +97,12 @@ def _plural(kind: str) -> str:
     return lower + "s"
 
 
+def api_stage(api_version: str) -> str:
+    """'alpha', 'beta' or 'ga': the maturity an apiVersion names (what --runtime-config's api/* keys match)."""
+    version = api_version.rpartition("/")[2]
+    return "alpha" if "alpha" in version else "beta" if "beta" in version else "ga"
+
+
 def served(api_version: str, kind: str, runtime_config: Mapping[str, str]) -> bool:
     """Whether kube-apiserver serves a built-in apiVersion/kind, given --runtime-config (pkg/controlplane).
 
@@ -105,8 +111,7 @@ def served(api_version: str, kind: str, runtime_config: Mapping[str, str]) -> bo
     Every beta added since is off until enabled. --runtime-config applies in kube-apiserver's order: api/all,
     then api/ga|beta|alpha, then the group/version, and a group/version/resource key wins over them all.
     """
-    version = api_version.rpartition("/")[2]
-    stage = "alpha" if "alpha" in version else "beta" if "beta" in version else "ga"
+    stage = api_stage(api_version)
     enabled = stage == "ga" or (stage == "beta" and lifecycle(api_version, kind) is not None)
     group_version = api_version if "/" in api_version else f"/{api_version}"  # --runtime-config's core group: /v1
     for key in ("api/all", f"api/{stage}", group_version, f"{group_version}/{_plural(kind)}"):
@@ -259,7 +264,7 @@ def _check_runtime_config(profile: Profile, schemas: Schemas, label: str) -> Non
 
 
 def _not_served(obj: KubeObject, label: str) -> Finding:
-    stage = "an alpha API (alpha is never on by default)" if "alpha" in obj.api_version else \
+    stage = "an alpha API (alpha is never on by default)" if api_stage(obj.api_version) == "alpha" else \
         "a beta API added since 1.24, which are off by default (KEP-3136)"
     return Finding(
         CHECK, "error", (str(obj.ref),),
