@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,12 +40,19 @@ def _slow_rollout(double: ApiDouble, seconds: float = 1.0) -> None:
         double.pods(name).ready_after(seconds)
 
 
-def test_healthy_rollout_passes_within_2s_of_last_healthy(v2_11_2: Bundle) -> None:
+@contextmanager
+def _installed(bundle: Bundle, *setup: Callable[[ApiDouble], None]) -> Iterator[tuple[ApiDouble, Any]]:
+    """A running API double, scripted by each `setup(double)`, with `bundle` installed through the real client."""
     with ApiDouble() as double:
-        healthy_redis(double)
-        _slow_rollout(double, 1.5)
+        for step in setup:
+            step(double)
         api = double.api_client()
-        install(api, v2_11_2)
+        install(api, bundle)
+        yield double, api
+
+
+def test_healthy_rollout_passes_within_2s_of_last_healthy(v2_11_2: Bundle) -> None:
+    with _installed(v2_11_2, healthy_redis, partial(_slow_rollout, seconds=1.5)) as (double, api):
         lines: list[str] = []
         changed: list[float] = []  # when the double changed a bundle workload (the last one = last turned Healthy)
         kinds = ("Deployment", "StatefulSet")
@@ -61,10 +72,7 @@ def test_healthy_rollout_passes_within_2s_of_last_healthy(v2_11_2: Bundle) -> No
 
 def test_v2_11_1_redis_timeline_fails_fast_with_root_cause(v2_11_2: Bundle, tmp_path: Path) -> None:
     candidate = as_v2_11_1(v2_11_2)
-    with ApiDouble() as double:
-        broken_redis(double, every=0.2)
-        api = double.api_client()
-        install(api, candidate)
+    with _installed(candidate, partial(broken_redis, every=0.2)) as (_double, api):
         result = wait_healthy(api, candidate, timeout_s=60, thresholds=FAST)
         assert not result.passed and not result.timed_out
         assert result.elapsed_s < 10  # fail-fast, well before the 60 s deadline
@@ -84,9 +92,7 @@ def test_v2_11_1_redis_timeline_fails_fast_with_root_cause(v2_11_2: Bundle, tmp_
 
 def test_transient_config_error_resolves_and_passes(v2_11_2: Bundle) -> None:
     """The Secret appears after 1.5 s (the field's 20 s, scaled down): a grace of 3 s lets it through."""
-    with ApiDouble() as double:
-        api = double.api_client()
-        install(api, v2_11_2)
+    with _installed(v2_11_2) as (double, api):
         appears = double.elapsed() + 1.5
         double.script(at=appears, create=redis_secret())  # secret-init succeeds but writes nothing; someone else does
         result = wait_healthy(api, v2_11_2, timeout_s=30, thresholds=FAST)
@@ -98,9 +104,7 @@ def test_transient_config_error_resolves_and_passes(v2_11_2: Bundle) -> None:
 
 
 def test_missing_secret_nobody_creates_fails_after_grace(v2_11_2: Bundle, tmp_path: Path) -> None:
-    with ApiDouble() as double:
-        api = double.api_client()
-        install(api, v2_11_2)
+    with _installed(v2_11_2) as (_double, api):
         result = wait_healthy(api, v2_11_2, timeout_s=60, thresholds=FAST)
         assert not result.passed and result.terminal is not None
         assert result.terminal.reason == "CreateContainerConfigError"
@@ -121,11 +125,7 @@ def _chaos(double: ApiDouble) -> None:
 
 
 def test_faults_same_pass_verdict(v2_11_2: Bundle) -> None:
-    with ApiDouble() as double:
-        healthy_redis(double)
-        _slow_rollout(double, 2.0)
-        api = double.api_client()
-        install(api, v2_11_2)
+    with _installed(v2_11_2, healthy_redis, partial(_slow_rollout, seconds=2.0)) as (double, api):
         kinds = len({(o.group, o.kind) for o in v2_11_2} | {("", "Pod"), ("apps", "ReplicaSet")})
         _chaos(double)
         result = wait_healthy(api, v2_11_2, timeout_s=30, thresholds=FAST)
@@ -137,10 +137,7 @@ def test_faults_same_pass_verdict(v2_11_2: Bundle) -> None:
 
 def test_faults_same_fail_verdict(v2_11_2: Bundle, tmp_path: Path) -> None:
     candidate = as_v2_11_1(v2_11_2)
-    with ApiDouble() as double:
-        broken_redis(double, every=0.4)
-        api = double.api_client()
-        install(api, candidate)
+    with _installed(candidate, partial(broken_redis, every=0.4)) as (double, api):
         _chaos(double)
         result = wait_healthy(api, candidate, timeout_s=60, thresholds=FAST)
         assert not result.passed and result.terminal is not None
@@ -193,11 +190,7 @@ def test_unwatchable_api_is_could_not_validate(v2_11_2: Bundle) -> None:
 
 
 def test_requests_are_per_kind_not_per_object(v2_11_2: Bundle) -> None:
-    with ApiDouble() as double:
-        healthy_redis(double)
-        _slow_rollout(double, 0.8)
-        api = double.api_client()
-        install(api, v2_11_2)
+    with _installed(v2_11_2, healthy_redis, partial(_slow_rollout, seconds=0.8)) as (double, api):
         double.reset_counts()
         result = wait_healthy(api, v2_11_2, timeout_s=30, thresholds=FAST)
         assert result.passed
@@ -214,10 +207,10 @@ def test_requests_are_per_kind_not_per_object(v2_11_2: Bundle) -> None:
 ])
 def test_current_release_shapes_pass(manifest: str, producer: str) -> None:
     bundle = bundle_from(real_manifest(manifest))
-    with ApiDouble() as double:
+    def secret_init_writes_the_secret(double: ApiDouble) -> None:
         double.pods(producer).creates("secret-init", redis_secret())
-        api = double.api_client()
-        install(api, bundle)
+
+    with _installed(bundle, secret_init_writes_the_secret) as (double, api):
         result = wait_healthy(api, bundle, timeout_s=30, thresholds=FAST)
         assert result.passed, result.root_cause
         assert len(result.health) == len(bundle)

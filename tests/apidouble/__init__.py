@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tests.kubeconfigs import write_kubeconfig
 
 from .network import Network
 from .server import Fault, Faults, Server
@@ -63,15 +63,7 @@ class ApiDouble:
 
     def kubeconfig(self, path: Path, context: str = "apidouble") -> Path:
         """Write a kubeconfig for this double (as kind would for a cluster) and return its path."""
-        config = {"apiVersion": "v1", "kind": "Config", "current-context": context,
-                  "clusters": [{"name": context, "cluster": {"server": self.url}}],
-                  "users": [{"name": context, "user": {"token": "apidouble"}}],
-                  "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
-                  "preferences": {}}
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(config))
-        return path
+        return write_kubeconfig(path, self.url, context, "apidouble")
 
     def api_client(self, tmp: Path | None = None) -> Any:
         """A real kubernetes.client.ApiClient for this double, built the production way from a kubeconfig."""

@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from tests.kubeconfigs import write_kubeconfig
+
 BIN = Path(__file__).resolve().parent / "bin"
 DOCKER_API_VERSION = "1.50"
 
@@ -121,13 +123,7 @@ class RecordingServer(_Server):
         return f"http://127.0.0.1:{self.port}"
 
     def kubeconfig(self, path: Path, context: str = "production") -> Path:
-        doc = {"apiVersion": "v1", "kind": "Config", "current-context": context,
-               "clusters": [{"name": context, "cluster": {"server": self.url}}],
-               "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
-               "users": [{"name": context, "user": {"token": "production-token"}}]}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc))
-        return path
+        return write_kubeconfig(path, self.url, context, "production-token")
 
 
 class FakeTools:
