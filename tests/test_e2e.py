@@ -271,10 +271,13 @@ def test_existing_disposable_cluster(fake_tools: FakeTools, tmp_path: Path,  # n
         code = main(["validate", str(real_manifest("v2.11.2/install.yaml")), "--provider", "existing",
                      "--kubeconfig", str(kubeconfig), "--context", "ci-throwaway", "--scenario", "fresh-install",
                      "--artifacts", str(tmp_path / "out"), "--wait-timeout", "60"])
-        stdout = capsys.readouterr().out
+        captured = capsys.readouterr()
+        stdout = captured.out
         assert code == 0, stdout
         assert double.get("Namespace", "argocd") is None  # what the run installed is gone again
     assert stdout.startswith("PASS ") and not fake_tools.calls("kind")
+    # preflight ran before any cluster, on kind's usual addresses: the run says so, and how to state this cluster's
+    assert "preflight judges egress NetworkPolicies against kind's usual API server addresses" in captured.err
 
 
 def test_self_managed_argocd_upgrades_itself(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811

@@ -148,7 +148,7 @@ def test_partial_or_unsatisfiable_policies_are_skipped_with_a_note() -> None:
     odd = netpol("odd", {"matchExpressions": [{"key": "x", "operator": "In", "values": []}]}, ["Egress"])
     probes, notes = plan_policy_probes(bundle_of(part_of_the_node_network, odd))
     assert probes == []
-    assert any("some-nodes not probed" in n and "depends on the API server's address" in n for n in notes)
+    assert any("some-nodes not probed" in n and "depends on the endpoint a dial gets" in n for n in notes)
     assert any("odd not probed: no simple label set satisfies its podSelector" in n for n in notes)
 
 

@@ -149,9 +149,10 @@ def test_only_port_443_allowed_is_an_error_because_policy_is_enforced_after_the_
     findings = run(edited(fixture(V2111), "NetworkPolicy", "argocd-redis-network-policy", only_443),
                    "networkpolicy-api-egress")
     assert [f.severity for f in findings] == ["error"]
-    assert "no rule admits TCP 6443 to the API server endpoint (it admits TCP 443 to the kubernetes Service, " \
-           "but policy is enforced after the Service address is rewritten" in findings[0].reason
-    assert findings[0].evidence["admits_service_443"] is True and findings[0].evidence["admits_endpoint_6443"] is False
+    assert "no rule admits the API server's endpoint(s) 172.18.0.0/16:6443 (kind's usual addresses); it admits " \
+           "the kubernetes Service 10.96.0.1:443, but policy is enforced after the Service address is rewritten" \
+           in findings[0].reason
+    assert findings[0].evidence["admits_service"] is True and findings[0].evidence["admits_endpoints"] is False
 
 
 def test_6443_to_part_of_the_node_network_is_a_warning() -> None:
@@ -161,7 +162,7 @@ def test_6443_to_part_of_the_node_network_is_a_warning() -> None:
     findings = run(edited(fixture(V2111), "NetworkPolicy", "argocd-redis-network-policy", some_nodes),
                    "networkpolicy-api-egress")
     assert [f.severity for f in findings] == ["warning"]
-    assert "depends on the node's address" in findings[0].reason
+    assert "depends on the endpoint's address" in findings[0].reason
 
 
 def test_match_expressions_selecting_the_pod_count_and_not_selecting_do_not() -> None:

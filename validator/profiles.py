@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from validator.apiserver import ApiServer, api_server_from_profile
 from validator.errors import InputError
 from validator.failfast import Thresholds
 from validator.files import read_bounded
@@ -60,6 +61,9 @@ class Profile:
     # through, so the mirror serves the same alpha/beta APIs (preflight reads runtime_config for the same reason)
     runtime_config: dict[str, str] = field(default_factory=dict)
     feature_gates: dict[str, bool] = field(default_factory=dict)
+    # where production's pods reach the API server (the kubernetes Service's endpoints): preflight judges egress
+    # policies against it; None means kind's usual addresses (validator.apiserver)
+    api_server: ApiServer | None = None
 
     @property
     def kubernetes_minor(self) -> tuple[int, int]:
@@ -133,7 +137,7 @@ def profile_from_dict(raw: Any, name: str) -> Profile:
     if not isinstance(raw, dict):
         raise InputError(f"profile {name}: must be a YAML mapping")
     known = {"name", "kubernetesVersion", "nodes", "cni", "applyMode", "namespace", "description", "failFast",
-             "runtimeConfig", "featureGates"}
+             "runtimeConfig", "featureGates", "apiServer"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InputError(f"profile {name}: unknown field(s) {', '.join(unknown)}")
@@ -160,7 +164,8 @@ def profile_from_dict(raw: Any, name: str) -> Profile:
     return Profile(name=str(raw.get("name", name)), kubernetes_version=version, nodes=nodes, cni=cni,
                    apply_mode=mode, namespace=str(raw.get("namespace", "argocd")), fail_fast=fail_fast,
                    runtime_config=_runtime_config(raw.get("runtimeConfig") or {}, name),
-                   feature_gates=_feature_gates(raw.get("featureGates") or {}, name))
+                   feature_gates=_feature_gates(raw.get("featureGates") or {}, name),
+                   api_server=api_server_from_profile(raw["apiServer"], name) if "apiServer" in raw else None)
 
 
 def available_profiles() -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from tests.kubeconfigs import write_kubeconfig
 
-from .network import Network
+from .network import API_ENDPOINT, Network
 from .server import Fault, Faults, Server
 from .sim import ContainerScript, PodScript, Simulator
 from .store import ApiError, ResourceType, Store
@@ -27,12 +27,28 @@ from .store import ApiError, ResourceType, Store
 __all__ = ["ApiDouble", "ApiError", "ContainerScript", "Fault", "Network", "PodScript", "ResourceType"]
 
 
+def kubernetes_service(address: str, port: int) -> list[dict[str, Any]]:
+    """The `kubernetes` Service and the EndpointSlice kube-apiserver keeps for it, as on a kind cluster."""
+    return [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "labels": {
+            "component": "apiserver", "provider": "kubernetes"}},
+         "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
+                  "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "kubernetes", "labels": {
+            "kubernetes.io/service-name": "kubernetes"}},
+         "addressType": "IPv6" if ":" in address else "IPv4",
+         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+         "ports": [{"name": "https", "port": port, "protocol": "TCP"}]},
+    ]
+
+
 class ApiDouble:
     """An apiserver on 127.0.0.1:<free port> with a controller/kubelet simulator behind it."""
 
     def __init__(self, simulate: bool = True, version: str = "v1.31.0", tick_s: float = 0.05,
                  pod_start_s: float = 0.05, crd_establish_s: float = 0.05, history: int = 100_000,
-                 namespaces: Iterable[str] = ("default", "kube-system")) -> None:
+                 namespaces: Iterable[str] = ("default", "kube-system"),
+                 api_endpoint: tuple[str, int] = API_ENDPOINT) -> None:
         self.store = Store(history=history)
         self.faults = Faults()
         self.sim = Simulator(self.store, tick_s=tick_s, pod_start_s=pod_start_s, crd_establish_s=crd_establish_s)
@@ -40,6 +56,10 @@ class ApiDouble:
         self.server = Server(self.store, self.faults, version=version, logs=self.sim.logs)
         for ns in namespaces:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        self.sim.network.api_endpoint = api_endpoint
+        if "default" in namespaces:
+            for obj in kubernetes_service(*api_endpoint):
+                self.create(obj, "default")
         self._clients: list[Any] = []
         self._scratch: list[Path] = []  # kubeconfig directories api_client() made: removed on exit
 

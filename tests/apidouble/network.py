@@ -12,6 +12,8 @@ NetworkPolicy of its namespace with Egress in its (defaulted) policyTypes select
 only when one egress rule of those policies admits that port and destination. Knobs (`double.network`):
 `enforcing=False` lets everything through (a CNI that ignores policy), `lag_dials=N` lets a new pod's first N
 dials through before enforcement starts (kindnet's programming lag), `pod_network=False` drops every dial.
+`api_endpoint` is where the Service DNATs to; ApiDouble(api_endpoint=...) moves it and the `kubernetes`
+EndpointSlice together (a `kind` docker network Docker put on 172.19.0.0/16, say).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 PROBE_LABEL = ("argocd-mirror/probe", "policy")
-API_ENDPOINT = (ipaddress.ip_address("172.18.0.2"), 6443)  # where the Service 10.96.0.1:443 DNATs to
+API_ENDPOINT = ("172.18.0.2", 6443)  # where the Service 10.96.0.1:443 DNATs to, by default
 
 _NC = '#!/bin/sh\nn=$(cat "$DIALS_SEEN"); echo $((n+1)) > "$DIALS_SEEN"\n' \
       'echo "$@" >> "$DIALS_ARGS"\n[ "$n" -lt "$DIALS_LAG" ] && exit 0\n[ "$DIALS_STEADY" = 1 ]\n'
@@ -46,8 +48,8 @@ def _selects(selector: Any, labels: Mapping[str, str]) -> bool:
     return True
 
 
-def _admits(rule: dict[str, Any]) -> bool:
-    address, port = API_ENDPOINT
+def _admits(rule: dict[str, Any], endpoint: tuple[str, int]) -> bool:
+    address, port = ipaddress.ip_address(endpoint[0]), endpoint[1]
     ports = rule.get("ports") or []
     port_ok = not ports or any(
         (p.get("protocol") or "TCP") == "TCP" and (
@@ -71,6 +73,7 @@ class Network:
     enforcing: bool = True
     lag_dials: int = 0
     pod_network: bool = True
+    api_endpoint: tuple[str, int] = API_ENDPOINT
     runs: list[tuple[str, list[str], int]] = field(default_factory=list)
     _bin: Path | None = None
 
@@ -88,7 +91,7 @@ class Network:
             if "Egress" in types and _selects(spec.get("podSelector") or {}, labels):
                 restricted = True
                 rules += spec.get("egress") or []
-        return not restricted or any(_admits(r) for r in rules)
+        return not restricted or any(_admits(r, self.api_endpoint) for r in rules)
 
     def run(self, pod: dict[str, Any], policies: Iterable[dict[str, Any]]) -> tuple[int, str]:
         """Run the pod's one container script against this network: (exit code, stdout)."""

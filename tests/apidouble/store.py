@@ -51,6 +51,7 @@ BUILTIN_TYPES = [
     ResourceType("", "v1", "Pod", "pods", True),
     ResourceType("", "v1", "Event", "events", True),
     ResourceType("", "v1", "Endpoints", "endpoints", True),
+    ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True),
     ResourceType("", "v1", "Node", "nodes", False),
     ResourceType("apps", "v1", "Deployment", "deployments", True),

@@ -27,18 +27,19 @@ from typing import Any
 
 from kubernetes.client import ApiClient
 
+from validator.apiserver import KIND_API_SERVER, ApiServer
+from validator.cluster.apiserver import discover_api_server
 from validator.cluster.kubeapi import ApiError, request
 from validator.cluster.model import Cluster
 from validator.cluster.tools import Progress, stderr_progress
 from validator.errors import EnvironmentNotReady
 from validator.manifests import Bundle, KubeObject
 from validator.preflight.netpol import (
-    API_ENDPOINT_NETWORK,
     EgressPolicies,
     _egress_rules,
-    admitted,
+    admits_api,
     describe_rule,
-    policy_types,
+    restricts_egress,
 )
 from validator.preflight.selectors import Lookup, PodTemplate, selector_matches
 
@@ -222,24 +223,23 @@ def probe_name(policy: str) -> str:
     return f"{name[:_POD_NAME_MAX - 9].rstrip('.-')}-{digest}"
 
 
-def plan_policy_probes(bundle: Bundle) -> tuple[list[PolicyProbe], list[str]]:
+def plan_policy_probes(bundle: Bundle, api_server: ApiServer = KIND_API_SERVER) -> tuple[list[PolicyProbe], list[str]]:
     """(probes, notes on policies skipped) for every egress-restricting NetworkPolicy of the bundle. Pure.
 
-    The expected outcome is preflight's: all policies selecting the probe's labels together admit TCP 6443 to
-    the API server endpoint -> CONNECT, else BLOCKED (policy is enforced after the Service DNAT, so 443 to the
-    Service alone does not help: a probe shows it); admitting only part of the network the endpoint's address
-    comes from depends on that address, so no probe.
+    The expected outcome is preflight's, judged against API_SERVER (the cluster's own endpoints): all policies
+    selecting the probe's labels together admit every endpoint -> CONNECT, none -> BLOCKED (policy is enforced
+    after the Service DNAT, so 443 to the Service alone does not help: a probe shows it); admitting only part of
+    them depends on the endpoint a dial gets, so no probe.
     """
     lookup = Lookup(bundle)
     restricting = EgressPolicies(lookup)
     probes: list[PolicyProbe] = []
     notes: list[str] = []
     for policy in lookup.of_kind("NetworkPolicy"):
-        spec = policy.body.get("spec") or {}
-        if "Egress" not in policy_types(spec):
+        if not restricts_egress(policy):
             continue
         ref = f"{policy.namespace}/{policy.name}"
-        selector = spec.get("podSelector") or {}
+        selector = (policy.body.get("spec") or {}).get("podSelector") or {}
         wanted = selector_labels(selector)
         labels = {**(wanted or {}), **MANAGED, LABEL: POLICY_ROLE}
         if wanted is None or not selector_matches(selector, labels):
@@ -250,13 +250,13 @@ def plan_policy_probes(bundle: Bundle) -> tuple[list[PolicyProbe], list[str]]:
         selecting = restricting.selecting(PodTemplate(KubeObject(body, namespace=policy.namespace), labels,
                                                       body["spec"]))
         rules = _egress_rules(selecting)
-        endpoint_ok = admitted(rules, *API_ENDPOINT_NETWORK)
+        endpoint_ok = admits_api(rules, api_server)
         allowed = "; ".join(describe_rule(r) for r in rules) or "nothing (deny all egress)"
-        why = f"{', '.join(p.name for p in selecting)} allow(s) egress to {allowed}"
+        why = (f"{', '.join(p.name for p in selecting)} allow(s) egress to {allowed}; "
+               f"the API server is at {api_server.describe()}")
         if endpoint_ok is None:
-            notes.append(f"NetworkPolicy {ref} not probed: it admits TCP 6443 to only part of "
-                         f"{API_ENDPOINT_NETWORK[0]}, so the outcome depends on the API server's address "
-                         "(preflight warns about it)")
+            notes.append(f"NetworkPolicy {ref} not probed: it admits only part of the API server endpoint(s) "
+                         f"{api_server.describe()}, so the outcome depends on the endpoint a dial gets")
             continue
         probes.append(PolicyProbe(ref, name, policy.namespace, labels, CONNECT if endpoint_ok else BLOCKED, why))
     return probes, notes
@@ -289,7 +289,16 @@ def prove_candidate_policies(cluster_or_api: Cluster | ApiClient, bundle: Bundle
     """
     cluster, api = ((cluster_or_api, cluster_or_api.api_client()) if isinstance(cluster_or_api, Cluster)
                     else (None, cluster_or_api))
-    probes, notes = plan_policy_probes(bundle)
+    if not any(restricts_egress(policy) for policy in bundle.of_kind("NetworkPolicy")):
+        return []
+    api_server, unknown = discover_api_server(api)
+    if api_server is None:
+        api_server = KIND_API_SERVER
+        progress(f"could not read where this cluster serves the API ({unknown}); expecting "
+                 f"{api_server.describe()}, and a probe that disagrees stops the run as could not validate")
+    if cluster is not None:
+        cluster.details["api_server"] = api_server.describe()
+    probes, notes = plan_policy_probes(bundle, api_server)
     for note in notes:
         progress(note)
     if not probes:

@@ -157,6 +157,10 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
         docker_ping()  # first, and cheap: no fetching, no preflight, if this machine cannot host a mirror
     elif not (args.kubeconfig and args.context):
         raise InputError("--provider existing needs both --kubeconfig FILE and --context NAME (never the ambient one)")
+    elif profile.api_server is None:
+        progress("note: preflight judges egress NetworkPolicies against kind's usual API server addresses; state this "
+                 "cluster's in the profile (apiServer: endpoints) to judge against its own (the probes on the cluster "
+                 "read its kubernetes EndpointSlice either way)")
     progress(f"resolving {args.spec}")
     candidate = resolve(args.spec, variant=args.variant, namespace=args.namespace)
     verdict.candidate = candidate.provenance.to_dict()

@@ -11,6 +11,8 @@ Why the endpoint and not the `kubernetes` Service (10.96.0.1:443) the pod dials:
 after kube-proxy has rewritten the Service address to the endpoint (kindnet's kube-network-policies filters
 at POSTROUTING, Calico's dataplanes likewise; calico#5129, cert-manager PR #5788 hit exactly this), so a rule
 admitting only 443 to the Service still times the pod out. Both CNIs argocd-mirror builds work this way.
+Where the endpoints are is the profile's `apiServer:` when stated (production's addresses), else kind's
+usual ones (validator.apiserver).
 """
 
 from __future__ import annotations
@@ -20,17 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from validator.apiserver import KIND_API_SERVER, ApiServer, format_address
 from validator.manifests import Bundle, KubeObject, containers_of
 from validator.preflight import Finding
 from validator.preflight.selectors import Lookup, PodTemplate, pod_templates, selector_matches
 from validator.profiles import Profile
 
 CHECK = "networkpolicy-api-egress"
-
-# Where the API server is on a kind cluster: the `kubernetes` Service's ClusterIP (first address of kind's
-# default service subnet 10.96.0.0/16) and the control-plane node on the `kind` docker network.
-API_SERVICE = (ipaddress.ip_address("10.96.0.1"), 443)
-API_ENDPOINT_NETWORK = (ipaddress.ip_network("172.18.0.0/16"), 6443)
 
 # Commands known to talk to the Kubernetes API whatever RBAC the bundle shows.
 API_COMMANDS = (
@@ -50,6 +48,10 @@ def policy_types(spec: dict[str, Any]) -> list[str]:
     return ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
 
 
+def restricts_egress(policy: KubeObject) -> bool:
+    return "Egress" in policy_types(policy.body.get("spec") or {})
+
+
 def _port_admits(entry: dict[str, Any], port: int) -> bool:
     if str(entry.get("protocol") or "TCP") != "TCP":
         return False
@@ -62,7 +64,7 @@ def _port_admits(entry: dict[str, Any], port: int) -> bool:
     return value <= port <= end if isinstance(end, int) else value == port
 
 
-def _peer_admits(peer: dict[str, Any], target: ipaddress.IPv4Address | ipaddress.IPv4Network) -> bool | None:
+def _peer_admits(peer: dict[str, Any], target: Any) -> bool | None:
     """Whether one `to` peer admits the target: an address, or the network the endpoint's address comes from,
     where covering only part of it gives None (it depends on which address the node gets)."""
     block = peer.get("ipBlock")
@@ -73,7 +75,7 @@ def _peer_admits(peer: dict[str, Any], target: ipaddress.IPv4Address | ipaddress
         excepts = [ipaddress.ip_network(str(e), strict=False) for e in block.get("except") or []]
     except ValueError:
         return False
-    if isinstance(target, ipaddress.IPv4Address):
+    if isinstance(target, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return target in cidr and not any(target in e for e in excepts)
     if cidr.version != target.version or not cidr.overlaps(target):
         return False
@@ -100,6 +102,18 @@ def admitted(rules: Iterable[dict[str, Any]], target: Any, port: int) -> bool | 
     """The rules together (a union): True if one admits, else None if one might, else False."""
     verdicts = [rule_admits(r, target, port) for r in rules]
     return True if True in verdicts else (None if None in verdicts else False)
+
+
+def admits_api(rules: list[dict[str, Any]], api: ApiServer) -> bool | None:
+    """Whether the rules admit the API server: True when they admit every endpoint, False when none, else None
+    (kube-proxy picks an endpoint per connection, so admitting some of them makes the pod's dials a lottery)."""
+    verdicts = {admitted(rules, network, port) for network, port in api.endpoints}
+    return verdicts.pop() if len(verdicts) == 1 else None
+
+
+def api_server_of(profile: Profile) -> ApiServer:
+    """The API server preflight judges policies against: production's when the profile states it, else kind's."""
+    return profile.api_server or KIND_API_SERVER
 
 
 def describe_rule(rule: dict[str, Any]) -> str:
@@ -210,10 +224,9 @@ class EgressPolicies:
         self._keyed: dict[tuple[str, str, str], list[tuple[int, KubeObject, dict[str, Any]]]] = {}
         self._unkeyed: dict[str, list[tuple[int, KubeObject, dict[str, Any]]]] = {}
         for order, policy in enumerate(lookup.of_kind("NetworkPolicy")):
-            spec = policy.body.get("spec") or {}
-            if "Egress" not in policy_types(spec):
+            if not restricts_egress(policy):
                 continue
-            selector = spec.get("podSelector") or {}
+            selector = (policy.body.get("spec") or {}).get("podSelector") or {}
             labels = selector.get("matchLabels") if isinstance(selector, dict) else None
             entry = (order, policy, selector)
             if isinstance(labels, dict) and labels:
@@ -240,6 +253,7 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
     findings = []
     lookup = Lookup(bundle)
     restricting = EgressPolicies(lookup)
+    api = api_server_of(profile)
     grants: Grants | None = None
     for tmpl in pod_templates(bundle):
         if tmpl.spec.get("hostNetwork") is True:
@@ -252,19 +266,19 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
         if need is None:
             continue
         rules = _egress_rules(policies)
-        endpoint_ok = admitted(rules, *API_ENDPOINT_NETWORK)
+        endpoint_ok = admits_api(rules, api)
         if endpoint_ok is True:
             continue
-        service_ok = admitted(rules, *API_SERVICE) is True
+        service_ok = api.service is not None and admitted(rules, *api.service) is True
         names = ", ".join(p.name for p in policies)
         allowed = [describe_rule(r) for r in rules] or ["nothing (deny all egress)"]
         which = ("container " if len(need.containers) == 1 else "containers ") + ", ".join(need.containers)
         evidence = {
             "owner": str(tmpl.owner.ref), "containers": list(need.containers), "policies": [p.name for p in policies],
             "allowed_egress": allowed, "needs_api_because": list(need.reasons),
-            "admits_service_443": service_ok, "admits_endpoint_6443": endpoint_ok,
-            "api_service": f"{API_SERVICE[0]}:{API_SERVICE[1]}",
-            "api_endpoint": f"{API_ENDPOINT_NETWORK[0]}:{API_ENDPOINT_NETWORK[1]}",
+            "admits_service": service_ok, "admits_endpoints": endpoint_ok,
+            "api_service": format_address(api.service) if api.service else None,
+            "api_endpoints": [format_address(e) for e in api.endpoints], "api_server_source": api.source,
         }
         objects = (str(tmpl.owner.ref), *(str(p.ref) for p in policies))
         head = (f"{tmpl.label}: {which} need(s) the Kubernetes API but NetworkPolicy {names} restricts egress to "
@@ -272,13 +286,13 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
         if endpoint_ok is None:
             findings.append(Finding(
                 CHECK, "warning", objects,
-                f"{head}: it admits TCP 6443 to only part of {API_ENDPOINT_NETWORK[0]}, where the API server's "
-                "address comes from, so whether the pod reaches the API depends on the node's address", evidence))
+                f"{head}: it admits only part of the API server's endpoint(s) {api.describe()}, so whether the "
+                "pod reaches the API depends on the endpoint's address", evidence))
             continue
-        after_dnat = (" (it admits TCP 443 to the kubernetes Service, but policy is enforced after the Service "
-                      "address is rewritten to the endpoint)" if service_ok else "")
+        after_dnat = (f"; it admits the kubernetes Service {format_address(api.service)}, but policy is enforced "
+                      "after the Service address is rewritten to the endpoint" if service_ok and api.service else "")
         findings.append(Finding(
             CHECK, "error", objects,
-            f"{head}: no rule admits TCP 6443 to the API server endpoint{after_dnat}, so the pod will time out "
-            "dialling the API (the Argo CD v2.11.1 redis outage)", evidence))
+            f"{head}: no rule admits the API server's endpoint(s) {api.describe()}{after_dnat}, so the pod will "
+            "time out dialling the API (the Argo CD v2.11.1 redis outage)", evidence))
     return findings
