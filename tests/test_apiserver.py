@@ -21,7 +21,7 @@ from validator.apiserver import (
 )
 from validator.cli import main
 from validator.cluster.apiserver import SLICES_PATH, discover_api_server
-from validator.cluster.netpol import BLOCKED, CONNECT, plan_policy_probes
+from validator.cluster.netpol import BLOCKED, CONNECT, plan_policy_probes, unmirrored_api_access
 from validator.errors import EnvironmentNotReady, InputError
 from validator.preflight.netpol import admits_api
 from validator.profiles import load_profile, profile_from_dict
@@ -209,3 +209,33 @@ def test_unreadable_endpoint_slice_falls_back_to_kind_and_the_probe_still_judges
         assert any(line.startswith("could not read where this cluster serves the API (HTTP 403")
                    and KIND_API_SERVER.describe() in line for line in progress)
         assert double.get("Pod", PROBE, "argocd") is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a mirror that cannot reproduce production's addressing must not judge the candidate
+# ---------------------------------------------------------------------------------------------------------
+
+PRODUCTION = api_server_from_profile(PROD["apiServer"], "prod")
+ADMITS_PRODUCTION = [netpol(POLICY, {"matchLabels": {"app.kubernetes.io/name": REDIS}}, ["Ingress", "Egress"],
+                            [*DNS_ONLY, {"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"port": 443}]}])]
+
+
+def test_policies_admitting_production_but_not_the_mirror_are_named() -> None:
+    (line,) = unmirrored_api_access(bundle_of(*ADMITS_PRODUCTION), KIND_API_SERVER, PRODUCTION)
+    assert line.startswith(f"Deployment argocd-redis: NetworkPolicy {POLICY} admit(s) the API server at "
+                           "10.0.12.7:443, 10.0.13.7:443 (profile prod) but not at 172.18.0.0/16:6443")
+    both = [netpol(POLICY, {"matchLabels": {"app.kubernetes.io/name": REDIS}}, ["Ingress", "Egress"],
+                   [*DNS_ONLY, {"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"port": 443}]},
+                    {"to": [{"ipBlock": {"cidr": "172.16.0.0/12"}}], "ports": [{"port": 6443}]}])]
+    assert unmirrored_api_access(bundle_of(*both), KIND_API_SERVER, PRODUCTION) == []
+    # blocked in both places is the candidate's fault, not the mirror's (preflight errs, the mirror shows it)
+    dns_only = netpol(POLICY, {"matchLabels": {"app.kubernetes.io/name": REDIS}}, ["Ingress", "Egress"], DNS_ONLY)
+    assert unmirrored_api_access(bundle_of(dns_only), KIND_API_SERVER, PRODUCTION) == []
+
+
+def test_the_probe_stage_stops_as_could_not_validate_before_any_probe_or_workload() -> None:
+    with ApiDouble() as double:
+        with pytest.raises(EnvironmentNotReady, match="could not validate: this mirror cannot reproduce "
+                                                      "production's API server addressing: Deployment argocd-redis"):
+            install_probed(double, bundle_of(*ADMITS_PRODUCTION), [], production=PRODUCTION)
+        assert double.network.runs == [] and double.get("Deployment", REDIS, "argocd") is None

@@ -149,6 +149,33 @@ def test_v2_11_1_shaped_candidate_fails_on_the_mirror(mirror: ApiDouble, fake_to
     assert fake_tools.calls("kind", "export", "logs")
 
 
+def test_production_addressing_the_mirror_cannot_reproduce_is_could_not_validate(
+        mirror: ApiDouble, fake_tools: FakeTools, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """A team's candidate whose redis policy admits its production control plane (10.0.0.0/16:443), stated in the
+    profile: preflight passes it (right for production); on kind it would time out for an address kind cannot
+    have, so the run stops as could not validate, never as a FAIL of the candidate."""
+    bundle = as_v2_11_1(bundle_from(real_manifest("v2.11.2/install.yaml")))
+    bodies = [obj.body for obj in bundle]
+    for body in bodies:
+        if body["kind"] == "NetworkPolicy" and body["metadata"]["name"] == "argocd-redis-network-policy":
+            body["spec"]["egress"].append({"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"port": 443}]})
+    candidate = tmp_path / "team-overlay.yaml"
+    candidate.write_text(yaml.safe_dump_all(bodies, sort_keys=False))
+    profile = tmp_path / "prod.yaml"
+    profile.write_text("name: prod\napiServer:\n  endpoints: ['10.0.12.7:443', '10.0.13.7:443']\n")
+    out = tmp_path / "artifacts"
+    code = main(["validate", str(candidate), "--profile", str(profile), "--artifacts", str(out),
+                 "--scenario", "fresh-install"])
+    stdout = capsys.readouterr().out
+    doc, _summary, _junit = outputs(out)
+    assert code == 2, stdout
+    assert [f for f in doc["preflight"] if f["severity"] == "error"] == []
+    assert doc["status"] == "error" and "this mirror cannot reproduce production's API server addressing" in \
+        doc["root_cause"] and "argocd-redis-network-policy" in doc["root_cause"]
+    assert mirror.get("Deployment", "argocd-redis", "argocd") is None  # stopped before any workload
+    assert fake_tools.calls("kind", "delete", "cluster")
+
+
 def closed_port() -> int:
     import socket
 

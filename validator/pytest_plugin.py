@@ -430,7 +430,7 @@ def deploy(cluster: Any, bundle: Any, options: MirrorOptions, profile: Any, prog
     from validator.install import install
 
     def policies_enforced(api: Any) -> None:
-        prove_candidate_policies(api, bundle, progress=progress)
+        prove_candidate_policies(api, bundle, progress=progress, production=profile.api_server)
 
     api = cluster.api_client()
     mode = options.apply_mode or profile.apply_mode

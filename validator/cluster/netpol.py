@@ -39,6 +39,7 @@ from validator.preflight.netpol import (
     _egress_rules,
     admits_api,
     describe_rule,
+    restricted_api_pods,
     restricts_egress,
 )
 from validator.preflight.selectors import Lookup, PodTemplate, selector_matches
@@ -262,6 +263,18 @@ def plan_policy_probes(bundle: Bundle, api_server: ApiServer = KIND_API_SERVER) 
     return probes, notes
 
 
+def unmirrored_api_access(bundle: Bundle, mirror: ApiServer, production: ApiServer) -> list[str]:
+    """Pods whose policies admit production's API server but not the mirror's. Pure.
+
+    On the mirror they would time out for an address it cannot reproduce and the candidate would FAIL for
+    nothing production would see; the other way round, preflight (judging production's) already errs.
+    """
+    return [f"{pod.tmpl.label}: NetworkPolicy {', '.join(p.name for p in pod.policies)} admit(s) the API server at "
+            f"{production.describe()} but not at {mirror.describe()}"
+            for pod in restricted_api_pods(bundle)
+            if admits_api(pod.rules, production) is True and admits_api(pod.rules, mirror) is not True]
+
+
 def policy_verdict(probe: PolicyProbe, phase: str, log: str) -> str | None:
     """None when the probe met its expectation, else why the mirror cannot be trusted. Pure, for tests."""
     if phase == "Succeeded":
@@ -280,9 +293,12 @@ def policy_verdict(probe: PolicyProbe, phase: str, log: str) -> str | None:
 def prove_candidate_policies(cluster_or_api: Cluster | ApiClient, bundle: Bundle, timeout_s: float = 180,
                              image: str = PROBE_IMAGE, attempts: int = 10, poll_s: float = 2,
                              progress: Progress = stderr_progress,
-                             sleep: Callable[[float], None] = time.sleep) -> list[dict[str, Any]]:
+                             sleep: Callable[[float], None] = time.sleep,
+                             production: ApiServer | None = None) -> list[dict[str, Any]]:
     """Raise EnvironmentNotReady unless every egress-restricting policy of BUNDLE acts on a new pod as
     predicted; run between the policies' apply and the first workload (install's before_workloads).
+    PRODUCTION (a profile's `apiServer:`): also unless the policies treat this cluster's API server as they
+    treat production's, since a mirror that cannot reproduce production's addressing cannot judge the candidate.
 
     The probe pods are deleted, and gone, before this returns: the watcher must never see them as the
     candidate's. Returns one record per probe (policy, expect, phase, log) for the evidence.
@@ -298,6 +314,12 @@ def prove_candidate_policies(cluster_or_api: Cluster | ApiClient, bundle: Bundle
                  f"{api_server.describe()}, and a probe that disagrees stops the run as could not validate")
     if cluster is not None:
         cluster.details["api_server"] = api_server.describe()
+    unmirrored = unmirrored_api_access(bundle, api_server, production) if production else []
+    if unmirrored:
+        raise EnvironmentNotReady(
+            "could not validate: this mirror cannot reproduce production's API server addressing: "
+            + "; ".join(unmirrored) + ". Admit both in the candidate's policies, or validate on a cluster addressed "
+            "like production (--provider existing)")
     probes, notes = plan_policy_probes(bundle, api_server)
     for note in notes:
         progress(note)

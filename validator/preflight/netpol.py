@@ -18,7 +18,7 @@ usual ones (validator.apiserver).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,11 +249,20 @@ def _egress_rules(policies: Iterable[KubeObject]) -> list[dict[str, Any]]:
             if isinstance(rule, dict)]
 
 
-def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
-    findings = []
+@dataclass(frozen=True)
+class RestrictedApiPod:
+    """A pod template that needs the API while egress-restricting policies select it, with their rules."""
+
+    tmpl: PodTemplate
+    need: ApiNeed
+    policies: list[KubeObject]
+    rules: list[dict[str, Any]]
+
+
+def restricted_api_pods(bundle: Bundle) -> Iterator[RestrictedApiPod]:
+    """Every pod template whose API access depends on the egress rules: where the API server is decides the rest."""
     lookup = Lookup(bundle)
     restricting = EgressPolicies(lookup)
-    api = api_server_of(profile)
     grants: Grants | None = None
     for tmpl in pod_templates(bundle):
         if tmpl.spec.get("hostNetwork") is True:
@@ -263,9 +272,15 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
             continue
         grants = grants or Grants(lookup)
         need = api_need(tmpl, lookup, grants)
-        if need is None:
-            continue
-        rules = _egress_rules(policies)
+        if need is not None:
+            yield RestrictedApiPod(tmpl, need, policies, _egress_rules(policies))
+
+
+def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
+    findings = []
+    api = api_server_of(profile)
+    for pod in restricted_api_pods(bundle):
+        tmpl, need, policies, rules = pod.tmpl, pod.need, pod.policies, pod.rules
         endpoint_ok = admits_api(rules, api)
         if endpoint_ok is True:
             continue
