@@ -38,3 +38,32 @@ def test_only_the_named_command_is_imported() -> None:
     assert out.split() == ["False", "False"]
     assert set(cli._modules_for(["--debug", "sweep"])) == {"validator.commands.sweep"}
     assert cli._modules_for(["--help"]) == cli.COMMAND_MODULES
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["preflight", "x.yaml", "--format", "xml"],
+     "argocd-mirror preflight: error: argument --format: invalid choice: 'xml'"),
+    (["validate", "--scenario", "nope"], "argocd-mirror validate: error: argument --scenario: invalid choice"),
+    (["bogus"], "argocd-mirror: error: argument COMMAND: invalid choice: 'bogus'"),
+    (["preflight"], "argocd-mirror preflight: error: the following arguments are required: SPEC"),
+    (["preflight", "x.yaml", "--namespace", "A B/../x"], "argocd-mirror preflight: error: argument --namespace: "
+                                                        "'A B/../x' is not a namespace name"),
+    (["resolve", "x.yaml", "--namespace", ""], "argocd-mirror resolve: error: argument --namespace: '' is not"),
+])
+def test_usage_errors_are_one_line_exit_2(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse printed its whole usage block (8 lines for a bad --format): one line, pointing at --help."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(expected) and err.rstrip().endswith("--help)")
+
+
+def test_a_newline_in_a_file_name_does_not_split_the_error(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    assert cli.main(["preflight", str(manifest), "-o", f"{blocker}/a\nb/report.json"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "a\\nb" in err and "Not a directory" in err

@@ -41,3 +41,49 @@ def test_read_bounded_refuses_big_files_directories_and_missing_ones(tmp_path: P
         read_bounded(tmp_path, 100, "profile")
     with pytest.raises(InputError, match="cannot read pin file"):
         read_bounded(tmp_path / "nope", 100, "pin file")
+
+
+def test_atomic_write_never_replaces_a_device_or_a_fifo(tmp_path: Path) -> None:
+    """`-o /dev/stdout` or `-o /dev/null` must write to the device; renaming a file over it replaced /dev/full."""
+    atomic_write(Path("/dev/null"), b"discarded")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so opening for writing does not block
+    try:
+        atomic_write(fifo, b"through the pipe")
+        assert os.read(reader, 100) == b"through the pipe"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_atomic_write_through_a_symlink_replaces_the_target_and_keeps_the_link(tmp_path: Path) -> None:
+    target = tmp_path / "real.json"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    atomic_write(link, b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+
+
+def test_a_fifo_nobody_writes_to_is_refused_in_bounded_time(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    assert read_bounded(fifo, 100) == b""  # no writer: end of input at once, not a hang
+    writer_end = os.open(fifo, os.O_RDWR)  # a writer that never writes
+    try:
+        with pytest.raises(InputError, match=r"fifo.yaml: the manifest did not arrive within 0 s \(a writer"):
+            read_bounded(fifo, 100, "manifest", deadline_s=0.2)
+    finally:
+        os.close(writer_end)
+
+
+def test_pipes_and_devices_are_read_with_the_size_bound(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"kind: ConfigMap\n")
+    os.close(write_end)
+    assert read_bounded(Path(f"/dev/fd/{read_end}"), 100) == b"kind: ConfigMap\n"
+    os.close(read_end)
+    with pytest.raises(InputError, match="over the 1000-byte manifest limit"):
+        read_bounded(Path("/dev/zero"), 1000, "manifest")

@@ -20,6 +20,7 @@ from validator.manifests import (
     load_bundle,
     load_objects,
     parse_yaml_documents,
+    pod_spec,
     read_bounded,
     split_image,
 )
@@ -189,6 +190,9 @@ def test_read_bounded_never_reads_past_the_limit(tmp_path: Path) -> None:
         ("a: *nowhere\n", "unknown alias *nowhere"),
         ("? [a, b]\n: c\n", "mapping key that is itself"),
         (CM.format(name="a") + "---\n" + CM.format(name="a"), "duplicate object ConfigMap/argocd/a"),
+        # kubectl refuses duplicate keys ("already set in map"); last-wins would validate what never applies
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: 1, k: 2}\n",
+         "document 1 line 4: duplicate mapping key 'k'"),
     ],
 )
 def test_bad_input_gets_a_one_line_error(data: bytes | str, expected: str) -> None:
@@ -221,3 +225,26 @@ def test_cli_prints_one_line_and_exit_2_without_traceback(tmp_path: Path) -> Non
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "could not validate" in proc.stderr and "bomb.yaml" in proc.stderr
+
+
+@pytest.mark.parametrize("spec", [
+    "spec: x", "spec: {template: x}", "spec: {template: {spec: [a]}}", "spec: {template: {spec: {containers: 5}}}",
+    "spec: {template: {spec: {containers: {a: b}, initContainers: x}}}",
+])
+def test_wrong_shaped_workloads_are_the_schema_checks_finding_not_a_crash(spec: str) -> None:
+    """A string `spec` or an int `containers` crashed resolve and preflight with AttributeError/TypeError."""
+    from validator.preflight import run_preflight
+    from validator.profiles import load_profile
+
+    bundle = load_bundle(f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\n{spec}\n".encode())
+    (obj,) = bundle
+    assert isinstance(pod_spec(obj), dict)
+    findings = run_preflight(bundle, load_profile("default"))
+    assert [f.check for f in findings if f.severity == "error"] == ["schema"]
+
+
+def test_a_crd_with_a_string_spec_is_not_a_crash() -> None:
+    crd = ("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+           "metadata: {name: x.example.com}\nspec: x\n")
+    (obj,) = load_bundle(crd.encode())
+    assert obj.namespace == ""

@@ -54,6 +54,21 @@ def test_profile_by_path_and_allocatable_quantities(tmp_path: Path) -> None:
         ({"runtimeConfig": {"resource.k8s.io/v1beta1": 1}}, "must be true or false, not 1"),
         ({"featureGates": {"DynamicResourceAllocation": "true"}}, "featureGates must map gate names"),
         ({"featureGates": {"lowercase": True}}, "featureGates must map gate names"),
+        # each of these was accepted (or an internal error) before: a profile says what production is, exactly
+        ({"kubernetesVersion": "1.05"}, "kubernetesVersion must look like 1.35"),
+        ({"name": {"a": 1}}, "name must be a string"),
+        ({"namespace": ["argocd"]}, "namespace must be a DNS label"),
+        ({"namespace": "A B/../x"}, "namespace must be a DNS label"),
+        ({"nodes": [{"labels": {"zone": {"a": 1}}}]}, "labels must map names to plain values"),
+        ({"nodes": [{"taints": [{"key": "k", "effect": 5}]}]}, "a taint needs a string key and an effect of"),
+        ({"nodes": [{"taints": [{"key": "k", "effect": "NoScheduleTypo"}]}]}, "an effect of NoSchedule"),
+        ({"nodes": [{"taints": "k=v:NoSchedule"}]}, "a taint needs a string key"),
+        ({"nodes": [{"allocatable": {"cpu": "-4", "memory": "8Gi"}}]}, "allocatable cpu must not be negative"),
+        ({"nodes": [{"allocatable": {"memory": "-1Gi"}}]}, "allocatable memory must not be negative"),
+        ({"nodes": [{"allocatable": {"pods": -1}}]}, "allocatable pods must be a whole number >= 0"),
+        ({"nodes": [{"allocatable": {"pods": float("inf")}}]}, "allocatable pods must be a whole number >= 0"),
+        ({"nodes": [{"allocatable": {"memory": "1e999999"}}]}, "quantity out of range: '1e999999'"),
+        ({"apiServer": {"endpoints": ["10.0.0.1:\u0664\u0664\u0663"]}}, "is not ADDRESS[/PREFIX]:PORT"),
     ],
 )
 def test_bad_profiles_are_input_errors(raw: object, expected: str) -> None:
@@ -113,3 +128,21 @@ def test_runtime_config_and_feature_gates_as_production_states_them() -> None:
                                       "storage.k8s.io/v1beta1/volumeattributesclasses": "true"}
     assert profile.feature_gates == {"DynamicResourceAllocation": True}
     assert load_profile("default").runtime_config == {} and load_profile("default").feature_gates == {}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+     + "kubernetesVersion: *i\n", "alias bomb"),
+    ("name: " + "[" * 100_000, "nesting"),
+    ("name: " + "[" * 40 + "]" * 40, "nesting deeper than 32 levels"),
+    ("name: a\n---\nname: b\n", "more than 1 YAML documents"),
+    ("name: !!python/object:os.system x\n", "unsupported YAML tag"),
+])
+def test_hostile_profile_files_are_refused_while_parsing(tmp_path: Path, text: str, expected: str) -> None:
+    """yaml.safe_load expanded a profile's alias bomb into 1.5 GB before any field was read."""
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=expected) as err:
+        load_profile(str(path))
+    assert str(path) in err.value.one_line() and "\n" not in err.value.one_line()

@@ -13,6 +13,7 @@ addresses at 443, and a cluster someone else made anywhere. Hence three sources,
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,8 @@ def parse_address(text: Any, what: str) -> Address:
     bracketed = host.startswith("[") and host.endswith("]")
     host = host[1:-1] if bracketed else host
     try:
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536 or (":" in host and not bracketed):
+        if not sep or not re.fullmatch("[0-9]{1,5}", port) or not 0 < int(port) < 65536 \
+                or (":" in host and not bracketed):
             raise ValueError  # an IPv6 address needs its brackets, or its last group reads as the port
         network = ipaddress.ip_network(host, strict=False)
     except ValueError:

@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from validator.errors import EnvironmentNotReady, FetchError, InputError
 from validator.manifests import (
@@ -64,22 +64,83 @@ class Provenance:
 # --------------------------------------------------------------------------------------------------
 
 
-def kustomize_build(directory: Path, sources: Sources) -> bytes:
-    """Render a kustomize directory with `kubectl kustomize`, the renderer users apply with."""
+def kustomize_build(directory: Path, sources: Sources, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """Render a kustomize directory with `kubectl kustomize`, the renderer users apply with.
+
+    stdout is streamed and cut at the manifest limit (holding all of it first let a huge render cost
+    gigabytes); the deadline kills kubectl, which also ends a read blocked on its output.
+    """
     import shutil  # only kustomize specs run a process: a file spec skips these imports
     import subprocess
+    import threading
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise EnvironmentNotReady("kubectl is not installed: it is needed to render kustomize directories")
+    proc = subprocess.Popen([kubectl, "kustomize", str(directory)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        proc.kill()
+
+    stderr: list[bytes] = []
+    drain = threading.Thread(target=_drain, args=(proc.stderr, stderr), daemon=True)
+    timer = threading.Timer(sources.timeout_s * 4, expire)
+    timer.daemon = True
+    drain.start()
+    timer.start()
     try:
-        proc = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
-                              timeout=sources.timeout_s * 4, check=False)
-    except subprocess.TimeoutExpired:
-        raise FetchError(f"kubectl kustomize {directory} timed out") from None
+        out = _read_upto(proc.stdout, limits.max_bytes + 1)
+        if len(out) > limits.max_bytes:
+            proc.kill()  # the rest is never read
+    except BaseException:
+        proc.kill()
+        raise
+    finally:
+        proc.wait()
+        timer.cancel()
+        drain.join(timeout=1)
+        proc.stdout.close()
+    if timed_out.is_set():
+        raise FetchError(f"kubectl kustomize {directory} timed out")
+    if len(out) > limits.max_bytes:
+        raise InputError(f"kubectl kustomize {directory}: rendered output exceeds the {limits.max_bytes}-byte "
+                         "manifest limit")
     if proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise InputError(f"kubectl kustomize {directory} failed: {detail[-1] if detail else 'no output'}")
-    return proc.stdout
+        raise InputError(f"kubectl kustomize {directory} failed: {_kubectl_error(b''.join(stderr))}")
+    return out
+
+
+def _read_upto(stream: IO[bytes], limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit and (chunk := stream.read(min(64 * 1024, limit - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _drain(stream: IO[bytes], keep: list[bytes], limit: int = 64 * 1024) -> None:
+    """Read a pipe to its end, keeping its first `limit` bytes: a full stderr pipe would stall kubectl."""
+    size = 0
+    while chunk := stream.read(64 * 1024):
+        if size < limit:
+            keep.append(chunk[: limit - size])
+            size += len(keep[-1])
+    stream.close()
+
+
+def _kubectl_error(stderr: bytes) -> str:
+    """The line that says what failed. Not the last one: after a panic that is a Go stack frame
+    ("k8s.io/klog/v2@v2.130.1/klog.go:1137 +0x167")."""
+    lines = [" ".join(line.split()) for line in stderr.decode(errors="replace").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return "no output"
+    line = next((line for line in lines if line.lower().startswith("error:")), lines[0])
+    return line if len(line) <= 300 else line[:300] + "..."
 
 
 def argocd_image_version(bundle: Bundle) -> str | None:
@@ -145,7 +206,7 @@ def resolve(
         if not any((directory / name).is_file() for name in KUSTOMIZATION_FILES):
             raise InputError(f"{spec}: directory has no kustomization.yaml")
         path = str(directory.resolve())
-        data = kustomize_build(directory, sources)
+        data = kustomize_build(directory, sources, limits)
     else:
         path = str(Path(spec).resolve())
         data = read_bounded(Path(spec), limits)

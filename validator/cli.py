@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from validator import __version__
 from validator.errors import ExitCode, MirrorError
@@ -38,8 +39,22 @@ def _modules_for(argv: Sequence[str]) -> tuple[str, ...]:
     return COMMAND_MODULES
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the standard for every failure here), pointing at --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(int(ExitCode.COULD_NOT_VALIDATE),
+                  f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def printable(value: object) -> str:
+    """A file name or message as one printable line: a newline in a path must not split the error."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="argocd-mirror",
         description="Validate an Argo CD release on a throwaway cluster that mirrors production.",
     )
@@ -62,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"argocd-mirror: {label}: {exc.one_line()}", file=sys.stderr)
         return int(exc.exit_code)
     except OSError as exc:  # an unwritable artifacts dir, a full disk: the machine's problem, said plainly
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"argocd-mirror: could not validate: {where}{exc.strerror or exc}", file=sys.stderr)
+        where = f"{printable(exc.filename)}: " if exc.filename else ""
+        print(f"argocd-mirror: could not validate: {where}{printable(exc.strerror or exc)}", file=sys.stderr)
         return int(ExitCode.COULD_NOT_VALIDATE)
     except KeyboardInterrupt:
         print("argocd-mirror: could not validate: interrupted", file=sys.stderr)

@@ -81,6 +81,9 @@ class ObjectRef:
         return f"{kind}/{self.namespace}/{self.name}" if self.namespace else f"{kind}/{self.name}"
 
 
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a namespace name (RFC 1123 label)
+
+
 def group_of(api_version: str) -> str:
     """'apps/v1' -> 'apps'; 'v1' -> '' (the core group)."""
     return api_version.rpartition("/")[0]
@@ -320,6 +323,8 @@ def _documents(text: str, limits: Limits) -> Iterator[tuple[Any, int]]:
                         raise _Refused("a '<<' merge whose value is not a mapping", event.start_mark)
                     frames[-1][2].extend(merges)  # type: ignore[index]  # a mapping always has a frame
                 else:
+                    if keys[-1] in top:  # kubectl's YAML-to-JSON refuses these; a silent last-wins would hide one
+                        raise _Refused(f"duplicate mapping key {keys[-1]!r:.80}", event.start_mark)
                     top[keys[-1]] = value
                 keys[-1] = _NO_KEY
     except yaml.MarkedYAMLError as exc:
@@ -384,16 +389,23 @@ def _check_object(obj: Any, where: str) -> dict[str, Any]:
     return obj
 
 
+def mapping_at(body: Any, *path: str) -> dict[str, Any]:
+    """body[path[0]][path[1]]..., or {} where any step is missing or not a mapping: a malformed object is the
+    schema check's finding, and must not crash the checks that only look for their fields."""
+    for key in path:
+        body = body.get(key) if isinstance(body, dict) else None
+    return body if isinstance(body, dict) else {}
+
+
 def crd_kind(body: dict[str, Any]) -> tuple[str, str]:
     """The (group, kind) a CustomResourceDefinition serves."""
-    spec = body.get("spec") or {}
-    return str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))
+    return str(mapping_at(body, "spec").get("group", "")), str(mapping_at(body, "spec", "names").get("kind", ""))
 
 
 def cluster_scoped_kinds(bodies: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
     """(group, kind) pairs that are cluster-scoped, including the bundle's own cluster-scoped CRDs."""
     return {crd_kind(body) for body in bodies if body.get("kind") == "CustomResourceDefinition"
-            and (body.get("spec") or {}).get("scope") == "Cluster"}
+            and mapping_at(body, "spec").get("scope") == "Cluster"}
 
 
 def _is_cluster_scoped(body: dict[str, Any], crd_scoped: set[tuple[str, str]]) -> bool:
@@ -461,23 +473,30 @@ def split_image(image: str) -> tuple[str, str | None, str | None]:
     return match["repo"], match["tag"], match["digest"]
 
 
+# Where each pod-running kind keeps its pod template (the mapping with `metadata` and `spec`).
+_POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": (), "CronJob": ("spec", "jobTemplate", "spec", "template"),
+    **{kind: ("spec", "template") for kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
+                                               "ReplicationController")},
+}
+
+
 def pod_spec(obj: KubeObject) -> dict[str, Any] | None:
     """The pod spec of a workload or pod, or None for kinds that run no pods."""
-    body = obj.body
-    if obj.kind == "Pod":
-        return body.get("spec") or {}
-    if obj.kind == "CronJob":
-        return ((((body.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get(
-            "spec"
-        ) or {}
-    if obj.kind in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"}:
-        return (((body.get("spec") or {}).get("template") or {}).get("spec")) or {}
-    return None
+    path = _POD_TEMPLATE_PATHS.get(obj.kind)
+    return None if path is None else mapping_at(obj.body, *path, "spec")
+
+
+def pod_metadata(obj: KubeObject) -> dict[str, Any]:
+    """The metadata its pods get (labels, annotations); {} for kinds that run no pods."""
+    path = _POD_TEMPLATE_PATHS.get(obj.kind)
+    return {} if path is None else mapping_at(obj.body, *path, "metadata")
 
 
 def containers_of(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """('initContainers'|'containers'|'ephemeralContainers', container) for every container of a pod spec."""
     for section in ("initContainers", "containers", "ephemeralContainers"):
-        for container in spec.get(section) or []:
+        containers = spec.get(section)
+        for container in containers if isinstance(containers, list) else ():
             if isinstance(container, dict):
                 yield section, container

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from validator.apiserver import ApiServer, api_server_from_profile
 from validator.errors import InputError
 from validator.failfast import Thresholds
 from validator.files import read_bounded
+from validator.manifests import DNS_LABEL, Limits, decode, parse_yaml_documents
 from validator.quantity import cpu_millis, memory_bytes
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "profiles"
@@ -24,6 +23,8 @@ CNIS = ("kindnet", "calico")
 APPLY_MODES = ("server-side", "client-side")
 ROLES = ("control-plane", "worker")
 MAX_PROFILE_BYTES = 1_000_000
+# The manifest loader's bounds, sized for a profile: an alias bomb or deep nesting is refused while parsing.
+PROFILE_LIMITS = Limits(max_bytes=MAX_PROFILE_BYTES, max_documents=1, max_nodes=100_000, max_depth=32)
 
 
 @dataclass(frozen=True)
@@ -75,24 +76,54 @@ class Profile:
         return tuple(n for n in self.nodes if not any(t.effect in ("NoSchedule", "NoExecute") for t in n.taints))
 
 
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+_SCALAR = (str, int, float, bool)
+
+
+def _taint(raw: Any) -> Taint:
+    if not isinstance(raw, dict) or not isinstance(raw.get("key"), str) or raw.get("effect") not in TAINT_EFFECTS \
+            or not isinstance(raw.get("value", ""), _SCALAR):
+        raise ValueError(f"a taint needs a string key and an effect of {', '.join(TAINT_EFFECTS)}, not {raw!r:.80}")
+    return Taint(raw["key"], raw["effect"], str(raw.get("value", "")))
+
+
+def _labels(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, _SCALAR) for k, v in raw.items()):
+        raise ValueError(f"labels must map names to plain values, not {raw!r:.80}")
+    return {k: str(v) for k, v in raw.items()}
+
+
+def _allocatable(raw: dict[str, Any], key: str, default: str, parse: Any) -> int:
+    value = parse(raw.get(key, default))
+    if value < 0:
+        raise ValueError(f"allocatable {key} must not be negative, not {raw.get(key)!r}")
+    return int(value)
+
+
+def _pods(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise ValueError(f"allocatable pods must be a whole number >= 0, not {raw!r:.80}")
+    return raw
+
+
 def _node(raw: Any, index: int, has_workers: bool) -> NodeSpec:
     if not isinstance(raw, dict):
-        raise InputError(f"profile node {index} must be a mapping")
+        raise InputError(f"node {index} must be a mapping")
     role = raw.get("role", "control-plane")
     if role not in ROLES:
-        raise InputError(f"profile node {index}: role must be one of {', '.join(ROLES)}")
-    taints = tuple(Taint(str(t["key"]), str(t["effect"]), str(t.get("value", ""))) for t in raw.get("taints") or [])
+        raise InputError(f"node {index}: role must be one of {', '.join(ROLES)}")
+    taints = tuple(_taint(t) for t in raw.get("taints") or [])
     if role == "control-plane" and has_workers and "taints" not in raw:
         # kind keeps kubeadm's control-plane taint when the cluster has workers
         taints = (Taint("node-role.kubernetes.io/control-plane", "NoSchedule"),)
     alloc = raw.get("allocatable") or {}
     return NodeSpec(
         role=role,
-        labels={str(k): str(v) for k, v in (raw.get("labels") or {}).items()},
+        labels=_labels(raw.get("labels") or {}),
         taints=taints,
-        allocatable_cpu_millis=cpu_millis(alloc.get("cpu", "2")),
-        allocatable_memory_bytes=memory_bytes(alloc.get("memory", "7Gi")),
-        allocatable_pods=int(alloc.get("pods", 110)),
+        allocatable_cpu_millis=_allocatable(alloc, "cpu", "2", cpu_millis),
+        allocatable_memory_bytes=_allocatable(alloc, "memory", "7Gi", memory_bytes),
+        allocatable_pods=_pods(alloc.get("pods", 110)),
         allocatable_declared=bool(alloc.get("cpu") is not None and alloc.get("memory") is not None),
     )
 
@@ -142,16 +173,23 @@ def profile_from_dict(raw: Any, name: str) -> Profile:
     if unknown:
         raise InputError(f"profile {name}: unknown field(s) {', '.join(unknown)}")
     version = str(raw.get("kubernetesVersion", "1.35"))
-    if not re.fullmatch(r"1\.\d{2}", version):
+    if not re.fullmatch(r"1\.[1-9][0-9]", version):
         raise InputError(f"profile {name}: kubernetesVersion must look like 1.35, not {version!r}")
+    for key, valid in (("name", lambda v: isinstance(v, str) and v.strip()),
+                       ("namespace", lambda v: isinstance(v, str) and DNS_LABEL.fullmatch(v))):
+        if key in raw and not valid(raw[key]):
+            raise InputError(f"profile {name}: {key} must be a {'DNS label' if key == 'namespace' else 'string'}, "
+                             f"not {raw[key]!r:.80}")
     nodes_raw = raw.get("nodes") or [{"role": "control-plane"}]
     if not isinstance(nodes_raw, list):
         raise InputError(f"profile {name}: nodes must be a list")
     has_workers = any(isinstance(n, dict) and n.get("role") == "worker" for n in nodes_raw)
     try:
         nodes = tuple(_node(n, i, has_workers) for i, n in enumerate(nodes_raw))
+    except InputError as exc:
+        raise InputError(f"profile {name}: {exc}") from None
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise InputError(f"profile {name}: malformed node ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"profile {name}: malformed node ({exc})") from None
     if not any(n.role == "control-plane" for n in nodes):
         raise InputError(f"profile {name}: needs at least one control-plane node")
     cni = raw.get("cni", "kindnet")
@@ -179,8 +217,6 @@ def load_profile(name_or_path: str = "default") -> Profile:
         path = PROFILES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise InputError(f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())} or a path")
-    try:
-        raw = yaml.safe_load(read_bounded(path, MAX_PROFILE_BYTES, "profile"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"profile {path}: invalid YAML: {' '.join(str(exc).split())}") from None
-    return profile_from_dict(raw, path.stem)
+    text = decode(read_bounded(path, MAX_PROFILE_BYTES, "profile"), f"profile {path}", PROFILE_LIMITS)
+    documents = parse_yaml_documents(text, f"profile {path}", PROFILE_LIMITS)
+    return profile_from_dict(documents[0][0] if documents else None, path.stem)

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from validator.errors import InputError
 
-_QUANTITY = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+|[mkMGTPE])?")
+# [0-9], not \d: Go's parser takes ASCII digits only, and "１２" must not pass
+_QUANTITY = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+|[mkMGTPE])?")
+# Far beyond any real request or node (1e30 bytes is a million yottabytes), and small enough that rounding the
+# value to an int stays cheap: "1e999999" would otherwise cost seconds of CPU per container.
+MAX_MAGNITUDE = Decimal("1e30")
 _SUFFIX = {
     "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
     "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
@@ -31,11 +35,18 @@ def parse_quantity(value: Any) -> Decimal:
         raise InputError(f"not a Kubernetes quantity: {value!r}")
     number, suffix = match.groups()
     try:
-        if suffix and suffix[0] in "eE" and suffix != "E":
-            return Decimal(number) * Decimal(10) ** int(suffix[1:])
-        return Decimal(number) * _SUFFIX.get(suffix or "", Decimal(1))
-    except (InvalidOperation, OverflowError):
+        if suffix and suffix not in _SUFFIX:  # an exponent; "Ei" and "E" are suffixes
+            exponent = int(suffix[1:])
+            if abs(exponent) > 60:
+                raise InputError(f"quantity out of range: {value!r}")
+            result = Decimal(number) * Decimal(10) ** exponent
+        else:
+            result = Decimal(number) * _SUFFIX.get(suffix or "", Decimal(1))
+    except ArithmeticError:  # decimal's InvalidOperation and Overflow
         raise InputError(f"not a Kubernetes quantity: {value!r}") from None
+    if abs(result) > MAX_MAGNITUDE:
+        raise InputError(f"quantity out of range: {value!r}")
+    return result
 
 
 def cpu_millis(value: Any) -> int:

@@ -7,18 +7,32 @@ quarter of the start-up of `argocd-mirror preflight FILE`, the common CI call, w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
+import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-from tenacity import RetryError, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryError,
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
 
-from validator.errors import EnvironmentNotReady, FetchError
+from validator.errors import EnvironmentNotReady, FetchError, InputError
 from validator.files import atomic_write
 from validator.manifests import DEFAULT_LIMITS, Limits
 from validator.releases import RELEASE_TAG, VARIANTS, Sources, semver_key
@@ -28,10 +42,11 @@ class _Transient(Exception):
     """A failure worth retrying (connection, timeout, 5xx, 429)."""
 
 
-def _retrying(sources: Sources):
+def _retrying(sources: Sources, deadline_s: float | None = None):
+    stop = stop_after_attempt(sources.attempts)
     return retry(
         retry=retry_if_exception_type(_Transient),
-        stop=stop_after_attempt(sources.attempts),
+        stop=stop if deadline_s is None else stop | stop_after_delay(deadline_s),
         wait=wait_exponential(multiplier=sources.backoff_s, max=8),
         reraise=False,
     )
@@ -92,22 +107,152 @@ def resolve_ref(spec: str, sources: Sources) -> tuple[str, str]:
     return releases[-1], commit
 
 
-def http_get(url: str, sources: Sources, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """GET with retries on transient failures and a hard size bound; 4xx fails at once."""
+# Socket timeouts are per read: a server dripping one byte at a time never trips them. So a download
+# also has deadlines, per attempt (16 MB fits at ~140 kB/s) and for the whole retry sequence.
+DOWNLOAD_DEADLINE_S = 300.0
+ATTEMPT_DEADLINE_S = 120.0
+_CHUNK = 64 * 1024
 
-    @_retrying(sources)
+
+def _one_line(value: object, limit: int = 200) -> str:
+    """str(value) fit for a one-line message: whitespace collapsed, control characters escaped, bounded
+    (a server's garbage status line can be 64 kB of anything)."""
+    text = " ".join(str(value).split())
+    text = text if text.isprintable() else repr(text)[1:-1]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class _Watchdog:
+    """Shuts a download's socket down at its deadline, so that a drip of the status line, the headers or
+    the body ends in bounded time: a blocked read then sees end-of-file. It holds a dup of each socket,
+    which TLS wrapping (it detaches the original socket object) leaves working."""
+
+    def __init__(self, deadline: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self._timer.daemon = True
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock.dup())
+            if self.expired:
+                _shut(self._sockets[-1])
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # the peer may be gone already
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTP(http.client.HTTPConnection):
+    watchdog: _Watchdog
+
+    def connect(self) -> None:
+        super().connect()  # for _WatchedHTTPS this is the TCP connect, before the TLS handshake
+        self.watchdog.watch(self.sock)
+
+
+class _WatchedHTTPS(http.client.HTTPSConnection, _WatchedHTTP):
+    pass
+
+
+class _WatchedHandler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """urllib's http and https handlers, opening connections whose sockets are under a watchdog."""
+
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self.watchdog = watchdog
+
+    def do_open(self, http_class: Any, req: urllib.request.Request, **http_conn_args: Any) -> Any:
+        watched = _WatchedHTTPS if issubclass(http_class, http.client.HTTPSConnection) else _WatchedHTTP
+
+        def connection(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+            conn = watched(host, **kwargs)
+            conn.watchdog = self.watchdog
+            return conn
+
+        return super().do_open(connection, req, **http_conn_args)
+
+
+def _check_url(url: str) -> None:
+    """A malformed URL is bad input (exit 2 at once), not a network failure worth retrying."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises on a non-numeric or out-of-range port
+    except ValueError as exc:
+        raise InputError(f"invalid URL {url!r}: {_one_line(exc)}") from None
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        raise InputError(f"invalid URL {url!r}: no host")
+
+
+def _read_bounded(response: Any, limit: int) -> bytes:
+    """Up to limit + 1 bytes, a chunk at a time so that the watchdog's shutdown is seen between chunks."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = response.read1(min(_CHUNK, limit + 1 - size))
+        if not chunk:
+            if getattr(response, "length", None):  # read1 does not notice a body cut short of Content-Length
+                raise http.client.IncompleteRead(b"".join(chunks), response.length)
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def http_get(url: str, sources: Sources, limits: Limits = DEFAULT_LIMITS, deadline_s: float | None = None) -> bytes:
+    """GET with retries on transient failures, a hard size bound and a deadline for the whole sequence
+    (DOWNLOAD_DEADLINE_S unless given); a 4xx or a malformed URL fails at once."""
+    _check_url(url)
+    total_s = DOWNLOAD_DEADLINE_S if deadline_s is None else deadline_s
+    give_up_at = time.monotonic() + total_s
+    time_up = FetchError(f"could not download {url} within {total_s:g} s")
+
+    @_retrying(sources, total_s)
     def fetch() -> bytes:
-        request = urllib.request.Request(url, headers={"User-Agent": "argocd-mirror"})
-        try:
-            with urllib.request.urlopen(request, timeout=sources.timeout_s) as response:
-                data: bytes = response.read(limits.max_bytes + 1)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 429 or exc.code >= 500:
-                raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
-            raise FetchError(f"could not fetch {url}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise _Transient(str(reason)) from None
+        deadline = min(give_up_at, time.monotonic() + ATTEMPT_DEADLINE_S)
+        if deadline <= time.monotonic():
+            raise time_up
+        with _Watchdog(deadline) as watchdog:
+            try:
+                request = urllib.request.Request(url, headers={"User-Agent": "argocd-mirror"})
+                opener = urllib.request.build_opener(_WatchedHandler(watchdog))
+                with opener.open(request, timeout=min(sources.timeout_s, deadline - time.monotonic())) as response:
+                    data = _read_bounded(response, limits.max_bytes)
+                if watchdog.expired:  # without a Content-Length, the shutdown reads as the end of the body
+                    raise TimeoutError("deadline")
+            except urllib.error.HTTPError as exc:
+                if exc.code == 429 or exc.code >= 500:
+                    raise _Transient(f"HTTP {exc.code} {_one_line(exc.reason)}") from None
+                raise FetchError(f"could not fetch {url}: HTTP {exc.code} {_one_line(exc.reason)}") from None
+            except (http.client.InvalidURL, ValueError) as exc:  # "nonnumeric port", a space in the host, ...
+                raise InputError(f"invalid URL {url!r}: {_one_line(exc)}") from None
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+                if watchdog.expired or time.monotonic() >= deadline:
+                    if deadline >= give_up_at:
+                        raise time_up from None
+                    raise _Transient(f"no complete response within {ATTEMPT_DEADLINE_S:g} s") from None
+                if isinstance(exc, http.client.HTTPException):  # garbage from the server: a network failure
+                    raise _Transient(f"invalid HTTP response ({type(exc).__name__}: {_one_line(exc)})") from None
+                raise _Transient(_one_line(getattr(exc, "reason", exc))) from None
         if len(data) > limits.max_bytes:
             raise FetchError(f"{url}: over the {limits.max_bytes}-byte manifest limit")
         return data
@@ -115,8 +260,11 @@ def http_get(url: str, sources: Sources, limits: Limits = DEFAULT_LIMITS) -> byt
     try:
         return fetch()
     except RetryError as exc:
+        last = exc.last_attempt
+        if last.attempt_number < sources.attempts:  # stopped by the deadline, not by the attempt count
+            raise FetchError(f"{time_up}: {last.exception()}") from None
         raise FetchError(
-            f"could not fetch {url} after {sources.attempts} attempts (offline?): {exc.last_attempt.exception()}"
+            f"could not fetch {url} after {sources.attempts} attempts (offline?): {last.exception()}"
         ) from None
 
 

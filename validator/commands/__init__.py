@@ -16,4 +16,14 @@ def add_candidate_arguments(parser: argparse.ArgumentParser, *, default: str | N
     parser.add_argument("--variant", default="install",
                         choices=["install", "ha", "namespace-install", "core-install"],
                         help="which upstream manifest of a release (default install)")
-    parser.add_argument("--namespace", default="argocd", help="namespace to install into (default argocd)")
+    parser.add_argument("--namespace", default="argocd", type=namespace_name,
+                        help="namespace to install into (default argocd)")
+
+
+def namespace_name(value: str) -> str:
+    """--namespace as the API server will accept it: an RFC 1123 label, not a path or an empty string."""
+    from validator.manifests import DNS_LABEL
+
+    if not DNS_LABEL.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a namespace name (lower-case RFC 1123 label, e.g. argocd)")
+    return value

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from validator.apiserver import KIND_API_SERVER, ApiServer, format_address
-from validator.manifests import Bundle, KubeObject, containers_of
+from validator.manifests import Bundle, KubeObject, containers_of, mapping_at
 from validator.preflight import Finding
 from validator.preflight.selectors import Lookup, PodTemplate, pod_templates, selector_matches
 from validator.profiles import Profile
@@ -49,7 +49,7 @@ def policy_types(spec: dict[str, Any]) -> list[str]:
 
 
 def restricts_egress(policy: KubeObject) -> bool:
-    return "Egress" in policy_types(policy.body.get("spec") or {})
+    return "Egress" in policy_types(mapping_at(policy.body, "spec"))
 
 
 def _port_admits(entry: dict[str, Any], port: int) -> bool:
@@ -226,7 +226,7 @@ class EgressPolicies:
         for order, policy in enumerate(lookup.of_kind("NetworkPolicy")):
             if not restricts_egress(policy):
                 continue
-            selector = (policy.body.get("spec") or {}).get("podSelector") or {}
+            selector = mapping_at(policy.body, "spec").get("podSelector") or {}
             labels = selector.get("matchLabels") if isinstance(selector, dict) else None
             entry = (order, policy, selector)
             if isinstance(labels, dict) and labels:
@@ -245,7 +245,7 @@ class EgressPolicies:
 
 
 def _egress_rules(policies: Iterable[KubeObject]) -> list[dict[str, Any]]:
-    return [rule for policy in policies for rule in (policy.body.get("spec") or {}).get("egress") or []
+    return [rule for policy in policies for rule in mapping_at(policy.body, "spec").get("egress") or []
             if isinstance(rule, dict)]
 
 

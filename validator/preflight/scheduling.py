@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from validator.errors import InputError
-from validator.manifests import Bundle, containers_of
+from validator.manifests import Bundle, containers_of, mapping_at
 from validator.preflight import Finding
 from validator.preflight.selectors import PodTemplate, node_term_matches, pod_templates, selector_matches, tolerates
 from validator.profiles import NodeSpec, Profile
@@ -187,10 +187,10 @@ def rolling_update_budget(deployment: dict[str, Any], replicas: int) -> RollingB
     """(maxSurge, maxUnavailable as written or defaulted, surge, unavailable as the deployment controller resolves
     them) for a RollingUpdate Deployment; None for Recreate or unreadable values. Defaults are 25%/25%; surge
     rounds up, unavailable down, and when both resolve to 0 the controller allows 1 unavailable (ResolveFenceposts)."""
-    strategy = (deployment.get("spec") or {}).get("strategy") or {}
+    strategy = mapping_at(deployment, "spec", "strategy")
     if (strategy.get("type") or "RollingUpdate") != "RollingUpdate":  # defaulting treats "" and null as unset
         return None
-    rolling = strategy.get("rollingUpdate") or {}
+    rolling = mapping_at(strategy, "rollingUpdate")
     max_surge, max_unavailable = _or_default(rolling.get("maxSurge")), _or_default(rolling.get("maxUnavailable"))
     surge, unavailable = _scaled(max_surge, replicas, True), _scaled(max_unavailable, replicas, False)
     if surge is None or unavailable is None:

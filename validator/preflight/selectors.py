@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from validator.manifests import Bundle, KubeObject, pod_spec
+from validator.manifests import Bundle, KubeObject, mapping_at, pod_metadata, pod_spec
 
 
 class Lookup:
@@ -112,7 +112,7 @@ class PodTemplate:
     @property
     def replicas(self) -> int:
         """Desired pod count (DaemonSets are counted per node by the caller)."""
-        spec = self.owner.body.get("spec") or {}
+        spec = mapping_at(self.owner.body, "spec")
         if self.owner.kind in ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"):
             value = spec.get("replicas", 1)
         elif self.owner.kind == "Job":
@@ -132,15 +132,7 @@ def pod_templates(bundle: Bundle) -> Iterator[PodTemplate]:
         spec = pod_spec(obj)
         if spec is None:
             continue
-        body = obj.body
-        if obj.kind == "Pod":
-            meta = body.get("metadata") or {}
-        elif obj.kind == "CronJob":
-            meta = ((((body.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get(
-                "metadata") or {}
-        else:
-            meta = ((body.get("spec") or {}).get("template") or {}).get("metadata") or {}
-        labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+        labels = {str(k): str(v) for k, v in mapping_at(pod_metadata(obj), "labels").items()}
         if obj.kind == "Job":  # the Job controller labels its pods with its name too: policies select by it
             labels = {"batch.kubernetes.io/job-name": obj.name, "job-name": obj.name, **labels}
         yield PodTemplate(obj, labels, spec)
