@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from validator.errors import InputError
 from validator.progress import Progress
 from validator.report import (
     INTERRUPTED,
+    MAX_VERDICT_BYTES,
     ScenarioResult,
     Status,
     Verdict,
@@ -191,3 +193,44 @@ def test_progress_escapes_markup(capsys: pytest.CaptureFixture[str]) -> None:
     ticks = iter([0.0, 12.0])
     Progress(clock=lambda: next(ticks))("installing [bold]argocd[/bold]")
     assert "[   12s] installing [bold]argocd[/bold]" in capsys.readouterr().err
+
+
+def test_read_verdict_reads_at_most_the_limit(tmp_path: Path) -> None:
+    """Old: the whole file was read, then cut to 10 MB (/dev/zero: MemoryError; 300 MB sparse: 343 MB resident)."""
+    path = tmp_path / "verdict.json"
+    with path.open("wb") as fh:
+        fh.truncate(MAX_VERDICT_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(InputError, match=f"over the {MAX_VERDICT_BYTES}-byte verdict limit"):
+        read_verdict(path)
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("fifo", "is not JSON"), ("device", "over the 10000000-byte")])
+def test_read_verdict_from_a_fifo_or_device_ends_at_once(tmp_path: Path, kind: str, expected: str) -> None:
+    """Old: a FIFO nobody writes to blocked open() forever, and /dev/zero was read until memory ran out."""
+    path = tmp_path / "verdict.json"
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer: end of input at once (files.read_bounded)
+    else:
+        path.symlink_to("/dev/zero")
+    with pytest.raises(InputError, match=expected):
+        read_verdict(path)
+
+
+@pytest.mark.parametrize("content", [b"[" * 100_000, b'{"a": ' * 100_000])
+def test_read_verdict_deep_json_is_one_line(tmp_path: Path, content: bytes) -> None:
+    """Old: RecursionError (an internal error) from the JSON decoder."""
+    path = tmp_path / "verdict.json"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="JSON nested too deeply"):
+        read_verdict(path)
+
+
+def test_read_verdict_quotes_at_most_a_few_hundred_characters(tmp_path: Path) -> None:
+    """Old: a verdict of the wrong type was quoted whole (up to 10 MB) in the one error line."""
+    path = tmp_path / "verdict.json"
+    path.write_text(json.dumps(["x" * 1000] * 1000))
+    with pytest.raises(InputError) as info:
+        read_verdict(path)
+    line = info.value.one_line()
+    assert "does not match the verdict schema at top level: [" in line and "characters)" in line
+    assert len(line) < 200 + len(str(path)) + 150

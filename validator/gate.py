@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,18 @@ from validator.candidate import resolve
 from validator.errors import CandidateFailed, InputError
 from validator.files import atomic_write, read_bounded
 from validator.releases import RELEASE_TAG, Sources
-from validator.report import read_verdict
+from validator.report import clip, read_verdict
 
-MAX_FILE_BYTES = 5 * 1024 * 1024
+# libyaml's composer: the same nodes and marks (but for a BOM) in ~2 s and ~120 MB per MB of YAML where pure Python
+# takes ~9 s, and it stops at 1000 levels of nesting where the pure-Python scanner is quadratic in them.
+try:
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+# An Application, a kustomization or a README with an install URL is kilobytes; composing YAML costs ~120x its
+# size in memory, so a pin file is held far below the manifest limit.
+MAX_FILE_BYTES = 1024 * 1024
 # GitHub hosts, owners and repositories are case-insensitive, and kustomize lower-cases the host: so are we.
 ARGOCD_REPO = re.compile(r"^(?:https?://|ssh://git@|git@)?github\.com[/:]argoproj/argo-cd(?:\.git)?/?$", re.I)
 RAW_URL = re.compile(
@@ -68,14 +79,33 @@ def variant_of(manifest_path: str) -> str | None:
     return _VARIANT_PATHS.get(rest)
 
 
-def _line_of(text: str, index: int) -> int:
-    return text.count("\n", 0, index) + 1
+def _line_numbers(text: str) -> Callable[[int], int]:
+    """index -> line of TEXT, by bisecting one list of newlines: counting them again for every pin was quadratic
+    (a minute for a file of URLs)."""
+    newlines = [match.start() for match in re.finditer("\n", text)]
+    return lambda index: bisect_left(newlines, index) + 1
+
+
+@lru_cache(maxsize=2)  # the pin sites and the leftover check read the same text: compose it once
+def _yaml_documents(text: str) -> tuple[list[yaml.Node], int]:
+    """TEXT's YAML documents and the offset of their marks in TEXT; none if TEXT is not YAML (a README: the URL
+    patterns still apply). Nesting is bounded: libyaml stops at 1000 levels, pure Python at its recursion limit."""
+    body = text.removeprefix("\ufeff")  # libyaml's marks do not count a byte-order mark, Python's do
+    try:
+        return [doc for doc in yaml.compose_all(body, Loader=_Loader) if doc is not None], len(text) - len(body)
+    except (yaml.YAMLError, RecursionError):
+        return [], 0
 
 
 def _mapping_nodes(node: yaml.Node) -> Iterator[yaml.MappingNode]:
-    stack = [node]
+    """Every mapping under NODE, once: an alias composes to the very node its anchor names, and walking it again
+    for every alias is exponential (a few hundred bytes of alias bomb is 9^10 walks)."""
+    stack, seen = [node], set()
     while stack:
         current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
         if isinstance(current, yaml.MappingNode):
             yield current
             for key, value in current.value:
@@ -104,35 +134,30 @@ def _application_variant(source: yaml.MappingNode) -> str | None:
 
 def application_sites(text: str) -> list[PinSite]:
     """targetRevision of every source whose repoURL is upstream Argo CD (Application, ApplicationSet template)."""
-    try:
-        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError:
-        return []  # not YAML (a README): the URL patterns still apply
+    (documents, shift), line_of = _yaml_documents(text), _line_numbers(text)
     sites = []
     for document in documents:
-        if document is None:
-            continue
         for mapping in _mapping_nodes(document):
             repo, revision = _scalar(mapping, "repoURL"), _scalar(mapping, "targetRevision")
             if repo is None or revision is None or not ARGOCD_REPO.match(repo.value.strip()):
                 continue
-            start, end = revision.start_mark.index, revision.end_mark.index
+            start, end = revision.start_mark.index + shift, revision.end_mark.index + shift
             if revision.style in ('"', "'"):
                 start, end = start + 1, end - 1
             if text[start:end] != revision.value:
                 continue  # escapes or folding: not a token we can replace exactly
-            sites.append(PinSite(start, end, revision.value, _line_of(text, start), "application",
+            sites.append(PinSite(start, end, revision.value, line_of(start), "application",
                                  _application_variant(mapping)))
     return sites
 
 
 def url_sites(text: str) -> list[PinSite]:
     """Raw install URLs and kustomize remote resources (?ref=) anywhere in the text."""
-    sites = []
+    sites, line_of = [], _line_numbers(text)
     for kind, pattern in (("raw-url", RAW_URL), ("kustomize-ref", KUSTOMIZE_REF)):
         for match in pattern.finditer(text):
             path = match["path"].rstrip(".")
-            sites.append(PinSite(match.start("ref"), match.end("ref"), match["ref"], _line_of(text, match.start()),
+            sites.append(PinSite(match.start("ref"), match.end("ref"), match["ref"], line_of(match.start()),
                                  kind, variant_of(path)))
     return sorted(sites, key=lambda s: s.start)
 
@@ -151,20 +176,17 @@ def leftovers(text: str, version: str) -> list[str]:
     for number, line in enumerate(text.splitlines(), start=1):
         code = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
         if _ARGOCD_MENTION.search(code) and any(t != version for t in _VERSION_TOKEN.findall(code)):
-            found.append(f"line {number}: {code.strip()}")
-    found += [f"line {line}: newTag {tag} of image {name}" for line, name, tag in _image_tags(text) if tag != version]
+            found.append(f"line {number}: {clip(code.strip())}")
+    found += [f"line {line}: newTag {clip(tag)} of image {clip(name)}"
+              for line, name, tag in _image_tags(text) if tag != version]
     return found
 
 
 def _image_tags(text: str) -> list[tuple[int, str, str]]:
     """(line, image, newTag) of kustomize `images:` entries for Argo CD's image."""
-    try:
-        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError:
-        return []
     tags = []
-    for document in documents:
-        for mapping in _mapping_nodes(document) if document is not None else ():
+    for document in _yaml_documents(text)[0]:
+        for mapping in _mapping_nodes(document):
             name, tag = _scalar(mapping, "name"), _scalar(mapping, "newTag")
             if name is not None and tag is not None and _ARGOCD_MENTION.search(name.value):
                 tags.append((tag.start_mark.line + 1, name.value, tag.value))
@@ -206,14 +228,14 @@ class PinPlan:
 def passing_release(verdict: dict[str, Any], verdict_path: Path) -> dict[str, Any]:
     """The candidate provenance of a PASS verdict for a release tag, or a one-line refusal."""
     status = verdict["status"]
+    why = clip(str(verdict.get("root_cause")))  # quoted in one line: never a whole hostile document
     if status == "fail":
-        raise CandidateFailed(f"refusing to pin: {verdict_path} is a FAIL verdict ({verdict.get('root_cause')})")
+        raise CandidateFailed(f"refusing to pin: {verdict_path} is a FAIL verdict ({why})")
     if status != "pass":
-        why = verdict.get("root_cause")
         raise InputError(f"refusing to pin: {verdict_path} is not a pass (status {status}: {why})")
     prov: dict[str, Any] = verdict["candidate"]
     version = prov.get("version")
-    if prov.get("source") not in ("stable", "tag") or not version or not RELEASE_TAG.match(version) \
+    if prov.get("source") not in ("stable", "tag") or not version or not RELEASE_TAG.fullmatch(version) \
             or not prov.get("commit"):
         raise InputError(f"refusing to pin: {verdict_path} validated a {prov.get('source')} candidate, not a release "
                          "tag resolved to a commit; only stable or tag candidates can be pinned")

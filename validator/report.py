@@ -23,8 +23,8 @@ from typing import Any
 import jsonschema
 
 from validator import __version__
-from validator.errors import CandidateFailed, ExitCode
-from validator.files import atomic_write
+from validator.errors import CandidateFailed, ExitCode, InputError
+from validator.files import atomic_write, read_bounded
 
 SCHEMA_VERSION = "1"
 VERDICT_JSON = "verdict.json"
@@ -32,6 +32,8 @@ SUMMARY_MD = "summary.md"
 JUNIT_XML = "junit.xml"
 STEP_SUMMARY_LIMIT = 1024 * 1024 - 4096  # GitHub refuses step summaries over 1 MiB
 INTERRUPTED = "interrupted: the run did not finish (killed, cancelled or still in progress)"
+MAX_VERDICT_BYTES = 10_000_000  # a real verdict.json is kilobytes
+QUOTE_CHARS = 200  # how much of an input an error line quotes
 
 
 class Status(StrEnum):
@@ -312,20 +314,28 @@ def start_run(out_dir: Path, spec: str, profile: str | None = None, provider: st
     return verdict
 
 
-def read_verdict(path: Path) -> dict[str, Any]:
-    """A verdict.json as a dict, schema-checked; errors are one line (InputError)."""
-    from validator.errors import InputError
+def clip(text: str, limit: int = QUOTE_CHARS) -> str:
+    """TEXT cut to LIMIT characters, for quoting input in a one-line error that must stay readable."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
+
+def read_verdict(path: Path) -> dict[str, Any]:
+    """A verdict.json as a dict, schema-checked; errors are one line (InputError) quoting at most QUOTE_CHARS."""
+    data = read_bounded(path, MAX_VERDICT_BYTES, "verdict")
+    too_deep = f"verdict {path} is not a verdict: JSON nested too deeply"  # json and jsonschema both recurse
     try:
-        doc = json.loads(path.read_bytes()[:10_000_000])
-    except OSError as exc:
-        raise InputError(f"cannot read verdict {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise InputError(f"verdict {path} is not JSON: {exc}") from None
+        doc = json.loads(data)
+    except ValueError as exc:  # also bad UTF-8, and integers too long to convert
+        raise InputError(f"verdict {path} is not JSON: {clip(str(exc))}") from None
+    except RecursionError:
+        raise InputError(too_deep) from None
     try:
         validate_document(doc)
+    except RecursionError:
+        raise InputError(too_deep) from None
     except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "top level"
-        raise InputError(f"verdict {path} does not match the verdict schema at {where}: {exc.message}") from None
+        where = clip("/".join(str(p) for p in exc.absolute_path)) or "top level"
+        raise InputError(f"verdict {path} does not match the verdict schema at {where}: {clip(exc.message)}") \
+            from None
     result: dict[str, Any] = doc
     return result
