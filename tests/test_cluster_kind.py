@@ -424,3 +424,35 @@ def test_context_safety_ambient_kubeconfig_is_never_used(kind_env: FakeTools, tm
     for argv in kind_env.calls("kind", "create") + kind_env.calls("kind", "delete"):
         assert argv[argv.index("--kubeconfig") + 1] == str(tmp_path / "run" / "kubeconfig")
     assert all(e["kubeconfig_env"] is None for e in kind_env.entries())
+
+
+def test_an_engine_that_answers_a_byte_at_a_time_is_not_reachable(fake_tools: FakeTools) -> None:  # noqa: F811
+    """The SDK's timeout is per read: a DOCKER_HOST that drips its answer held `validate` for minutes."""
+    import socket
+    import threading
+    import time
+
+    from validator.cluster.tools import docker_ping
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK":
+                if stop.wait(0.3):
+                    return
+                conn.sendall(bytes([byte]))
+
+    threading.Thread(target=drip, daemon=True).start()
+    fake_tools.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+    started = time.monotonic()
+    try:
+        with pytest.raises(EnvironmentNotReady, match=r"Docker engine not reachable \(no complete answer to /_ping "
+                                                      r"within 1 s\)"):
+            docker_ping(timeout_s=1)
+    finally:
+        stop.set()
+        listener.close()
+    assert time.monotonic() - started < 5  # the drip alone would take 12 s

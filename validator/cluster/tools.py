@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -82,7 +83,7 @@ def docker_ping(timeout_s: float = 10) -> None:
 
     timeout = int(max(1, timeout_s))
     try:
-        _ping(docker.from_env(timeout=timeout))
+        _ping(lambda: docker.from_env(timeout=timeout), timeout_s)
         return
     except Exception as exc:  # DockerException, requests' ConnectionError, ... all mean "not reachable"
         failure = exc
@@ -92,7 +93,7 @@ def docker_ping(timeout_s: float = 10) -> None:
         endpoint = None  # the default context: the SDK tried that engine already
     if endpoint:
         try:
-            _ping(docker.DockerClient(base_url=endpoint, timeout=timeout))
+            _ping(lambda: docker.DockerClient(base_url=endpoint, timeout=timeout), timeout_s)
             return
         except Exception as exc:
             failure = exc
@@ -101,11 +102,29 @@ def docker_ping(timeout_s: float = 10) -> None:
     raise EnvironmentNotReady(f"Docker engine not reachable ({detail}{where}): {DOCKER_REMEDY}") from None
 
 
-def _ping(client: Any) -> None:
-    try:
-        client.ping()
-    finally:
-        client.close()
+def _ping(connect: Callable[[], Any], timeout_s: float) -> None:
+    """GET /_ping within TIMEOUT_S overall. The SDK's timeout is per socket read, so an endpoint that answers a byte
+    at a time would hold the run forever: the ping runs in a daemon thread that is abandoned at the deadline."""
+    outcome: list[BaseException | None] = []
+
+    def ping() -> None:
+        try:
+            client = connect()
+            try:
+                client.ping()
+            finally:
+                client.close()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=ping, name="docker-ping", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if not outcome:
+        raise TimeoutError(f"no complete answer to /_ping within {timeout_s:g} s")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 def docker_context_endpoint(timeout_s: float) -> str | None:
