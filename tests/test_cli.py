@@ -49,6 +49,9 @@ def test_only_the_named_command_is_imported() -> None:
     (["preflight", "x.yaml", "--namespace", "A B/../x"], "argocd-mirror preflight: error: argument --namespace: "
                                                         "'A B/../x' is not a namespace name"),
     (["resolve", "x.yaml", "--namespace", ""], "argocd-mirror resolve: error: argument --namespace: '' is not"),
+    # nan or inf made the wait's deadline unreachable
+    *[(["validate", "--wait-timeout", bad], f"argocd-mirror validate: error: argument --wait-timeout: {bad!r} is not "
+       "a positive number of seconds") for bad in ("nan", "inf", "-5", "1e999", "0", "soon")],
 ])
 def test_usage_errors_are_one_line_exit_2(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
     """argparse printed its whole usage block (8 lines for a bad --format): one line, pointing at --help."""
@@ -67,3 +70,14 @@ def test_a_newline_in_a_file_name_does_not_split_the_error(tmp_path, capsys: pyt
     assert cli.main(["preflight", str(manifest), "-o", f"{blocker}/a\nb/report.json"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "a\\nb" in err and "Not a directory" in err
+
+
+def test_a_bad_raw_url_template_is_bad_input(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                             tmp_path) -> None:
+    """ARGOCD_MIRROR_RAW_URL='{nope}' was an internal KeyError."""
+    for template in ("{nope}", "{ref", "{0}"):
+        monkeypatch.setenv("ARGOCD_MIRROR_RAW_URL", template)
+        assert cli.main(["resolve", "v3.5.1"]) == 2
+        err = capsys.readouterr().err
+        assert f"ARGOCD_MIRROR_RAW_URL {template!r} is not a URL template with only {{ref}}" in err
+        assert len(err.splitlines()) == 1

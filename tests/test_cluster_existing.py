@@ -63,6 +63,26 @@ def test_refuses_without_explicit_flags(tmp_path: Path, kubeconfig: Path) -> Non
             pass
 
 
+@pytest.mark.parametrize(("content", "expected"), [
+    ("clusters: " + "[" * 100_000, "nesting"),  # was an internal RecursionError
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefg", "bcdefgh", strict=True)),
+     "alias bomb"),
+    (None, "Symlink loop"),  # was an internal RuntimeError
+])
+def test_hostile_kubeconfigs_are_one_line_bad_input(tmp_path: Path, content: str | None, expected: str) -> None:
+    path = tmp_path / "kubeconfig"
+    if content is None:
+        path.symlink_to(tmp_path / "other")
+        (tmp_path / "other").symlink_to(path)
+    else:
+        path.write_text(content)
+    with pytest.raises(InputError, match=expected) as err, \
+            mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=path, context="x"):
+        pass
+    assert "\n" not in err.value.one_line()
+
+
 def test_refuses_unknown_context(tmp_path: Path, kubeconfig: Path) -> None:
     with pytest.raises(InputError, match="context 'prod' not found .*ci-throwaway"), \
             mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=kubeconfig,

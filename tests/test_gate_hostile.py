@@ -121,11 +121,11 @@ def test_a_byte_order_mark_keeps_the_application_pin_exact() -> None:
     assert (site.old, site.line, site.kind) == ("v3.4.0", 6, "application")
 
 
-@pytest.mark.parametrize(("kind", "expected"), [("fifo", "no Argo CD pin in"),
-                                              ("device", "pin.yaml: over the 1048576-byte pin file limit")])
+@pytest.mark.parametrize(("kind", "expected"), [("fifo", "pin.yaml: not a regular file; pin rewrites its FILE"),
+                                              ("device", "pin.yaml: not a regular file; pin rewrites its FILE")])
 def test_a_fifo_or_device_pin_file_ends_at_once(kind: str, expected: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """Old: a FIFO blocked forever in open(); /dev/zero was read up to the limit."""
+    """Old: a FIFO blocked forever in open() (and, once read, in writing the pin back); /dev/zero was read."""
     path = tmp_path / "pin.yaml"
     if kind == "fifo":
         os.mkfifo(path)  # no writer: end of input at once (files.read_bounded)

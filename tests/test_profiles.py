@@ -56,6 +56,7 @@ def test_profile_by_path_and_allocatable_quantities(tmp_path: Path) -> None:
         ({"featureGates": {"lowercase": True}}, "featureGates must map gate names"),
         # each of these was accepted (or an internal error) before: a profile says what production is, exactly
         ({"kubernetesVersion": "1.05"}, "kubernetesVersion must look like 1.35"),
+        ({5: 1, None: 2}, "unknown field(s) 5, None"),  # YAML keys need not be strings (was a TypeError)
         ({"name": {"a": 1}}, "name must be a string"),
         ({"namespace": ["argocd"]}, "namespace must be a DNS label"),
         ({"namespace": "A B/../x"}, "namespace must be a DNS label"),

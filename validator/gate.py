@@ -245,6 +245,8 @@ def passing_release(verdict: dict[str, Any], verdict_path: Path) -> dict[str, An
 def plan_pin(path: Path, verdict_path: Path, sources: Sources | None = None) -> PinPlan:
     """Everything `pin` will change, after checking the verdict, every site's variant and upstream's sha256."""
     prov = passing_release(read_verdict(verdict_path), verdict_path)
+    if path.exists() and not path.is_file():  # a pipe or device: nothing to rewrite, and writing back would block
+        raise InputError(f"{path}: not a regular file; pin rewrites its FILE in place")
     data = read_bounded(path, MAX_FILE_BYTES, "pin file")
     try:
         text = data.decode("utf-8")

@@ -169,7 +169,7 @@ def profile_from_dict(raw: Any, name: str) -> Profile:
         raise InputError(f"profile {name}: must be a YAML mapping")
     known = {"name", "kubernetesVersion", "nodes", "cni", "applyMode", "namespace", "description", "failFast",
              "runtimeConfig", "featureGates", "apiServer"}
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(str(key) for key in set(raw) - known)  # YAML keys may be ints or null
     if unknown:
         raise InputError(f"profile {name}: unknown field(s) {', '.join(unknown)}")
     version = str(raw.get("kubernetesVersion", "1.35"))

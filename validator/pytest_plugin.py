@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from validator.commands import seconds
 from validator.errors import CandidateFailed, EnvironmentNotReady, MirrorError
 from validator.report import ScenarioFailed, ScenarioResult, Status, scenario_status
 
@@ -46,7 +47,7 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--context", "mirror_context", {"default": None, "help": "context in --kubeconfig (existing provider)"}),
     ("--apply-mode", "mirror_apply_mode", {"default": None, "choices": ("server-side", "client-side"),
                                            "help": "how to install (default: the profile's)"}),
-    ("--wait-timeout", "mirror_wait_timeout", {"default": 600.0, "type": float, "metavar": "SECONDS",
+    ("--wait-timeout", "mirror_wait_timeout", {"default": 600.0, "type": seconds, "metavar": "SECONDS",
                                                "help": "how long objects may take to become Healthy"}),
     ("--smoke-repo", "mirror_smoke_repo", {"default": DEFAULT_SMOKE_REPO, "help": "git repo of the app smoke test"}),
     ("--smoke-path", "mirror_smoke_path", {"default": "guestbook", "help": "path in --smoke-repo"}),

@@ -37,9 +37,17 @@ class Sources:
     def from_env(cls) -> Sources:
         env = os.environ
         defaults = cls()
+        raw_url = env.get("ARGOCD_MIRROR_RAW_URL", defaults.raw_url)
+        try:  # a typo in the template is bad input now, not a KeyError after the tag lookup
+            raw_url.format(ref="ref", path="path")
+        except (KeyError, IndexError, ValueError) as exc:
+            from validator.errors import InputError
+
+            raise InputError(f"ARGOCD_MIRROR_RAW_URL {raw_url!r} is not a URL template with only {{ref}} and "
+                             f"{{path}} ({type(exc).__name__}: {exc})") from None
         return cls(
             git_url=env.get("ARGOCD_MIRROR_GIT_URL", defaults.git_url),
-            raw_url=env.get("ARGOCD_MIRROR_RAW_URL", defaults.raw_url),
+            raw_url=raw_url,
             cache_dir=Path(env.get("ARGOCD_MIRROR_CACHE", str(defaults.cache_dir))),
         )
 

@@ -309,7 +309,7 @@ def fetch_release(spec: str, variant: str, sources: Sources,
                   limits: Limits = DEFAULT_LIMITS) -> tuple[str, str, str, bytes]:
     """`stable` or a tag -> (release tag, commit, commit-pinned URL, manifest bytes), cached by content."""
     version, commit = resolve_ref(spec, sources)
-    url = sources.raw_url.format(ref=commit, path=VARIANTS[variant])
+    url = sources.raw_url.format(ref=commit, path=VARIANTS[variant])  # checked by Sources.from_env
     cache = BlobCache(sources.cache_dir)
     data = cache.lookup(url)
     if data is None:

@@ -80,7 +80,10 @@ class ExistingProvider(Provider):
         if self.kubeconfig is None or not self.context:
             raise InputError("the existing provider needs both --kubeconfig FILE and --context NAME, given explicitly "
                              "(the ambient KUBECONFIG and ~/.kube/config are never used)")
-        kubeconfig = Path(self.kubeconfig).resolve()
+        try:
+            kubeconfig = Path(self.kubeconfig).resolve()
+        except (RuntimeError, OSError) as exc:  # a symlink loop
+            raise InputError(f"kubeconfig {self.kubeconfig}: {exc}") from None
         server = server_of(kubeconfig, self.context)
         return Cluster(name=self.context, kubeconfig=kubeconfig, context=self.context, provider=self.name,
                        created_by_us=False, details={"server": server})

@@ -7,20 +7,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from validator.errors import EnvironmentNotReady, InputError
 from validator.files import read_bounded
+from validator.manifests import Limits, decode, parse_yaml_documents
 
 MAX_KUBECONFIG_BYTES = 1_000_000
+KUBECONFIG_LIMITS = Limits(max_bytes=MAX_KUBECONFIG_BYTES, max_documents=1, max_nodes=100_000, max_depth=32)
 
 
 def load(path: Path) -> dict[str, Any]:
     data = read_bounded(path, MAX_KUBECONFIG_BYTES, "kubeconfig")
-    try:
-        doc = yaml.safe_load(data)
-    except yaml.YAMLError:
-        raise InputError(f"kubeconfig {path} is not valid YAML") from None
+    text = decode(data, f"kubeconfig {path}", KUBECONFIG_LIMITS)
+    documents = parse_yaml_documents(text, f"kubeconfig {path}", KUBECONFIG_LIMITS)  # bombs and nesting refused
+    doc = documents[0][0] if documents else None
     if not isinstance(doc, dict):
         raise InputError(f"kubeconfig {path} is not a kubeconfig (not a mapping)")
     return doc

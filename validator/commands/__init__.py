@@ -27,3 +27,16 @@ def namespace_name(value: str) -> str:
     if not DNS_LABEL.fullmatch(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a namespace name (lower-case RFC 1123 label, e.g. argocd)")
     return value
+
+
+def seconds(value: str) -> float:
+    """A duration option: finite and positive (nan or inf would make a wait that never ends)."""
+    import math
+
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    return number

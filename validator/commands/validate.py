@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from validator.commands import add_candidate_arguments
+from validator.commands import add_candidate_arguments, seconds
 from validator.errors import CandidateFailed, EnvironmentNotReady, InputError, MirrorError
 from validator.progress import Progress
 from validator.report import (
@@ -74,7 +74,7 @@ def register(sub: Any) -> None:
                             help="directory for verdict.json, summary.md, junit.xml, diagnostics (default artifacts)")
         parser.add_argument("--apply-mode", choices=("server-side", "client-side"),
                             help="how to install (default: the profile's)")
-        parser.add_argument("--wait-timeout", type=float, default=600.0, metavar="SECONDS",
+        parser.add_argument("--wait-timeout", type=seconds, default=600.0, metavar="SECONDS",
                             help="how long every object may take to become Healthy (default 600)")
         parser.add_argument("--skip-preflight-errors", action="store_true",
                             help="go on to the cluster even if preflight finds errors (they are still reported; "
