@@ -65,9 +65,10 @@ def test_profile_api_server_states_production_addresses() -> None:
 @pytest.mark.parametrize(("raw", "expected"), [
     (["10.0.0.1:443"], "must be a mapping with endpoints"),
     ({"endpoints": ["10.0.0.1:443"], "port": 443}, "must be a mapping with endpoints"),
-    ({"service": "10.0.0.1:443"}, "endpoints must be a non-empty list"),
-    ({"endpoints": []}, "endpoints must be a non-empty list"),
-    ({"endpoints": "10.0.0.1:443"}, "endpoints must be a non-empty list"),
+    ({"service": "10.0.0.1:443"}, "endpoints must be a list of 1 to 64"),
+    ({"endpoints": []}, "endpoints must be a list of 1 to 64"),
+    ({"endpoints": "10.0.0.1:443"}, "endpoints must be a list of 1 to 64"),
+    ({"endpoints": [f"10.0.0.{i}:443" for i in range(65)]}, "endpoints must be a list of 1 to 64"),
     ({"endpoints": ["10.0.0.1"]}, "apiServer.endpoints: '10.0.0.1' is not ADDRESS"),
     ({"endpoints": ["10.0.0.1:443"], "service": "10.96.0.1"}, "apiServer.service: '10.96.0.1' is not ADDRESS"),
 ])
@@ -239,3 +240,14 @@ def test_the_probe_stage_stops_as_could_not_validate_before_any_probe_or_workloa
                                                       "production's API server addressing: Deployment argocd-redis"):
             install_probed(double, bundle_of(*ADMITS_PRODUCTION), [], production=PRODUCTION)
         assert double.network.runs == [] and double.get("Deployment", REDIS, "argocd") is None
+
+
+def test_thousands_of_policies_selecting_a_pod_are_named_in_bounded_space() -> None:
+    """9,000 policies selecting 999 Deployments each listed every policy and rule in every finding: 2 GB, then a
+    MemoryError. A finding names ten of each and how many more."""
+    policies = [netpol(f"p{i}", {"matchLabels": {"app.kubernetes.io/name": REDIS}}, ["Egress"],
+                       [{"ports": [{"port": 5300 + i}]}]) for i in range(25)]
+    (finding,) = run(bundle_of(*policies), "networkpolicy-api-egress")
+    assert finding.evidence["policies"] == [*(f"p{i}" for i in range(10)), "15 more"]
+    assert finding.evidence["allowed_egress"][-1] == "15 more" and len(finding.objects) == 11
+    assert "NetworkPolicy p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, 15 more restricts egress" in finding.reason

@@ -134,3 +134,17 @@ def test_real_v351_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     code, out, _ = cli(capsys, path, "--apply-mode", "client-side")
     assert code == 1 and "applicationsets.argoproj.io" in out
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_names_cannot_forge_report_lines_or_drive_the_terminal(fmt: str, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A Deployment named 'x<ESC>[2J<ESC>[31mPWNED<LF>PASS: 0 error(s)<CR>' printed a forged PASS line."""
+    name = "x\x1b[2J\x1b[31mPWNED\nPASS: 0 error(s)\r"
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+                                    "spec": {"selector": {}, "template": {"spec": {"containers": "x"}}}}))
+    code, out, _ = cli(capsys, str(manifest), "--format", fmt)
+    assert code == 1
+    assert "\x1b" not in out and "\r" not in out and "\\x1b[2J" in out
+    assert not any(line.startswith("PASS") for line in out.splitlines())

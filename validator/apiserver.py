@@ -22,6 +22,7 @@ from validator.errors import InputError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = tuple[Network, int]  # a network (a single address is a /32 or /128) and a TCP port
+MAX_ENDPOINTS = 64  # API servers have a handful; networks cover the rest (each one costs a pass over the rules)
 
 
 def format_address(address: Address) -> str:
@@ -71,8 +72,8 @@ def api_server_from_profile(raw: Any, profile: str) -> ApiServer:
         raise InputError(f"{where} must be a mapping with endpoints (a list of ADDRESS[/PREFIX]:PORT) and "
                          "optionally service (the kubernetes Service's IP:PORT)")
     endpoints = raw.get("endpoints")
-    if not isinstance(endpoints, list) or not endpoints:
-        raise InputError(f"{where}.endpoints must be a non-empty list of ADDRESS[/PREFIX]:PORT, where the "
+    if not isinstance(endpoints, list) or not 0 < len(endpoints) <= MAX_ENDPOINTS:
+        raise InputError(f"{where}.endpoints must be a list of 1 to {MAX_ENDPOINTS} ADDRESS[/PREFIX]:PORT, where the "
                          "kubernetes Service's endpoints are (kubectl get endpointslices -n default "
                          "-l kubernetes.io/service-name=kubernetes)")
     service = raw.get("service")

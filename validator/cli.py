@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from validator import __version__
 from validator.errors import ExitCode, MirrorError
+from validator.text import escape_controls
 
 # Each module defines register(subparsers) that adds its parser(s) and sets `func` (args -> exit code).
 # Keyed by command name so a run imports only the module it needs: `preflight` must stay fast, and the
@@ -47,12 +48,6 @@ class _Parser(argparse.ArgumentParser):
                   f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
-def printable(value: object) -> str:
-    """A file name or message as one printable line: a newline in a path must not split the error."""
-    text = str(value)
-    return text if text.isprintable() else repr(text)
-
-
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="argocd-mirror",
@@ -77,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"argocd-mirror: {label}: {exc.one_line()}", file=sys.stderr)
         return int(exc.exit_code)
     except OSError as exc:  # an unwritable artifacts dir, a full disk: the machine's problem, said plainly
-        where = f"{printable(exc.filename)}: " if exc.filename else ""
-        print(f"argocd-mirror: could not validate: {where}{printable(exc.strerror or exc)}", file=sys.stderr)
+        where = f"{escape_controls(str(exc.filename))}: " if exc.filename else ""  # a newline must not split it
+        print(f"argocd-mirror: could not validate: {where}{escape_controls(str(exc.strerror or exc))}",
+              file=sys.stderr)
         return int(ExitCode.COULD_NOT_VALIDATE)
     except KeyboardInterrupt:
         print("argocd-mirror: could not validate: interrupted", file=sys.stderr)

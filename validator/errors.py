@@ -23,7 +23,9 @@ class MirrorError(Exception):
 
     def one_line(self) -> str:
         """The message as a single line, as printed by the CLI."""
-        return " ".join(str(self).split())
+        from validator.text import escape_controls
+
+        return escape_controls(" ".join(str(self).split()))
 
 
 class InputError(MirrorError):

@@ -41,6 +41,7 @@ from validator.preflight.netpol import (
     describe_rule,
     restricted_api_pods,
     restricts_egress,
+    some,
 )
 from validator.preflight.selectors import Lookup, PodTemplate, selector_matches
 
@@ -252,8 +253,8 @@ def plan_policy_probes(bundle: Bundle, api_server: ApiServer = KIND_API_SERVER) 
                                                       body["spec"]))
         rules = _egress_rules(selecting)
         endpoint_ok = admits_api(rules, api_server)
-        allowed = "; ".join(describe_rule(r) for r in rules) or "nothing (deny all egress)"
-        why = (f"{', '.join(p.name for p in selecting)} allow(s) egress to {allowed}; "
+        allowed = "; ".join(some(describe_rule(r) for r in rules)) or "nothing (deny all egress)"
+        why = (f"{', '.join(some(p.name for p in selecting))} allow(s) egress to {allowed}; "
                f"the API server is at {api_server.describe()}")
         if endpoint_ok is None:
             notes.append(f"NetworkPolicy {ref} not probed: it admits only part of the API server endpoint(s) "

@@ -217,8 +217,9 @@ def api_need(tmpl: PodTemplate, lookup: Lookup, grants: Grants) -> ApiNeed | Non
 
 
 class EgressPolicies:
-    """The NetworkPolicies that restrict egress, indexed by one matchLabels pair so that finding those
-    selecting a pod does not compare every pod with every policy."""
+    """The NetworkPolicies that restrict egress, indexed by the label pairs a pod must have to be selected (one
+    matchLabels pair, or each value of one `In` expression), so that finding those selecting a pod does not
+    compare every pod with every policy."""
 
     def __init__(self, lookup: Lookup) -> None:
         self._keyed: dict[tuple[str, str, str], list[tuple[int, KubeObject, dict[str, Any]]]] = {}
@@ -227,13 +228,12 @@ class EgressPolicies:
             if not restricts_egress(policy):
                 continue
             selector = mapping_at(policy.body, "spec").get("podSelector") or {}
-            labels = selector.get("matchLabels") if isinstance(selector, dict) else None
             entry = (order, policy, selector)
-            if isinstance(labels, dict) and labels:
-                key, value = next(iter(labels.items()))
-                self._keyed.setdefault((policy.namespace, str(key), str(value)), []).append(entry)
-            else:
+            pairs = _required_pairs(selector)
+            if pairs is None:
                 self._unkeyed.setdefault(policy.namespace, []).append(entry)
+            for key, value in pairs or ():
+                self._keyed.setdefault((policy.namespace, key, value), []).append(entry)
 
     def selecting(self, tmpl: PodTemplate) -> list[KubeObject]:
         """The egress-restricting policies in the pod's namespace whose podSelector selects it, in bundle order."""
@@ -242,6 +242,21 @@ class EgressPolicies:
             candidates += self._keyed.get((tmpl.namespace, key, value), [])
         return [policy for _, policy, selector in sorted(candidates, key=lambda c: c[0])
                 if selector_matches(selector, tmpl.labels)]
+
+
+def _required_pairs(selector: Any) -> set[tuple[str, str]] | None:
+    """Label pairs of which a selected pod must have one (None: no such narrowing). A selector ANDs its terms, so
+    one matchLabels pair, or one `In` expression's values, is a necessary condition."""
+    if not isinstance(selector, dict):
+        return None
+    labels = selector.get("matchLabels")
+    if isinstance(labels, dict) and labels:
+        key, value = next(iter(labels.items()))
+        return {(str(key), str(value))}
+    for expr in selector.get("matchExpressions") or []:
+        if isinstance(expr, dict) and expr.get("operator") == "In" and isinstance(expr.get("values"), list):
+            return {(str(expr.get("key")), str(value)) for value in expr["values"]}
+    return None
 
 
 def _egress_rules(policies: Iterable[KubeObject]) -> list[dict[str, Any]]:
@@ -276,6 +291,15 @@ def restricted_api_pods(bundle: Bundle) -> Iterator[RestrictedApiPod]:
             yield RestrictedApiPod(tmpl, need, policies, _egress_rules(policies))
 
 
+QUOTED = 10  # policies and rules a finding names: thousands selecting thousands of pods must not cost gigabytes
+
+
+def some(items: Iterable[str], limit: int = QUOTED) -> list[str]:
+    """The first LIMIT items, then how many more there are."""
+    listed = list(items)
+    return listed if len(listed) <= limit else [*listed[:limit], f"{len(listed) - limit} more"]
+
+
 def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
     findings = []
     api = api_server_of(profile)
@@ -285,17 +309,18 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
         if endpoint_ok is True:
             continue
         service_ok = api.service is not None and admitted(rules, *api.service) is True
-        names = ", ".join(p.name for p in policies)
-        allowed = [describe_rule(r) for r in rules] or ["nothing (deny all egress)"]
+        names = ", ".join(some(p.name for p in policies))
+        allowed = some(describe_rule(r) for r in rules) or ["nothing (deny all egress)"]
         which = ("container " if len(need.containers) == 1 else "containers ") + ", ".join(need.containers)
         evidence = {
-            "owner": str(tmpl.owner.ref), "containers": list(need.containers), "policies": [p.name for p in policies],
-            "allowed_egress": allowed, "needs_api_because": list(need.reasons),
+            "owner": str(tmpl.owner.ref), "containers": list(need.containers),
+            "policies": some(p.name for p in policies), "allowed_egress": allowed,
+            "needs_api_because": list(need.reasons),
             "admits_service": service_ok, "admits_endpoints": endpoint_ok,
             "api_service": format_address(api.service) if api.service else None,
             "api_endpoints": [format_address(e) for e in api.endpoints], "api_server_source": api.source,
         }
-        objects = (str(tmpl.owner.ref), *(str(p.ref) for p in policies))
+        objects = (str(tmpl.owner.ref), *(str(p.ref) for p in policies[:QUOTED]))
         head = (f"{tmpl.label}: {which} need(s) the Kubernetes API but NetworkPolicy {names} restricts egress to "
                 f"{'; '.join(allowed)}")
         if endpoint_ok is None:

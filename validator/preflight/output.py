@@ -15,6 +15,7 @@ from validator import __version__
 from validator.manifests import Bundle, KubeObject
 from validator.preflight import Finding, counts, has_error
 from validator.profiles import Profile
+from validator.text import escape_controls
 
 SCHEMA_ID = "https://argocd-mirror.dev/schemas/preflight-findings.schema.json"
 SCHEMA_VERSION = "1.0"
@@ -74,11 +75,11 @@ def render_json(findings: list[Finding], bundle: Bundle, profile: Profile, apply
 
 
 def render_text(findings: list[Finding], bundle: Bundle, profile: Profile, apply_mode: str) -> str:
-    label = getattr(bundle.provenance, "label", "manifest")
-    lines = [f"preflight {label}: {len(bundle)} objects, profile {profile.name} (Kubernetes "
+    label = escape_controls(getattr(bundle.provenance, "label", "manifest"))
+    lines = [f"preflight {label}: {len(bundle)} objects, profile {escape_controls(profile.name)} (Kubernetes "
              f"{profile.kubernetes_version}, {len(profile.nodes)} node(s)), {apply_mode} apply"]
     for finding in findings:
-        lines.append(f"  {finding.severity.upper():<7} [{finding.check}] {finding.reason}")
+        lines.append(f"  {finding.severity.upper():<7} [{finding.check}] {escape_controls(finding.reason)}")
     tally = counts(findings)
     verdict = "FAIL" if tally["error"] else "PASS"
     lines.append(f"{verdict}: {tally['error']} error(s), {tally['warning']} warning(s), {tally['info']} info")
@@ -86,7 +87,7 @@ def render_text(findings: list[Finding], bundle: Bundle, profile: Profile, apply
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return escape_controls(text.replace("|", "\\|").replace("\n", " "))
 
 
 def render_markdown(findings: list[Finding], bundle: Bundle, profile: Profile, apply_mode: str) -> str:
@@ -94,9 +95,9 @@ def render_markdown(findings: list[Finding], bundle: Bundle, profile: Profile, a
     label = getattr(bundle.provenance, "label", "manifest")
     head = "❌ preflight failed" if tally["error"] else "✅ preflight passed"
     lines = [f"### {head}: `{_md(label)}`", "",
-             f"Profile **{profile.name}** (Kubernetes {profile.kubernetes_version}, {len(profile.nodes)} node(s)), "
-             f"{apply_mode} apply, {len(bundle)} objects: **{tally['error']}** error(s), {tally['warning']} "
-             f"warning(s), {tally['info']} info.", ""]
+             f"Profile **{_md(profile.name)}** (Kubernetes {profile.kubernetes_version}, "
+             f"{len(profile.nodes)} node(s)), {apply_mode} apply, {len(bundle)} objects: **{tally['error']}** "
+             f"error(s), {tally['warning']} warning(s), {tally['info']} info.", ""]
     if findings:
         lines += ["| severity | check | objects | reason |", "|---|---|---|---|"]
         for f in findings:
