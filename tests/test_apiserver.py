@@ -251,3 +251,14 @@ def test_thousands_of_policies_selecting_a_pod_are_named_in_bounded_space() -> N
     assert finding.evidence["policies"] == [*(f"p{i}" for i in range(10)), "15 more"]
     assert finding.evidence["allowed_egress"][-1] == "15 more" and len(finding.objects) == 11
     assert "NetworkPolicy p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, 15 more restricts egress" in finding.reason
+
+
+def test_some_names_the_first_ten_and_counts_the_rest_without_building_them() -> None:
+    from validator.preflight.netpol import some
+
+    names = [f"p{i}" for i in range(25)]
+    assert some(names) == some(iter(names)) == [*names[:10], "15 more"]
+    assert some(names[:10]) == names[:10]
+    built: list[int] = []
+    assert some((built.append(i) or str(i) for i in range(1000)), total=1000)[-1] == "990 more"
+    assert len(built) == 10  # the other 990 descriptions are never made

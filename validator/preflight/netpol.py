@@ -18,6 +18,7 @@ usual ones (validator.apiserver).
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -224,6 +225,7 @@ class EgressPolicies:
     def __init__(self, lookup: Lookup) -> None:
         self._keyed: dict[tuple[str, str, str], list[tuple[int, KubeObject, dict[str, Any]]]] = {}
         self._unkeyed: dict[str, list[tuple[int, KubeObject, dict[str, Any]]]] = {}
+        self._selected: dict[tuple[str, frozenset[tuple[str, str]]], list[KubeObject]] = {}
         for order, policy in enumerate(lookup.of_kind("NetworkPolicy")):
             if not restricts_egress(policy):
                 continue
@@ -236,12 +238,16 @@ class EgressPolicies:
                 self._keyed.setdefault((policy.namespace, key, value), []).append(entry)
 
     def selecting(self, tmpl: PodTemplate) -> list[KubeObject]:
-        """The egress-restricting policies in the pod's namespace whose podSelector selects it, in bundle order."""
-        candidates = list(self._unkeyed.get(tmpl.namespace, []))
-        for key, value in tmpl.labels.items():
-            candidates += self._keyed.get((tmpl.namespace, key, value), [])
-        return [policy for _, policy, selector in sorted(candidates, key=lambda c: c[0])
-                if selector_matches(selector, tmpl.labels)]
+        """The egress-restricting policies in the pod's namespace whose podSelector selects it, in bundle order.
+        Pods with the same labels share the answer (replicas of one template, workloads of one app)."""
+        key = (tmpl.namespace, frozenset(tmpl.labels.items()))
+        if key not in self._selected:
+            candidates = list(self._unkeyed.get(tmpl.namespace, []))
+            for label, value in tmpl.labels.items():
+                candidates += self._keyed.get((tmpl.namespace, label, value), [])
+            self._selected[key] = [policy for _, policy, selector in sorted(candidates, key=lambda c: c[0])
+                                   if selector_matches(selector, tmpl.labels)]
+        return self._selected[key]
 
 
 def _required_pairs(selector: Any) -> set[tuple[str, str]] | None:
@@ -294,27 +300,32 @@ def restricted_api_pods(bundle: Bundle) -> Iterator[RestrictedApiPod]:
 QUOTED = 10  # policies and rules a finding names: thousands selecting thousands of pods must not cost gigabytes
 
 
-def some(items: Iterable[str], limit: int = QUOTED) -> list[str]:
-    """The first LIMIT items, then how many more there are."""
-    listed = list(items)
-    return listed if len(listed) <= limit else [*listed[:limit], f"{len(listed) - limit} more"]
+def some(items: Iterable[str], limit: int = QUOTED, total: int | None = None) -> list[str]:
+    """The first LIMIT items, then how many more there are (TOTAL: their number, so the rest is never built)."""
+    iterator = iter(items)
+    listed = list(itertools.islice(iterator, limit + (1 if total is None else 0)))
+    count = len(listed) + sum(1 for _ in iterator) if total is None else total
+    return listed[:limit] + ([f"{count - limit} more"] if count > limit else [])
 
 
 def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
     findings = []
     api = api_server_of(profile)
+    judged: dict[int, tuple[bool | None, bool]] = {}  # pods with the same labels share their policies' list
     for pod in restricted_api_pods(bundle):
         tmpl, need, policies, rules = pod.tmpl, pod.need, pod.policies, pod.rules
-        endpoint_ok = admits_api(rules, api)
+        if id(policies) not in judged:
+            judged[id(policies)] = (admits_api(rules, api),
+                                    api.service is not None and admitted(rules, *api.service) is True)
+        endpoint_ok, service_ok = judged[id(policies)]
         if endpoint_ok is True:
             continue
-        service_ok = api.service is not None and admitted(rules, *api.service) is True
-        names = ", ".join(some(p.name for p in policies))
-        allowed = some(describe_rule(r) for r in rules) or ["nothing (deny all egress)"]
+        names = ", ".join(some((p.name for p in policies), total=len(policies)))
+        allowed = some((describe_rule(r) for r in rules), total=len(rules)) or ["nothing (deny all egress)"]
         which = ("container " if len(need.containers) == 1 else "containers ") + ", ".join(need.containers)
         evidence = {
             "owner": str(tmpl.owner.ref), "containers": list(need.containers),
-            "policies": some(p.name for p in policies), "allowed_egress": allowed,
+            "policies": some((p.name for p in policies), total=len(policies)), "allowed_egress": allowed,
             "needs_api_because": list(need.reasons),
             "admits_service": service_ok, "admits_endpoints": endpoint_ok,
             "api_service": format_address(api.service) if api.service else None,
