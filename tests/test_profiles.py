@@ -147,3 +147,16 @@ def test_hostile_profile_files_are_refused_while_parsing(tmp_path: Path, text: s
     with pytest.raises(InputError, match=expected) as err:
         load_profile(str(path))
     assert str(path) in err.value.one_line() and "\n" not in err.value.one_line()
+
+
+def test_a_profile_can_come_through_a_pipe() -> None:
+    """`--profile <(render-profile prod)`: a pipe was refused as an unknown profile name."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"name: piped\nkubernetesVersion: '1.34'\n")
+    os.close(write_end)
+    try:
+        assert load_profile(f"/dev/fd/{read_end}").kubernetes_version == "1.34"
+    finally:
+        os.close(read_end)

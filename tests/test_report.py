@@ -234,3 +234,12 @@ def test_read_verdict_quotes_at_most_a_few_hundred_characters(tmp_path: Path) ->
     line = info.value.one_line()
     assert "does not match the verdict schema at top level: [" in line and "characters)" in line
     assert len(line) < 200 + len(str(path)) + 150
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_read_verdict_refuses_what_json_does_not_have(tmp_path: Path, constant: str) -> None:
+    """`"duration_s": NaN` passed: Python's json reads it, no other JSON reader does."""
+    path = tmp_path / "verdict.json"
+    path.write_text(f'{{"duration_s": {constant}}}')
+    with pytest.raises(InputError, match=f"is not JSON: {constant} is not JSON"):
+        read_verdict(path)

@@ -213,9 +213,9 @@ def available_profiles() -> list[str]:
 def load_profile(name_or_path: str = "default") -> Profile:
     """A profile by name (scenarios/profiles/NAME.yaml) or by path."""
     path = Path(name_or_path)
-    if not path.is_file() and not path.suffix:
+    if not path.exists() and not path.suffix:
         path = PROFILES_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
+    if not path.exists() or path.is_dir():  # a pipe is fine: `--profile <(render-profile prod)`
         raise InputError(f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())} or a path")
     text = decode(read_bounded(path, MAX_PROFILE_BYTES, "profile"), f"profile {path}", PROFILE_LIMITS)
     documents = parse_yaml_documents(text, f"profile {path}", PROFILE_LIMITS)

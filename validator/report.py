@@ -319,12 +319,17 @@ def clip(text: str, limit: int = QUOTE_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity: Python's json reads them, JSON (and every other reader of verdict.json) does not."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 def read_verdict(path: Path) -> dict[str, Any]:
     """A verdict.json as a dict, schema-checked; errors are one line (InputError) quoting at most QUOTE_CHARS."""
     data = read_bounded(path, MAX_VERDICT_BYTES, "verdict")
     too_deep = f"verdict {path} is not a verdict: JSON nested too deeply"  # json and jsonschema both recurse
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, parse_constant=_not_json)
     except ValueError as exc:  # also bad UTF-8, and integers too long to convert
         raise InputError(f"verdict {path} is not JSON: {clip(str(exc))}") from None
     except RecursionError:

@@ -18,8 +18,10 @@ from validator.cluster.kind import NAME_PREFIX, delete_argv, kind_binary
 from validator.cluster.tools import Progress, classify_kind_failure, docker_ping, find_tool, last_error, run
 from validator.errors import InputError
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Each unit at most once, largest first, ASCII digits only (Go's time.ParseDuration spelling, plus days).
+_NUMBER = r"([0-9]{1,9}(?:\.[0-9]{1,9})?)"
+_DURATION = re.compile("".join(f"(?:{_NUMBER}{unit})?" for unit in "dhms"))
+_UNIT_S = (86400, 3600, 60, 1)
 
 
 def parse_duration(text: str) -> float:
@@ -27,10 +29,10 @@ def parse_duration(text: str) -> float:
     text = text.strip()
     if text == "0":
         return 0.0
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
+    match = _DURATION.fullmatch(text)
+    if not text or not match:
         raise InputError(f"not a duration: {text!r} (use e.g. 2h, 90m, 1h30m, 45s)")
-    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+    return sum(float(n) * unit for n, unit in zip(match.groups(), _UNIT_S, strict=True) if n)
 
 
 def format_age(seconds: float) -> str:
