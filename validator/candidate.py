@@ -28,6 +28,7 @@ from validator.manifests import (
     split_image,
 )
 from validator.releases import ARGOCD_IMAGE, MOVING_TAGS, RELEASE_TAG, VARIANTS, Sources
+from validator.text import one_line
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
@@ -135,12 +136,10 @@ def _drain(stream: IO[bytes], keep: list[bytes], limit: int = 64 * 1024) -> None
 def _kubectl_error(stderr: bytes) -> str:
     """The line that says what failed. Not the last one: after a panic that is a Go stack frame
     ("k8s.io/klog/v2@v2.130.1/klog.go:1137 +0x167")."""
-    lines = [" ".join(line.split()) for line in stderr.decode(errors="replace").splitlines()]
-    lines = [line for line in lines if line]
+    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
     if not lines:
         return "no output"
-    line = next((line for line in lines if line.lower().startswith("error:")), lines[0])
-    return line if len(line) <= 300 else line[:300] + "..."
+    return one_line(next((line for line in lines if line.lstrip().lower().startswith("error:")), lines[0]), 300)
 
 
 def argocd_image_version(bundle: Bundle) -> str | None:

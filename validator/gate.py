@@ -23,7 +23,8 @@ from validator.candidate import resolve
 from validator.errors import CandidateFailed, InputError
 from validator.files import atomic_write, read_bounded
 from validator.releases import RELEASE_TAG, Sources
-from validator.report import clip, read_verdict
+from validator.report import read_verdict
+from validator.text import clip
 
 # libyaml's composer: the same nodes and marks (but for a BOM) in ~2 s and ~120 MB per MB of YAML where pure Python
 # takes ~9 s, and it stops at 1000 levels of nesting where the pure-Python scanner is quadratic in them.

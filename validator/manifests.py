@@ -457,6 +457,18 @@ def load_bundle(data: bytes, source: str = "<manifest>", namespace: str = "argoc
     return Bundle(load_objects(data, source, namespace, limits), namespace=namespace)
 
 
+# A small configuration file (a profile, a kubeconfig): one document, and bombs or deep nesting refused while parsing.
+CONFIG_LIMITS = Limits(max_bytes=1_000_000, max_documents=1, max_nodes=100_000, max_depth=32)
+
+
+def load_config_document(path: Path, what: str) -> Any:
+    """The one YAML document of a small configuration file (None if empty), read and parsed under CONFIG_LIMITS."""
+    source = f"{what} {path}"
+    text = decode(files.read_bounded(path, CONFIG_LIMITS.max_bytes, what), source, CONFIG_LIMITS)
+    documents = parse_yaml_documents(text, source, CONFIG_LIMITS)
+    return documents[0][0] if documents else None
+
+
 def read_bounded(path: Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Read a local manifest without ever holding more than the size limit in memory."""
     return files.read_bounded(path, limits.max_bytes, "manifest")

@@ -14,17 +14,13 @@ from typing import Any
 from validator.apiserver import ApiServer, api_server_from_profile
 from validator.errors import InputError
 from validator.failfast import Thresholds
-from validator.files import read_bounded
-from validator.manifests import DNS_LABEL, Limits, decode, parse_yaml_documents
+from validator.manifests import DNS_LABEL, load_config_document
 from validator.quantity import cpu_millis, memory_bytes
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "profiles"
 CNIS = ("kindnet", "calico")
 APPLY_MODES = ("server-side", "client-side")
 ROLES = ("control-plane", "worker")
-MAX_PROFILE_BYTES = 1_000_000
-# The manifest loader's bounds, sized for a profile: an alias bomb or deep nesting is refused while parsing.
-PROFILE_LIMITS = Limits(max_bytes=MAX_PROFILE_BYTES, max_documents=1, max_nodes=100_000, max_depth=32)
 
 
 @dataclass(frozen=True)
@@ -217,6 +213,4 @@ def load_profile(name_or_path: str = "default") -> Profile:
         path = PROFILES_DIR / f"{name_or_path}.yaml"
     if not path.exists() or path.is_dir():  # a pipe is fine: `--profile <(render-profile prod)`
         raise InputError(f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())} or a path")
-    text = decode(read_bounded(path, MAX_PROFILE_BYTES, "profile"), f"profile {path}", PROFILE_LIMITS)
-    documents = parse_yaml_documents(text, f"profile {path}", PROFILE_LIMITS)
-    return profile_from_dict(documents[0][0] if documents else None, path.stem)
+    return profile_from_dict(load_config_document(path, "profile"), path.stem)

@@ -25,6 +25,7 @@ import jsonschema
 from validator import __version__
 from validator.errors import CandidateFailed, ExitCode, InputError
 from validator.files import atomic_write, read_bounded
+from validator.text import clip
 
 SCHEMA_VERSION = "1"
 VERDICT_JSON = "verdict.json"
@@ -33,7 +34,6 @@ JUNIT_XML = "junit.xml"
 STEP_SUMMARY_LIMIT = 1024 * 1024 - 4096  # GitHub refuses step summaries over 1 MiB
 INTERRUPTED = "interrupted: the run did not finish (killed, cancelled or still in progress)"
 MAX_VERDICT_BYTES = 10_000_000  # a real verdict.json is kilobytes
-QUOTE_CHARS = 200  # how much of an input an error line quotes
 
 
 class Status(StrEnum):
@@ -312,11 +312,6 @@ def start_run(out_dir: Path, spec: str, profile: str | None = None, provider: st
                       started_at=now_iso())
     write_verdict(verdict, out_dir, step_summary=False)
     return verdict
-
-
-def clip(text: str, limit: int = QUOTE_CHARS) -> str:
-    """TEXT cut to LIMIT characters, for quoting input in a one-line error that must stay readable."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _not_json(constant: str) -> Any:

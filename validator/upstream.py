@@ -36,6 +36,7 @@ from validator.errors import EnvironmentNotReady, FetchError, InputError
 from validator.files import atomic_write
 from validator.manifests import DEFAULT_LIMITS, Limits
 from validator.releases import RELEASE_TAG, VARIANTS, Sources, semver_key
+from validator.text import one_line
 
 
 class _Transient(Exception):
@@ -114,14 +115,6 @@ ATTEMPT_DEADLINE_S = 120.0
 _CHUNK = 64 * 1024
 
 
-def _one_line(value: object, limit: int = 200) -> str:
-    """str(value) fit for a one-line message: whitespace collapsed, control characters escaped, bounded
-    (a server's garbage status line can be 64 kB of anything)."""
-    text = " ".join(str(value).split())
-    text = text if text.isprintable() else repr(text)[1:-1]
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 class _Watchdog:
     """Shuts a download's socket down at its deadline, so that a drip of the status line, the headers or
     the body ends in bounded time: a blocked read then sees end-of-file. It holds a dup of each socket,
@@ -198,7 +191,7 @@ def _check_url(url: str) -> None:
         parts = urllib.parse.urlsplit(url)
         _ = parts.port  # raises on a non-numeric or out-of-range port
     except ValueError as exc:
-        raise InputError(f"invalid URL {url!r}: {_one_line(exc)}") from None
+        raise InputError(f"invalid URL {url!r}: {one_line(exc)}") from None
     if parts.scheme in ("http", "https") and not parts.hostname:
         raise InputError(f"invalid URL {url!r}: no host")
 
@@ -241,18 +234,18 @@ def http_get(url: str, sources: Sources, limits: Limits = DEFAULT_LIMITS, deadli
                     raise TimeoutError("deadline")
             except urllib.error.HTTPError as exc:
                 if exc.code == 429 or exc.code >= 500:
-                    raise _Transient(f"HTTP {exc.code} {_one_line(exc.reason)}") from None
-                raise FetchError(f"could not fetch {url}: HTTP {exc.code} {_one_line(exc.reason)}") from None
+                    raise _Transient(f"HTTP {exc.code} {one_line(exc.reason)}") from None
+                raise FetchError(f"could not fetch {url}: HTTP {exc.code} {one_line(exc.reason)}") from None
             except (http.client.InvalidURL, ValueError) as exc:  # "nonnumeric port", a space in the host, ...
-                raise InputError(f"invalid URL {url!r}: {_one_line(exc)}") from None
+                raise InputError(f"invalid URL {url!r}: {one_line(exc)}") from None
             except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
                 if watchdog.expired or time.monotonic() >= deadline:
                     if deadline >= give_up_at:
                         raise time_up from None
                     raise _Transient(f"no complete response within {ATTEMPT_DEADLINE_S:g} s") from None
                 if isinstance(exc, http.client.HTTPException):  # garbage from the server: a network failure
-                    raise _Transient(f"invalid HTTP response ({type(exc).__name__}: {_one_line(exc)})") from None
-                raise _Transient(_one_line(getattr(exc, "reason", exc))) from None
+                    raise _Transient(f"invalid HTTP response ({type(exc).__name__}: {one_line(exc)})") from None
+                raise _Transient(one_line(getattr(exc, "reason", exc))) from None
         if len(data) > limits.max_bytes:
             raise FetchError(f"{url}: over the {limits.max_bytes}-byte manifest limit")
         return data

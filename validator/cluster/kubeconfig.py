@@ -8,18 +8,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from validator.errors import EnvironmentNotReady, InputError
-from validator.files import read_bounded
-from validator.manifests import Limits, decode, parse_yaml_documents
-
-MAX_KUBECONFIG_BYTES = 1_000_000
-KUBECONFIG_LIMITS = Limits(max_bytes=MAX_KUBECONFIG_BYTES, max_documents=1, max_nodes=100_000, max_depth=32)
+from validator.manifests import load_config_document
 
 
 def load(path: Path) -> dict[str, Any]:
-    data = read_bounded(path, MAX_KUBECONFIG_BYTES, "kubeconfig")
-    text = decode(data, f"kubeconfig {path}", KUBECONFIG_LIMITS)
-    documents = parse_yaml_documents(text, f"kubeconfig {path}", KUBECONFIG_LIMITS)  # bombs and nesting refused
-    doc = documents[0][0] if documents else None
+    doc = load_config_document(path, "kubeconfig")
     if not isinstance(doc, dict):
         raise InputError(f"kubeconfig {path} is not a kubeconfig (not a mapping)")
     return doc

@@ -33,7 +33,7 @@ from validator.cluster.kubeapi import ApiError, request
 from validator.cluster.model import Cluster
 from validator.cluster.tools import Progress, stderr_progress
 from validator.errors import EnvironmentNotReady
-from validator.manifests import Bundle, KubeObject
+from validator.manifests import Bundle, KubeObject, mapping_at
 from validator.preflight.netpol import (
     EgressPolicies,
     _egress_rules,
@@ -241,7 +241,7 @@ def plan_policy_probes(bundle: Bundle, api_server: ApiServer = KIND_API_SERVER) 
         if not restricts_egress(policy):
             continue
         ref = f"{policy.namespace}/{policy.name}"
-        selector = (policy.body.get("spec") or {}).get("podSelector") or {}
+        selector = mapping_at(policy.body, "spec").get("podSelector") or {}
         wanted = selector_labels(selector)
         labels = {**(wanted or {}), **MANAGED, LABEL: POLICY_ROLE}
         if wanted is None or not selector_matches(selector, labels):
@@ -270,7 +270,8 @@ def unmirrored_api_access(bundle: Bundle, mirror: ApiServer, production: ApiServ
     On the mirror they would time out for an address it cannot reproduce and the candidate would FAIL for
     nothing production would see; the other way round, preflight (judging production's) already errs.
     """
-    return [f"{pod.tmpl.label}: NetworkPolicy {', '.join(p.name for p in pod.policies)} admit(s) the API server at "
+    return [f"{pod.tmpl.label}: NetworkPolicy {', '.join(some(p.name for p in pod.policies))} admit(s) the API "
+            f"server at "
             f"{production.describe()} but not at {mirror.describe()}"
             for pod in restricted_api_pods(bundle)
             if admits_api(pod.rules, production) is True and admits_api(pod.rules, mirror) is not True]

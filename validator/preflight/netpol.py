@@ -311,13 +311,14 @@ def some(items: Iterable[str], limit: int = QUOTED, total: int | None = None) ->
 def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
     findings = []
     api = api_server_of(profile)
-    judged: dict[int, tuple[bool | None, bool]] = {}  # pods with the same labels share their policies' list
+    judged: dict[tuple[int, ...], tuple[bool | None, bool]] = {}  # by the selecting policies (bundle objects)
     for pod in restricted_api_pods(bundle):
         tmpl, need, policies, rules = pod.tmpl, pod.need, pod.policies, pod.rules
-        if id(policies) not in judged:
-            judged[id(policies)] = (admits_api(rules, api),
-                                    api.service is not None and admitted(rules, *api.service) is True)
-        endpoint_ok, service_ok = judged[id(policies)]
+        selected_by = tuple(map(id, policies))
+        if selected_by not in judged:
+            judged[selected_by] = (admits_api(rules, api),
+                                   api.service is not None and admitted(rules, *api.service) is True)
+        endpoint_ok, service_ok = judged[selected_by]
         if endpoint_ok is True:
             continue
         names = ", ".join(some((p.name for p in policies), total=len(policies)))
