@@ -58,6 +58,43 @@ def test_atomic_write_never_replaces_a_device_or_a_fifo(tmp_path: Path) -> None:
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
 
 
+def test_a_fifo_nobody_reads_is_refused_in_bounded_time(tmp_path: Path) -> None:
+    """`preflight -o FIFO` with no reader blocked in open() for ever; a reader that stops reading, in write()."""
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match=r"report.fifo: nobody opened the FIFO for reading within 0 s"):
+        atomic_write(fifo, b"x", deadline_s=0.2)
+    stalled_reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opens, never reads: the pipe buffer fills
+    try:
+        with pytest.raises(InputError, match=r"report.fifo: the reader took less than the whole report within 0 s"):
+            atomic_write(fifo, b"y" * (1 << 20), deadline_s=0.2)
+    finally:
+        os.close(stalled_reader)
+
+
+def test_a_fifo_reader_that_comes_late_gets_the_whole_report(tmp_path: Path) -> None:
+    """A reader may start after the writer (`argocd-mirror preflight -o f & cat f`); more than a pipe buffer."""
+    import threading
+    import time
+
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    report = bytes(range(256)) * 4096  # 1 MiB, sixteen pipe buffers
+    received = bytearray()
+
+    def late_reader() -> None:
+        time.sleep(0.2)
+        with fifo.open("rb") as fh:
+            while chunk := fh.read(7000):
+                received.extend(chunk)
+
+    thread = threading.Thread(target=late_reader)
+    thread.start()
+    atomic_write(fifo, report, deadline_s=30)
+    thread.join(30)
+    assert bytes(received) == report
+
+
 def test_atomic_write_through_a_symlink_replaces_the_target_and_keeps_the_link(tmp_path: Path) -> None:
     target = tmp_path / "real.json"
     target.write_bytes(b"old")

@@ -60,16 +60,20 @@ def _read_stream(path: Path, max_bytes: int, what: str, deadline_s: float) -> by
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, deadline_s: float = STREAM_DEADLINE_S) -> None:
     """Write via a temp file and rename, so readers never see a partial file; mode follows the umask like open().
 
     A symlink is followed (its target is replaced, the link stays), and what is not a regular file (/dev/stdout,
-    /dev/null, a FIFO) is written in place: renaming over it would replace a device with a file.
+    /dev/null, a FIFO) is written in place: renaming over it would replace a device with a file. A FIFO (or a
+    pipe behind /dev/stdout) gets DEADLINE_S for a reader to come and take everything, as reads do.
     """
     try:
         mode: int | None = path.stat().st_mode
     except FileNotFoundError:
         mode = None
+    if mode is not None and stat.S_ISFIFO(mode):
+        _write_stream(path, data, deadline_s)
+        return
     if mode is not None and not stat.S_ISREG(mode):
         with path.open("wb") as fh:  # a directory fails here, as IsADirectoryError
             fh.write(data)
@@ -91,3 +95,30 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_stream(path: Path, data: bytes, deadline_s: float) -> None:
+    """Write DATA into a FIFO without blocking forever: open() waits for a reader and write() for a slow one."""
+    import errno
+    import select
+
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+            if time.monotonic() >= deadline:
+                raise InputError(f"{path}: nobody opened the FIFO for reading within {deadline_s:.0f} s") from None
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+    try:
+        view = memoryview(data)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [fd], [], remaining)[1]:
+                raise InputError(f"{path}: the reader took less than the whole report within {deadline_s:.0f} s")
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
