@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.kubeconfigs import write_kubeconfig
 from validator.cli import build_parser, main
 from validator.commands.validate import SCENARIOS, SCENARIOS_DIR, choose_scenarios, pytest_args
 from validator.errors import InputError
@@ -58,9 +59,16 @@ def test_reproduce_keeps_the_cluster() -> None:
     (["validate", "--scenario", "upgrade"], "need --baseline"),
     (["validate", "--profile", "nope"], "unknown profile 'nope'"),
     (["validate", "--provider", "existing"], "needs both --kubeconfig FILE and --context NAME"),
+    # checked before the candidate is fetched (`stable` would need the network) and preflighted
+    (["validate", "--provider", "existing", "--kubeconfig", "/nonexistent/kubeconfig", "--context", "ci"],
+     "/nonexistent/kubeconfig: cannot read kubeconfig"),
+    (["validate", "--provider", "existing", "--kubeconfig", "{kubeconfig}", "--context", "prod"],
+     "context 'prod' not found in"),
 ])
 def test_bad_input_is_one_line_exit_2(argv: list[str], message: str, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1", "ci-throwaway", "t")
+    argv = [arg.format(kubeconfig=kubeconfig) for arg in argv]
     assert main([*argv, "--artifacts", str(tmp_path)]) == 2
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("ERROR stable: could not validate: ") and message in out[0]

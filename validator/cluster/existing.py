@@ -60,6 +60,19 @@ def added(before: Snapshot, after: Snapshot) -> list[tuple[str, str]]:
     return [(kind, name) for kind, _ in TRACKED for name in sorted(after.get(kind, set()) - before.get(kind, set()))]
 
 
+def locate(kubeconfig: Path | None, context: str | None) -> tuple[Path, str]:
+    """The kubeconfig, resolved, and the server its CONTEXT points at: checked before anything else runs, so a
+    typo in either costs no fetch and no preflight; InputError for a missing flag, file or context."""
+    if kubeconfig is None or not context:
+        raise InputError("the existing provider needs both --kubeconfig FILE and --context NAME, given explicitly "
+                         "(the ambient KUBECONFIG and ~/.kube/config are never used)")
+    try:
+        resolved = Path(kubeconfig).resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop
+        raise InputError(f"kubeconfig {kubeconfig}: {exc}") from None
+    return resolved, server_of(resolved, context)
+
+
 class ExistingProvider(Provider):
     name = "existing"
 
@@ -77,14 +90,8 @@ class ExistingProvider(Provider):
         self.before: Snapshot = {}
 
     def prepare(self) -> Cluster:
-        if self.kubeconfig is None or not self.context:
-            raise InputError("the existing provider needs both --kubeconfig FILE and --context NAME, given explicitly "
-                             "(the ambient KUBECONFIG and ~/.kube/config are never used)")
-        try:
-            kubeconfig = Path(self.kubeconfig).resolve()
-        except (RuntimeError, OSError) as exc:  # a symlink loop
-            raise InputError(f"kubeconfig {self.kubeconfig}: {exc}") from None
-        server = server_of(kubeconfig, self.context)
+        kubeconfig, server = locate(self.kubeconfig, self.context)
+        assert self.context  # locate() refuses a missing one
         return Cluster(name=self.context, kubeconfig=kubeconfig, context=self.context, provider=self.name,
                        created_by_us=False, details={"server": server})
 

@@ -29,6 +29,7 @@ from validator.report import (
     start_run,
     write_verdict,
 )
+from validator.text import one_line
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 # scenario name -> (module, needs --baseline)
@@ -155,9 +156,12 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
         from validator.cluster.tools import docker_ping
 
         docker_ping()  # first, and cheap: no fetching, no preflight, if this machine cannot host a mirror
-    elif not (args.kubeconfig and args.context):
-        raise InputError("--provider existing needs both --kubeconfig FILE and --context NAME (never the ambient one)")
-    elif profile.api_server is None:
+    else:
+        from validator.cluster.existing import locate
+
+        _, server = locate(args.kubeconfig, args.context)
+        progress(f"existing cluster: context {one_line(args.context)} at {one_line(server)}")
+    if args.provider == "existing" and profile.api_server is None:
         progress("note: preflight judges egress NetworkPolicies against kind's usual API server addresses; state this "
                  "cluster's in the profile (apiServer: endpoints) to judge against its own (the probes on the cluster "
                  "read its kubernetes EndpointSlice either way)")
