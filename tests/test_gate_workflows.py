@@ -139,3 +139,23 @@ def test_gate_verdict_step_outputs(tmp_path: Path, verdict: str | None, expected
     subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, check=True, timeout=60)
     assert dict(line.split("=", 1) for line in (tmp_path / "out").read_text().splitlines()) == expected
 
+
+@pytest.mark.parametrize(("profile", "expected"), [
+    ("", ["v3.5.1", "--variant", "ha", "--artifacts", "artifacts"]),  # the CLI then picks the ha profile
+    ("ha-big", ["v3.5.1", "--variant", "ha", "--artifacts", "artifacts", "--profile", "ha-big"]),
+])
+def test_gate_passes_a_profile_only_when_one_is_named(tmp_path: Path, profile: str, expected: list[str]) -> None:
+    """Run the gate's Validate step as the runner would, with a recording CLI: a default `--profile default`
+    judged every HA release on one node."""
+    inputs = load("gate.yml")["on"]
+    assert inputs["workflow_call"]["inputs"]["profile"]["default"] == ""
+    assert inputs["workflow_dispatch"]["inputs"]["profile"]["default"] == ""
+    (step,) = [s for s in load("gate.yml")["jobs"]["validate"]["steps"] if "argocd-mirror validate" in s.get("run", "")]
+    (tmp_path / "Makefile").write_text(".venv/bin/argocd-mirror:\n\t@true\n")
+    cli = tmp_path / ".venv" / "bin" / "argocd-mirror"
+    cli.parent.mkdir(parents=True)
+    cli.write_text('#!/bin/sh\nshift\nprintf "%s\\n" "$@" > recorded\n')
+    cli.chmod(0o755)
+    env = {**os.environ, "VERSION": "v3.5.1", "BASELINE": "", "VARIANT": "ha", "PROFILE": profile}
+    subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, check=True, timeout=60)
+    assert (tmp_path / "recorded").read_text().splitlines() == expected

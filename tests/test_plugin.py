@@ -61,6 +61,14 @@ def test_options_are_offered(pytester: pytest.Pytester) -> None:
                                  "*--keep-cluster*", "*--wait-timeout=SECONDS*"])
 
 
+def test_the_ha_variant_defaults_to_the_ha_profile(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_profile="from validator.pytest_plugin import MirrorOptions\n"
+                                     "def test_p(request):\n"
+                                     "    assert MirrorOptions.from_config(request.config).profile == 'ha'\n")
+    pytester.runpytest_inprocess("--variant", "ha").assert_outcomes(passed=1)
+    pytester.runpytest_inprocess("--variant", "install").assert_outcomes(failed=1)
+
+
 def test_never_clashes_with_pytest_kind_style_options(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(kindlike="def pytest_addoption(parser):\n"
                                  "    parser.addoption('--kubeconfig')\n    parser.addoption('--keep-cluster')\n")

@@ -136,6 +136,35 @@ def test_real_v351_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1 and "applicationsets.argoproj.io" in out
 
 
+SPREAD_ACROSS_THREE_NODES = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: argocd-redis-ha-haproxy}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: haproxy}}
+  template:
+    metadata: {labels: {app: haproxy}}
+    spec:
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - {labelSelector: {matchLabels: {app: haproxy}}, topologyKey: kubernetes.io/hostname}
+      containers: [{name: haproxy, image: "haproxy:2.9.4@sha256:%s"}]
+""" % ("0" * 64)
+
+
+def test_the_ha_variant_is_judged_on_the_ha_profile(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """HA manifests need three nodes: `--variant ha` without --profile must not judge them on one node (the
+    gate workflow passed `--profile default` and failed every healthy HA release)."""
+    spread = tmp_path / "ha-install.yaml"
+    spread.write_text(SPREAD_ACROSS_THREE_NODES)
+    code, out, _ = cli(capsys, str(spread))
+    assert code == 1 and "[scheduling]" in out
+    assert cli(capsys, str(spread), "--variant", "ha")[0] == 0
+    assert cli(capsys, str(spread), "--variant", "ha", "--profile", "default")[0] == 1  # a named profile wins
+
+
 @pytest.mark.parametrize("fmt", ["text", "markdown"])
 def test_names_cannot_forge_report_lines_or_drive_the_terminal(fmt: str, tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:

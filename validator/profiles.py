@@ -202,6 +202,12 @@ def profile_from_dict(raw: Any, name: str) -> Profile:
                    api_server=api_server_from_profile(raw["apiServer"], name) if "apiServer" in raw else None)
 
 
+def default_profile_name(variant: str) -> str:
+    """The profile a run uses when none is named: HA manifests need the ha profile's three workers, in preflight
+    and on the cluster alike; every other variant fits the default one."""
+    return "ha" if variant == "ha" else "default"
+
+
 def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 

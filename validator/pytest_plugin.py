@@ -35,7 +35,9 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--baseline", "mirror_baseline", {"default": None, "metavar": "SPEC",
                                        "help": "the version production runs now (upgrade/rollback/self-managed)"}),
     ("--variant", "mirror_variant", {"default": "install", "help": "install | ha | namespace-install | core-install"}),
-    ("--profile", "mirror_profile", {"default": "default", "help": "mirror profile name or path"}),
+    ("--profile", "mirror_profile", {"default": None,
+                                     "help": "mirror profile name or path (default: ha for --variant ha, else "
+                                             "default)"}),
     ("--keep-cluster", "mirror_keep", {"default": "never", "nargs": "?", "const": "always", "choices": KEEP_CHOICES,
                                        "help": "never (default) | on-failure | always (bare flag: always)"}),
     ("--artifacts", "mirror_artifacts", {"default": "artifacts", "metavar": "DIR",
@@ -93,11 +95,14 @@ class MirrorOptions:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> MirrorOptions:
+        from validator.profiles import default_profile_name
+
         opt = config.option
         kubeconfig = getattr(opt, "mirror_kubeconfig", None)
         return cls(
             candidate=opt.mirror_candidate, baseline=opt.mirror_baseline, variant=opt.mirror_variant,
-            profile=opt.mirror_profile, keep=opt.mirror_keep, artifacts=Path(opt.mirror_artifacts),
+            profile=opt.mirror_profile or default_profile_name(opt.mirror_variant), keep=opt.mirror_keep,
+            artifacts=Path(opt.mirror_artifacts),
             provider=opt.mirror_provider, kubeconfig=Path(kubeconfig) if kubeconfig else None,
             context=opt.mirror_context, apply_mode=opt.mirror_apply_mode, wait_timeout_s=opt.mirror_wait_timeout,
             smoke_repo=opt.mirror_smoke_repo, smoke_path=opt.mirror_smoke_path,

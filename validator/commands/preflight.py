@@ -17,7 +17,7 @@ from validator.errors import ExitCode
 from validator.files import atomic_write
 from validator.preflight import checks, has_error, run_preflight
 from validator.preflight.output import RENDERERS
-from validator.profiles import APPLY_MODES, load_profile
+from validator.profiles import APPLY_MODES, default_profile_name, load_profile
 
 
 def register(sub: Any) -> None:
@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
                     "removals, references and images. Exit 0: no error; 1: an error; 2: could not check.",
     )
     add_candidate_arguments(parser, default=None)
-    parser.add_argument("--profile", default="default", help="profile name or path (default: default)")
+    parser.add_argument("--profile", help="profile name or path (default: ha for --variant ha, else default)")
     parser.add_argument("--apply-mode", choices=APPLY_MODES, default=None,
                         help="how the candidate will be applied (default: the profile's applyMode)")
     parser.add_argument("--format", choices=tuple(RENDERERS), default="text", help="output format (default text)")
@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    profile = load_profile(args.profile)
+    profile = load_profile(args.profile or default_profile_name(args.variant))
     apply_mode = args.apply_mode or profile.apply_mode
     bundle = resolve(args.spec, variant=args.variant, namespace=args.namespace)
     findings = run_preflight(bundle, profile, apply_mode, only=tuple(args.checks) if args.checks else None)

@@ -190,8 +190,10 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
 def run(args: argparse.Namespace) -> int:
     if args.keep_cluster is None:
         args.keep_cluster = "never"
-    if args.profile is None:  # HA manifests need their 3 workers, in preflight and on the cluster alike
-        args.profile = "ha" if args.variant == "ha" else "default"
+    if args.profile is None:
+        from validator.profiles import default_profile_name
+
+        args.profile = default_profile_name(args.variant)
     out = args.artifacts
     progress = Progress()
     verdict = start_run(out, args.spec, args.profile, args.provider)
