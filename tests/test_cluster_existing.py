@@ -98,17 +98,37 @@ def test_refuses_without_marker_and_writes_nothing(double: ApiDouble, tmp_path: 
     assert "not marked disposable (no ConfigMap kube-public/argocd-mirror-disposable)" in str(err.value)
     assert f"kubectl --kubeconfig {kubeconfig} --context ci-throwaway -n kube-public create configmap" in str(err.value)
     assert err.value.exit_code == 2
-    writes = sum(n for (verb, _), n in double.requests.items() if verb not in ("get", "list", "watch"))
-    assert writes == 0
+    assert writes(double) == 0
 
 
-def test_refuses_when_run_namespace_already_exists(double: ApiDouble, tmp_path: Path, kubeconfig: Path) -> None:
+def writes(double: ApiDouble) -> int:
+    return sum(n for (verb, _), n in double.requests.items() if verb not in ("get", "list", "watch"))
+
+
+@pytest.mark.parametrize(("namespace", "extra", "refused"), [
+    ("team-keep-me", "", "team-keep-me"),  # --namespace naming a namespace that was there
+    ("argocd", "---\n{apiVersion: v1, kind: Namespace, metadata: {name: team-keep-me}}\n", "team-keep-me"),
+])
+def test_refuses_to_install_into_a_namespace_that_was_there(double: ApiDouble, tmp_path: Path, kubeconfig: Path,
+                                                           namespace: str, extra: str, refused: str) -> None:
+    """Teardown removes what appeared during the run, so the run may write only into namespaces it created:
+    the old guard checked the profile's namespace while the install went into --namespace's."""
+    from validator.manifests import load_bundle
+    from validator.pytest_plugin import MirrorOptions, deploy
+
+    bundle = load_bundle(f"{{apiVersion: v1, kind: ConfigMap, metadata: {{name: argocd-cm}}}}\n{extra}".encode(),
+                         namespace=namespace)
     double.create(MARKER)
-    double.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd"}})
-    with pytest.raises(EnvironmentNotReady, match="namespace argocd already exists"), \
-            mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=kubeconfig,
-                           context="ci-throwaway", progress=lambda m: None, **FAST):
-        pass
+    with mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=kubeconfig,
+                        context="ci-throwaway", progress=lambda m: None, **FAST) as cluster:
+        assert {"team-keep-me", "kube-system", "default"} <= cluster.foreign_namespaces
+        assert "argocd" not in cluster.foreign_namespaces
+        before = writes(double)
+        with pytest.raises(EnvironmentNotReady, match=rf"refusing to install .* into namespace\(s\) {refused} on "
+                                                      r"ci-throwaway: they existed before the run"):
+            deploy(cluster, bundle, MirrorOptions(), load_profile("default"), lambda m: None, tmp_path / "out")
+        assert writes(double) == before
+    assert double.get("ConfigMap", "argocd-cm", namespace) is None
 
 
 def install_like_argocd(api: Any) -> None:

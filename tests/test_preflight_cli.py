@@ -165,6 +165,16 @@ def test_the_ha_variant_is_judged_on_the_ha_profile(capsys: pytest.CaptureFixtur
     assert cli(capsys, str(spread), "--variant", "ha", "--profile", "default")[0] == 1  # a named profile wins
 
 
+def test_the_profiles_namespace_is_where_the_candidate_goes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A profile mirrors production's namespace; --namespace still overrides it."""
+    profile = tmp_path / "team-b.yaml"
+    profile.write_text('name: team-b\nkubernetesVersion: "1.35"\nnamespace: team-b\nnodes: [{role: control-plane}]\n')
+    _, out, _ = cli(capsys, V2111, "--profile", str(profile), "--format", "json")
+    assert "Deployment.apps/team-b/argocd-redis" in json.loads(out)["findings"][0]["objects"]
+    _, out, _ = cli(capsys, V2111, "--profile", str(profile), "--namespace", "ops", "--format", "json")
+    assert "Deployment.apps/ops/argocd-redis" in json.loads(out)["findings"][0]["objects"]
+
+
 @pytest.mark.parametrize("fmt", ["text", "markdown"])
 def test_names_cannot_forge_report_lines_or_drive_the_terminal(fmt: str, tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:

@@ -277,10 +277,16 @@ def await_discovery(kube: Kube, api_version: str, kind: str, timeout_s: float = 
                 kube.resource(api_version, kind)  # asks discovery again while the kind is not listed
 
 
+def namespaces_of(bundle: Bundle) -> set[str]:
+    """Every namespace installing BUNDLE writes into or creates."""
+    return ({o.namespace for o in bundle if o.namespace} | {o.name for o in bundle if o.kind == "Namespace"}
+            | {bundle.namespace})
+
+
 def prune(kube: Kube, previous: Bundle, bundle: Bundle, progress: Progress | None = None) -> list[str]:
     """Delete objects of `previous` the candidate no longer has (reverse apply order, background cascade)."""
     pruned = []
-    in_use = {o.namespace for o in bundle} | {bundle.namespace}
+    in_use = namespaces_of(bundle)
     for obj in reversed(previous.in_apply_order()):
         if obj.ref in bundle.index:
             continue

@@ -330,18 +330,20 @@ def _remember(config: pytest.Config, key: str, bundle: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def candidate_bundle(request: pytest.FixtureRequest, mirror_options: MirrorOptions) -> Any:
-    """The candidate, resolved once per session (or handed over by `argocd-mirror validate`)."""
+def candidate_bundle(request: pytest.FixtureRequest, mirror_options: MirrorOptions, mirror_profile: Any) -> Any:
+    """The candidate, resolved once per session (or handed over by `argocd-mirror validate`), into the profile's
+    namespace."""
     state = _state(request.config)
     if state.driver is not None and state.driver.candidate is not None:
         return _remember(request.config, "candidate", state.driver.candidate)
     from validator.candidate import resolve
 
-    return _remember(request.config, "candidate", resolve(mirror_options.candidate, variant=mirror_options.variant))
+    return _remember(request.config, "candidate", resolve(mirror_options.candidate, variant=mirror_options.variant,
+                                                          namespace=mirror_profile.namespace))
 
 
 @pytest.fixture(scope="session")
-def baseline_bundle(request: pytest.FixtureRequest, mirror_options: MirrorOptions) -> Any:
+def baseline_bundle(request: pytest.FixtureRequest, mirror_options: MirrorOptions, mirror_profile: Any) -> Any:
     """The version production runs now; scenarios that need it skip (= could not validate) without it."""
     state = _state(request.config)
     if state.driver is not None and state.driver.baseline is not None:
@@ -350,7 +352,8 @@ def baseline_bundle(request: pytest.FixtureRequest, mirror_options: MirrorOption
         pytest.skip("needs --baseline SPEC (the Argo CD version production runs now)")
     from validator.candidate import resolve
 
-    return _remember(request.config, "baseline", resolve(mirror_options.baseline, variant=mirror_options.variant))
+    return _remember(request.config, "baseline", resolve(mirror_options.baseline, variant=mirror_options.variant,
+                                                         namespace=mirror_profile.namespace))
 
 
 @pytest.fixture(scope="session")
@@ -438,6 +441,14 @@ def deploy(cluster: Any, bundle: Any, options: MirrorOptions, profile: Any, prog
     def policies_enforced(api: Any) -> None:
         prove_candidate_policies(api, bundle, progress=progress, production=profile.api_server)
 
+    from validator.install import namespaces_of
+
+    taken = sorted(namespaces_of(bundle) & cluster.foreign_namespaces)
+    if taken:
+        raise EnvironmentNotReady(
+            f"refusing to install {_label(bundle, role)} into namespace(s) {', '.join(taken)} on {cluster.context}: "
+            "they existed before the run, so teardown could not remove what it installed; pick a namespace that "
+            "does not exist yet (--namespace, or the profile's namespace)")
     api = cluster.api_client()
     mode = options.apply_mode or profile.apply_mode
     progress(f"installing {role} {_label(bundle, role)} ({mode} apply)")

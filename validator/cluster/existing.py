@@ -108,11 +108,8 @@ class ExistingProvider(Provider):
                 f"{MARKER_NAMESPACE}/{MARKER_NAME}); create it only if this cluster may be wiped: "
                 f"{cluster.kubectl_command('-n', MARKER_NAMESPACE, 'create', 'configmap', MARKER_NAME)}")
         wait_ready(api, expected_nodes=1, timeout_s=self.ready_timeout_s, interval_s=self.poll_s, sleep=self.sleep)
-        if exists(api, f"/api/v1/namespaces/{self.profile.namespace}"):
-            raise EnvironmentNotReady(
-                f"namespace {self.profile.namespace} already exists on {cluster.context}: a run must own its "
-                "namespace so teardown can remove everything it installed; delete it or pick another namespace")
         self.before = snapshot(api)
+        cluster.foreign_namespaces = frozenset(self.before["Namespace"])  # deploy() refuses to install into these
         cluster.managed = True  # from here on teardown owns whatever appears
         self.progress(f"using existing disposable cluster {cluster.context} ({cluster.details['server']})")
 

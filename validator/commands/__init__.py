@@ -16,8 +16,8 @@ def add_candidate_arguments(parser: argparse.ArgumentParser, *, default: str | N
     parser.add_argument("--variant", default="install",
                         choices=["install", "ha", "namespace-install", "core-install"],
                         help="which upstream manifest of a release (default install)")
-    parser.add_argument("--namespace", default="argocd", type=namespace_name,
-                        help="namespace to install into (default argocd)")
+    parser.add_argument("--namespace", type=namespace_name,
+                        help="namespace to install into (default: the profile's namespace, argocd unless it says)")
 
 
 def namespace_name(value: str) -> str:

@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile or default_profile_name(args.variant))
     apply_mode = args.apply_mode or profile.apply_mode
-    bundle = resolve(args.spec, variant=args.variant, namespace=args.namespace)
+    bundle = resolve(args.spec, variant=args.variant, namespace=args.namespace or profile.namespace)
     findings = run_preflight(bundle, profile, apply_mode, only=tuple(args.checks) if args.checks else None)
     report = RENDERERS[args.format](findings, bundle, profile, apply_mode)
     if args.output:

@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bundle = resolve(args.spec, variant=args.variant, namespace=args.namespace)
+    bundle = resolve(args.spec, variant=args.variant, namespace=args.namespace or "argocd")
     report = {**bundle.provenance.to_dict(), "objects": len(bundle), "kinds": bundle.kind_counts()}
     if args.json:
         print(json.dumps(report, indent=2))

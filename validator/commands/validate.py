@@ -166,12 +166,13 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
                  "cluster's in the profile (apiServer: endpoints) to judge against its own (the probes on the cluster "
                  "read its kubernetes EndpointSlice either way)")
     progress(f"resolving {args.spec}")
-    candidate = resolve(args.spec, variant=args.variant, namespace=args.namespace)
+    namespace = args.namespace or profile.namespace
+    candidate = resolve(args.spec, variant=args.variant, namespace=namespace)
     verdict.candidate = candidate.provenance.to_dict()
     progress(f"candidate {candidate.provenance.label} sha256:{candidate.provenance.sha256[:12]}")
     baseline = None
     if args.baseline:
-        baseline = resolve(args.baseline, variant=args.variant, namespace=args.namespace)
+        baseline = resolve(args.baseline, variant=args.variant, namespace=namespace)
         verdict.baseline = baseline.provenance.to_dict()
     errors = _preflight(verdict, candidate, profile, args.apply_mode or profile.apply_mode, progress)
     if errors and not args.skip_preflight_errors:
