@@ -19,6 +19,7 @@ from validator.cluster.lifecycle import TeardownIncomplete
 from validator.errors import EnvironmentNotReady, InputError
 from validator.profiles import load_profile
 
+DEFAULT_VERSION = f"v{load_profile('default').kubernetes_version}.4"  # the existing cluster runs the profile's minor
 FAST = {"ready_timeout_s": 1.0, "teardown_timeout_s": 1.0, "poll_s": 0.05}
 MARKER = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": MARKER_NAME, "namespace": "kube-public"}}
 CRD = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -42,7 +43,7 @@ def rbac(kind: str, name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def double() -> Any:
-    with ApiDouble(simulate=False, namespaces=("default", "kube-system", "kube-public")) as d:
+    with ApiDouble(simulate=False, namespaces=("default", "kube-system", "kube-public"), version=DEFAULT_VERSION) as d:
         d.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "vcluster-node"},
                   "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
         d.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-keep-me"}})
@@ -102,7 +103,7 @@ def test_refuses_without_marker_and_writes_nothing(double: ApiDouble, tmp_path: 
 
 
 def writes(double: ApiDouble) -> int:
-    return sum(n for (verb, _), n in double.requests.items() if verb not in ("get", "list", "watch"))
+    return sum(n for (verb, _), n in double.requests.items() if verb not in ("get", "list", "watch", "discovery"))
 
 
 @pytest.mark.parametrize(("namespace", "extra", "refused"), [
@@ -129,6 +130,27 @@ def test_refuses_to_install_into_a_namespace_that_was_there(double: ApiDouble, t
             deploy(cluster, bundle, MirrorOptions(), load_profile("default"), lambda m: None, tmp_path / "out")
         assert writes(double) == before
     assert double.get("ConfigMap", "argocd-cm", namespace) is None
+
+
+@pytest.mark.parametrize(("version", "nodes", "problem"), [
+    ("v1.31.0", 1, r"it runs Kubernetes v1.31.0 but profile default mirrors 1.35"),
+    ("v1.35.1+k3s1", 3, r"it has 1 node\(s\) but profile ha mirrors 4"),
+])
+def test_refuses_a_cluster_that_does_not_mirror_the_profile(tmp_path: Path, version: str, nodes: int,
+                                                           problem: str) -> None:
+    """Another minor, or fewer nodes than preflight reasoned about: exit 2 (could not validate), nothing written."""
+    profile = load_profile("default" if nodes == 1 else "ha")
+    with ApiDouble(simulate=False, namespaces=("default", "kube-public"), version=version) as double:
+        double.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "only"},
+                       "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        double.create(MARKER)
+        config = double.kubeconfig(tmp_path / "kubeconfig", context="ci-throwaway")
+        before = writes(double)
+        with pytest.raises(EnvironmentNotReady, match=r"context ci-throwaway does not mirror production: " + problem), \
+                mirror_cluster(profile, tmp_path, provider="existing", kubeconfig=config, context="ci-throwaway",
+                               progress=lambda m: None, **FAST):
+            pytest.fail("must not get a cluster that does not mirror the profile")
+        assert writes(double) == before
 
 
 def install_like_argocd(api: Any) -> None:
@@ -170,7 +192,8 @@ def test_installs_then_leaves_the_cluster_as_found(double: ApiDouble, tmp_path: 
 @contextmanager
 def marked_double(tmp_path: Path) -> Iterator[tuple[ApiDouble, Path]]:
     """A disposable-marked cluster with one Ready node, played by the double with its controllers simulated."""
-    with ApiDouble(simulate=True, namespaces=("default", "kube-system", "kube-public")) as double:
+    namespaces = ("default", "kube-system", "kube-public")
+    with ApiDouble(simulate=True, namespaces=namespaces, version=DEFAULT_VERSION) as double:
         double.create(MARKER)
         double.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
                        "status": {"conditions": [{"type": "Ready", "status": "True"}]}})

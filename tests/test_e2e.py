@@ -26,6 +26,7 @@ from tests.test_candidate import Upstream, upstream  # noqa: F401  (fixture: a l
 from tests.test_cluster_kind import ready_node
 from tests.test_cluster_netpol import finish
 from validator.cli import main
+from validator.profiles import load_profile
 from validator.report import validate_document
 
 SMOKE_APP = "argocd-mirror-smoke"
@@ -288,7 +289,8 @@ def test_existing_disposable_cluster(fake_tools: FakeTools, tmp_path: Path,  # n
                                      capsys: pytest.CaptureFixture[str]) -> None:
     """--provider existing with explicit kubeconfig/context and the disposability marker: no kind, no Docker,
     and the cluster is left as it was found."""
-    with ApiDouble(namespaces=("default", "kube-system", "kube-public")) as double:
+    with ApiDouble(namespaces=("default", "kube-system", "kube-public"),
+                   version=f"v{load_profile('default').kubernetes_version}.0") as double:
         enforcing_cluster(double)
         healthy_redis(double)
         double.create({"apiVersion": "v1", "kind": "ConfigMap",

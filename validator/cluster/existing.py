@@ -8,6 +8,7 @@ the cluster is back to the snapshot taken at the start.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,26 @@ def added(before: Snapshot, after: Snapshot) -> list[tuple[str, str]]:
     return [(kind, name) for kind, _ in TRACKED for name in sorted(after.get(kind, set()) - before.get(kind, set()))]
 
 
+def profile_mismatch(api: kubernetes.client.ApiClient, profile: Profile) -> str | None:
+    """Why this cluster cannot stand in for the profile's production (None when it can): a verdict on another
+    Kubernetes minor, or on fewer nodes than preflight reasoned about, would not be production's."""
+    try:
+        version = request(api, "GET", "/version")
+        nodes = request(api, "GET", "/api/v1/nodes").get("items") or []
+    except (ApiError, AttributeError) as exc:
+        return f"cannot read its version and nodes: {exc}"
+    git_version = str(version.get("gitVersion", "")) if isinstance(version, dict) else ""
+    found = re.match(r"v?(\d+)\.(\d+)", git_version)
+    if found is None or f"{found[1]}.{found[2]}" != profile.kubernetes_version:
+        return (f"it runs Kubernetes {git_version[:40] or 'of an unknown version'} but profile {profile.name} mirrors "
+                f"{profile.kubernetes_version}: use a profile with this cluster's kubernetesVersion, or a cluster "
+                "that runs the profile's")
+    if len(nodes) < len(profile.nodes):
+        return (f"it has {len(nodes)} node(s) but profile {profile.name} mirrors {len(profile.nodes)}: scheduling "
+                "would not be production's; use a profile with this cluster's nodes, or a larger cluster")
+    return None
+
+
 def locate(kubeconfig: Path | None, context: str | None) -> tuple[Path, str]:
     """The kubeconfig, resolved, and the server its CONTEXT points at: checked before anything else runs, so a
     typo in either costs no fetch and no preflight; InputError for a missing flag, file or context."""
@@ -108,6 +129,9 @@ class ExistingProvider(Provider):
                 f"{MARKER_NAMESPACE}/{MARKER_NAME}); create it only if this cluster may be wiped: "
                 f"{cluster.kubectl_command('-n', MARKER_NAMESPACE, 'create', 'configmap', MARKER_NAME)}")
         wait_ready(api, expected_nodes=1, timeout_s=self.ready_timeout_s, interval_s=self.poll_s, sleep=self.sleep)
+        mismatch = profile_mismatch(api, self.profile)
+        if mismatch:
+            raise EnvironmentNotReady(f"context {cluster.context} does not mirror production: {mismatch}")
         self.before = snapshot(api)
         cluster.foreign_namespaces = frozenset(self.before["Namespace"])  # deploy() refuses to install into these
         cluster.managed = True  # from here on teardown owns whatever appears
