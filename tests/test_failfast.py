@@ -352,3 +352,45 @@ def test_backoff_time_counts_only_continuous_back_off() -> None:
     assert first_terminal([(0, backoff), (20, running), (100, running), (110, backoff), (200, backoff)]) is None
     hit = first_terminal([(0, backoff), (20, running), (110, backoff), (230, backoff)])
     assert hit is not None and "CrashLoopBackOff for 120 s" in hit[1].root_cause
+
+
+# ---------------------------------------------------------------- environment trouble: not the candidate (exit 2)
+
+QUAY = "quay.io/argoproj/argocd:v3.5.1"
+NO_SUCH_HOST = "dial tcp: lookup quay.io: no such host"
+
+
+def pulling(reason: str, message: str) -> dict[str, Any]:
+    return pod(containers=[{**wait(reason, message), "image": QUAY}])
+
+
+def test_a_pull_the_network_fails_is_an_environmental_terminal() -> None:
+    live = pulling("ImagePullBackOff", f'Back-off pulling image "{QUAY}": ErrImagePull: {NO_SUCH_HOST}')
+    hit = first_terminal(steady(live, 0, 45, 91))
+    assert hit is not None and hit[0] == 91
+    assert (hit[1].environment, hit[1].evidence["image"]) == ("DNS failure", QUAY)
+    assert hit[1].root_cause.startswith(f'DNS failure: {hit[1].object} (container app of StatefulSet/')
+    assert f'cannot pull "{QUAY}" (ImagePullBackOff for 91 s): ' in hit[1].root_cause
+    assert hit[1].root_cause.endswith(f"{NO_SUCH_HOST}'")
+
+
+def test_the_pull_error_survives_a_bare_back_off_message() -> None:
+    """Before Kubernetes 1.32 the ImagePullBackOff message is only 'Back-off pulling image "x"': the last
+    ErrImagePull message says why, and decides."""
+    err = pulling("ErrImagePull", f"failed to pull and unpack image {QUAY!r}: {NO_SUCH_HOST}")
+    backoff = pulling("ImagePullBackOff", f'Back-off pulling image "{QUAY}"')
+    hit = first_terminal([(0, err), (30, backoff), (60, err), (90, backoff)])
+    assert hit is not None and hit[1].reason == "ImagePullBackOff"
+    assert hit[1].environment == "DNS failure" and hit[1].message == err["status"]["containerStatuses"][0][
+        "state"]["waiting"]["message"]
+
+
+def test_pull_answers_and_unknown_pull_errors_stay_the_candidates() -> None:
+    """Not found is immediate and the candidate's; an unrecognised pull error waits its grace and, failing
+    closed towards what was observed (a workload that cannot start), is the candidate's too."""
+    hit = first_terminal([(0, pulling("ErrImagePull", f"{QUAY}: not found"))])
+    assert hit is not None and hit[0] == 0 and hit[1].environment is None
+    forbidden = pulling("ErrImagePull", "unexpected status from HEAD request to https://quay.io/v2/: 403 Forbidden")
+    hit = first_terminal(steady(forbidden, 0, 90))
+    assert hit is not None and hit[1].environment is None and "image" not in hit[1].evidence
+    assert ": ErrImagePull for 90 s: " in hit[1].root_cause

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from validator.errors import InputError
 from validator.health import (
@@ -78,6 +79,8 @@ class Terminal:
     root_cause: str  # one sentence
     owner: str | None = None  # e.g. "Deployment/argocd/argocd-redis" for a pod
     evidence: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # Set (e.g. "DNS failure") when the runner's network or a registry failed, not the candidate: exit 2, not 1.
+    environment: str | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,6 +134,88 @@ class Signal:
     init_container: bool = False
     restarts: int = 0
     detail: str = ""  # e.g. 'last exit code 1: "dial tcp ..."'
+    image: str = ""  # the container's image, for pull signals
+
+
+# --------------------------------------------------------------------------------------------------
+# Environment trouble: failures of the runner's network or of a remote service (registry, git host), which say
+# nothing about the candidate. Positive evidence only: a message that matches nothing here is not environmental.
+# --------------------------------------------------------------------------------------------------
+
+_ENVIRONMENT = tuple((label, re.compile(pattern, re.IGNORECASE)) for label, pattern in (
+    ("DNS failure", r"no such host|server misbehaving|name resolution|name or service not known"),
+    ("DNS timeout", r"lookup \S+.*(?:i/o timeout|timed out|deadline exceeded)"),
+    ("rate limited", r"toomanyrequests|too many requests|rate limit|(?:status|code)[^0-9]{0,20}\b429\b"),
+    ("TLS failure", r"x509:|\btls: "),
+    ("server error (HTTP 5xx)", r"\b5\d\d (?:internal server error|bad gateway|service unavailable|gateway time-?out)"
+                                r"|status[^0-9]{0,20}\b5\d\d\b"),
+    ("connection refused", r"connection refused"),
+    ("network unreachable", r"network is unreachable|no route to host"),
+    ("connection dropped", r"connection reset|broken pipe|unexpected EOF|: EOF\b"),
+    ("network timeout", r"i/o timeout|deadline ?exceeded|timeout exceeded|handshake timeout|request canceled"
+                        r"|timed out|no progress in"),
+))
+
+# Labels a NetworkPolicy that silently drops packets produces as well: seen from inside the cluster they implicate
+# the candidate's policies as much as the runner's network (image pulls run on the node, outside pod policies).
+POLICY_LOOKALIKE = frozenset({"DNS timeout", "connection refused", "network unreachable", "connection dropped",
+                              "network timeout"})
+
+
+def environment_trouble(message: str) -> str | None:
+    """A short label ("DNS failure", "rate limited", ...) when MESSAGE shows the network or a remote service
+    failing rather than what was asked for, else None. Not-found/denied messages are never environmental."""
+    if _NOT_FOUND.search(message):
+        return None  # what was asked for does not exist or is denied: that is an answer, not an outage
+    return next((label for label, pattern in _ENVIRONMENT if pattern.search(message)), None)
+
+
+_SOURCE_MISSING = re.compile(r"app path does not exist|repository not found"
+                             r"|unable to resolve '[^']*' to a commit SHA", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SourceTrouble:
+    """Why Argo CD cannot read an Application's source, which no amount of waiting fixes."""
+
+    label: str  # an environment_trouble label, or "source not found"
+    message: str
+    input: bool  # the repo, path or revision does not exist: the user's input
+    ambiguous: bool  # a POLICY_LOOKALIKE label: only environmental if the runner cannot reach the host either
+    endpoint: tuple[str, int] | None = None  # the repo's (host, port) the message names
+
+
+def repo_endpoint(repo_url: str) -> tuple[str, int] | None:
+    """(host, port) of a git URL (https://, http://, ssh://, scp-like git@host:path), for a reachability check."""
+    if "://" not in repo_url:
+        match = re.match(r"^[^@/\s]+@([^:/\s]+):", repo_url)
+        return (match.group(1), 22) if match else None
+    try:
+        parts = urlsplit(repo_url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # e.g. "https://[bad": no endpoint to name
+        return None
+    return (host, port or {"http": 80, "ssh": 22, "git": 9418}.get(parts.scheme, 443)) if host else None
+
+
+def application_source_trouble(app: Mapping[str, Any]) -> SourceTrouble | None:
+    """The first Application condition (or sync message) saying its source cannot be read: missing, or out of
+    reach because of the environment. Network errors count only when they name the repo's host, so an in-cluster
+    failure (controller to repo-server, API server) stays the candidate's."""
+    spec, status = app.get("spec") or {}, app.get("status") or {}
+    sources = [spec.get("source") or {}, *(spec.get("sources") or [])]
+    endpoints = [repo_endpoint(str(s.get("repoURL") or "")) for s in sources if isinstance(s, dict)]
+    texts = [c.get("message") for c in status.get("conditions") or [] if isinstance(c, dict)]
+    texts.append((status.get("operationState") or {}).get("message"))
+    for raw in texts:
+        text = " ".join(str(raw or "").split())
+        if _SOURCE_MISSING.search(text):
+            return SourceTrouble("source not found", text, input=True, ambiguous=False)
+        label = environment_trouble(text)
+        named = next((ep for ep in endpoints if ep and ep[0].lower() in text.lower()), None)
+        if label and named:
+            return SourceTrouble(label, text, input=False, ambiguous=label in POLICY_LOOKALIKE, endpoint=named)
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,6 +223,7 @@ class Signal:
 # --------------------------------------------------------------------------------------------------
 
 _NOT_FOUND = re.compile(r"not found|manifest unknown|unauthorized", re.IGNORECASE)
+_BACKOFF_ONLY = re.compile(r'\s*(?:Back-off pulling image "[^"]*")?\s*')  # kubelet < 1.32 omits the pull error
 _CACHE_SYNC = re.compile(r"failed to sync .*cache", re.IGNORECASE)
 _PULL = frozenset({"ErrImagePull", "ImagePullBackOff"})
 _CONFIG = frozenset({"CreateContainerConfigError", "CreateContainerError"})
@@ -156,7 +242,7 @@ def _container_signals(cs: Mapping[str, Any], init: bool) -> Iterator[Signal]:
     detail = f"last {describe_termination(last)}" if abnormal(last) else ""
 
     def sig(rule: str, family: str, why: str = reason, msg: str = message) -> Signal:
-        return Signal(rule, prefix + family, why, msg, name, init, restarts, detail)
+        return Signal(rule, prefix + family, why, msg, name, init, restarts, detail, str(cs.get("image") or ""))
 
     if reason in _NEVER:
         yield sig("invalid-image", "image")
@@ -297,6 +383,7 @@ class _History:
     first_seen: float
     since: dict[str, float] = field(default_factory=dict)  # signal key -> first time seen (continuously)
     active: dict[str, Signal] = field(default_factory=dict)  # signals in the latest observation
+    pull_error: dict[str, str] = field(default_factory=dict)  # signal key -> last message that says why a pull failed
 
 
 class FailFast:
@@ -333,8 +420,11 @@ class FailFast:
         found = {sig.key: sig for sig in signals(obj)}
         for gone in hist.since.keys() - found.keys():
             del hist.since[gone]
-        for sig_key in found:
+            hist.pull_error.pop(gone, None)
+        for sig_key, sig in found.items():
             hist.since.setdefault(sig_key, now)
+            if sig.rule == "image-pull" and not _BACKOFF_ONLY.fullmatch(sig.message):
+                hist.pull_error[sig_key] = sig.message
         hist.active = found
         if any(RULES[sig.rule].blocks_dependents for sig in found.values()):
             self._blocking.add(key)
@@ -388,8 +478,15 @@ class FailFast:
             how = f"{sig.reason} for {persisted:.0f} s"
         else:
             how = sig.reason
-        quoted = f": {quote(sig.message)}" if sig.message else ""
+        message = hist.pull_error.get(sig.key, sig.message)  # a bare back-off message hides why the pull failed
+        # Unknown pull errors stay the candidate's (exit 1, as §6 says): exit 2 needs positive evidence that the
+        # network or registry failed, else a broken image reference would be waved off as a flake and retried.
+        environment = environment_trouble(message) if rule.name == "image-pull" else None
+        quoted = f": {quote(message)}" if message else ""
         tail = f", {sig.detail}" if rule.by_restarts and sig.detail else quoted  # detail: the last words
+        root_cause = f"{head}: {how}{tail}"
+        if environment:  # root cause first: what failed (network, registry), then where it showed
+            root_cause = f"{environment}: {head} cannot pull {quote(sig.image or '?')} ({how}){tail}"
         others = sorted(
             f"{h.ref}: {s.reason}" for k, h in self._objects.items() if k != hist_key
             for s in h.active.values() if RULES[s.rule].terminal
@@ -401,5 +498,7 @@ class FailFast:
         busy = sorted(self._objects[k].ref for k in self._blocking if k != hist_key and k in self._objects)
         if rule.dependent and busy:
             evidence["busy_producers"] = busy  # still initializing or failing when we gave up waiting for them
-        return Terminal(ref, sig.container, sig.init_container, sig.reason, sig.message, f"{head}: {how}{tail}",
-                        owner, evidence)
+        if environment:
+            evidence["image"] = sig.image
+        return Terminal(ref, sig.container, sig.init_container, sig.reason, message, root_cause, owner, evidence,
+                        environment)

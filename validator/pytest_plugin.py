@@ -466,7 +466,8 @@ def observe_healthy(cluster: Any, api: Any, bundle: Any, options: MirrorOptions,
 
     A candidate (or a rollback from it) that does not get Healthy is ScenarioFailed with diagnose's
     root cause and evidence; a baseline that does not is EnvironmentNotReady, because an upgrade
-    from a broken start says nothing about the candidate.
+    from a broken start says nothing about the candidate. Neither does an image pull the runner's network or a
+    registry failed (failfast marks the Terminal environmental): EnvironmentNotReady, whatever the role.
     """
     from validator.diagnose import diagnose
     from validator.failfast import Thresholds
@@ -480,6 +481,9 @@ def observe_healthy(cluster: Any, api: Any, bundle: Any, options: MirrorOptions,
         cluster.mark_failed()
         diagnosis = diagnose(api, bundle, waited, out_dir)
         evidence = tuple(str(out_dir / n) for n in ("diagnosis.md", "diagnosis.json") if (out_dir / n).exists())
+        if waited.terminal is not None and waited.terminal.environment:
+            raise EnvironmentNotReady(f"{waited.terminal.root_cause}; could not validate {label}: the runner's "
+                                      "network or the registry failed, not the candidate (retry, or mirror the images)")
         cause = diagnosis.root_cause or waited.root_cause or "objects did not become Healthy"
         if role == "baseline":
             raise EnvironmentNotReady(f"baseline {label} did not become Healthy, so nothing can be judged: {cause}")
@@ -595,8 +599,32 @@ def describe_application(app: dict[str, Any]) -> str:
 
 def sync_application(api: Any, app: dict[str, Any], timeout_s: float, progress: Callable[[str], None],
                      sleep: Callable[[float], None] = time.sleep, poll_s: float = 2.0) -> dict[str, Any]:
-    """Server-side apply APP, then wait until Argo CD reports it Synced and Healthy; ScenarioFailed otherwise."""
+    """Server-side apply APP, then wait until Argo CD reports it Synced and Healthy; ScenarioFailed otherwise.
+
+    A source Argo CD cannot read says nothing about the candidate, so it is raised as soon as seen: a missing
+    repo/path/revision is InputError; the repo host out of reach (DNS, TLS, rate limit, 5xx) EnvironmentNotReady.
+    A timeout-like failure counts as the environment only if this runner cannot reach the host either; otherwise
+    the candidate's NetworkPolicies may be what blocks it, so the wait goes on (and fails) as before.
+    """
+    import socket
+
+    from validator.errors import InputError
+    from validator.failfast import application_source_trouble
+    from validator.health import quote
     from validator.kubeapi import Kube
+
+    reached: set[tuple[str, int]] = set()
+
+    def runner_reaches(endpoint: tuple[str, int]) -> bool:
+        if endpoint not in reached:
+            try:
+                socket.create_connection(endpoint, timeout=5).close()
+            except OSError:
+                return False
+            reached.add(endpoint)
+            progress(f"Argo CD cannot reach {endpoint[0]} but this runner can: still waiting, as the candidate's "
+                     "NetworkPolicies may block it")
+        return endpoint in reached
 
     kube = Kube(api)
     meta = app["metadata"]
@@ -613,6 +641,15 @@ def sync_application(api: Any, app: dict[str, Any], timeout_s: float, progress: 
         if done:
             progress(f"Application {meta['name']} is Synced and Healthy")
             return live
+        trouble = application_source_trouble(live)
+        if trouble is not None and trouble.input:
+            source = (live.get("spec") or app["spec"]).get("source") or {}
+            raise InputError(f"Application {meta['name']}: source {source.get('repoURL')} path {source.get('path')} "
+                             f"at {source.get('targetRevision')} cannot be found: {quote(trouble.message)}")
+        if trouble is not None and trouble.endpoint and (not trouble.ambiguous or not runner_reaches(trouble.endpoint)):
+            raise EnvironmentNotReady(f"{trouble.label} reaching {trouble.endpoint[0]}: Argo CD cannot read the source "
+                                      f"of Application {meta['name']}: {quote(trouble.message)}; could not validate: "
+                                      "the runner's network or the git host failed, not the candidate")
         if stuck or time.monotonic() >= deadline:
             why = stuck or f"not Synced and Healthy after {timeout_s:.0f}s"
             raise ScenarioFailed(f"Application {meta['name']}: {why} ({describe_application(live)})")
