@@ -17,7 +17,9 @@ from validator.health import (
     HealthStatus,
     KResult,
     KStatus,
+    StorageClasses,
     aggregate,
+    app_health_exclusion,
     assess,
     counts_toward_app_health,
     environment_exempt,
@@ -26,6 +28,7 @@ from validator.health import (
     kstatus,
     object_ref,
     owner_of,
+    stuck_claim,
 )
 
 from .test_health_vectors import cond, deploy, obj, pod, sts, waiting
@@ -257,9 +260,9 @@ def test_environment_exemptions() -> None:
     ing = obj("networking.k8s.io/v1", "Ingress", status={})
     assert "ingress controller" in (environment_exempt(ing, assess(ing)) or "")
     pvc = obj("v1", "PersistentVolumeClaim", status={"phase": "Pending"})
-    assert "WaitForFirstConsumer" in (environment_exempt(pvc, assess(pvc)) or "")
+    assert "WaitForFirstConsumer" in (environment_exempt(pvc, assess(pvc), KIND_STORAGE) or "")
     pvc["metadata"]["annotations"] = {"volume.kubernetes.io/selected-node": "kind-worker"}
-    assert environment_exempt(pvc, assess(pvc)) is None  # a consumer exists: Pending is a real problem
+    assert environment_exempt(pvc, assess(pvc), KIND_STORAGE) is None  # a consumer exists: a real problem
     api = obj("apiregistration.k8s.io/v1", "APIService", spec={"service": {"namespace": "kube-system",
                                                                             "name": "metrics-server"}}, status={})
     assert "kube-system/metrics-server" in (environment_exempt(api, assess(api)) or "")
@@ -270,6 +273,80 @@ def test_environment_exemptions() -> None:
     assert environment_exempt(lost, assess(lost)) is None
     stuck = deploy(gen=1, spec={"replicas": 1}, status={"observedGeneration": 1})
     assert environment_exempt(stuck, assess(stuck)) is None
+
+
+# kind's classes: `standard` (default, WaitForFirstConsumer), plus an Immediate one and a class with no mode set
+KIND_STORAGE = StorageClasses.from_items([
+    {"metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+     "volumeBindingMode": "WaitForFirstConsumer"},
+    {"metadata": {"name": "fast"}, "volumeBindingMode": "Immediate"},
+    {"metadata": {"name": "legacy"}},
+])
+WFFC_EXEMPT = ("PersistentVolumeClaim is Pending with no consumer scheduled: StorageClass standard binds only when "
+               "a pod uses it (WaitForFirstConsumer)")
+
+
+def pending_claim(**spec: Any) -> dict[str, Any]:
+    return obj("v1", "PersistentVolumeClaim", spec={"accessModes": ["ReadWriteOnce"], **spec},
+               status={"phase": "Pending"})
+
+
+@pytest.mark.parametrize(("spec", "storage", "exempt", "stuck"), [
+    ({"storageClassName": "standard"}, KIND_STORAGE, WFFC_EXEMPT, None),
+    ({}, KIND_STORAGE, WFFC_EXEMPT.replace("standard", "standard (the cluster default)"), None),
+    ({"storageClassName": "does-not-exist"}, KIND_STORAGE, None, "StorageClass does-not-exist does not exist"),
+    ({"storageClassName": ""}, KIND_STORAGE, None,
+     'storageClassName "" asks for a pre-provisioned PersistentVolume and none is bound'),
+    ({"storageClassName": "fast"}, KIND_STORAGE, None,
+     "StorageClass fast has volumeBindingMode Immediate, so Pending is not waiting for a consumer"),
+    ({"storageClassName": "legacy"}, KIND_STORAGE, None,  # the API defaults an unset mode to Immediate
+     "StorageClass legacy has volumeBindingMode Immediate, so Pending is not waiting for a consumer"),
+    ({}, StorageClasses({"standard": "WaitForFirstConsumer"}), None,
+     "no storageClassName and the cluster has no default StorageClass"),
+    ({"storageClassName": "standard", "volumeName": "pv-1"}, KIND_STORAGE, None,
+     "pre-bound to PersistentVolume pv-1, which it waits for, not for a consumer"),
+    ({"storageClassName": "standard"}, StorageClasses(error="listing StorageClasses: forbidden"), None,
+     "StorageClasses could not be read (listing StorageClasses: forbidden), so a Pending claim is not exempt"),
+    ({"storageClassName": "standard"}, None, None,
+     "StorageClasses could not be read (not given), so a Pending claim is not exempt"),
+])
+def test_pending_pvc_is_exempt_only_under_wait_for_first_consumer(
+        spec: dict[str, Any], storage: StorageClasses | None, exempt: str | None, stuck: str | None) -> None:
+    """§6 exempts "PVC Pending under WaitForFirstConsumer with no consumer" only: any other Pending claim is
+    Progressing in Argo CD and must block a pass, and unknown StorageClasses prove nothing (fail closed)."""
+    pvc = pending_claim(**spec)
+    health = assess(pvc)
+    assert health == Health(P)
+    assert environment_exempt(pvc, health, storage) == exempt
+    assert stuck_claim(pvc, health, storage) == stuck
+
+
+def test_stuck_claim_only_speaks_of_pending_claims() -> None:
+    bound = obj("v1", "PersistentVolumeClaim", spec={"storageClassName": "nope"}, status={"phase": "Bound"})
+    assert stuck_claim(bound, assess(bound), KIND_STORAGE) is None
+    deleting = pending_claim(storageClassName="nope")
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert stuck_claim(deleting, assess(deleting), KIND_STORAGE) is None  # "Pending deletion" is another story
+    malformed = pending_claim(storageClassName="nope")
+    malformed["metadata"]["annotations"] = "junk"
+    assert stuck_claim(malformed, assess(malformed), KIND_STORAGE) is None
+    assert environment_exempt(malformed, assess(malformed), KIND_STORAGE) is None
+
+
+def test_storage_classes_default_as_kubernetes_picks_it() -> None:
+    def sc(name: str, created: str, key: str = "storageclass.kubernetes.io/is-default-class",
+           value: str = "true") -> dict[str, Any]:
+        return {"metadata": {"name": name, "creationTimestamp": created, "annotations": {key: value}},
+                "volumeBindingMode": "WaitForFirstConsumer"}
+
+    assert StorageClasses.from_items([]).default is None
+    assert StorageClasses.from_items([sc("a", "2026-01-01T00:00:00Z", value="false")]).default is None
+    beta = sc("old", "2026-01-01T00:00:00Z", key="storageclass.beta.kubernetes.io/is-default-class")
+    assert StorageClasses.from_items([beta]).default == "old"
+    newest = [sc("b", "2026-01-02T00:00:00Z"), sc("a", "2026-01-01T00:00:00Z"), sc("c", "2026-01-02T00:00:00Z")]
+    assert StorageClasses.from_items(newest).default == "b"  # newest, then the first name (since Kubernetes 1.26)
+    junk = StorageClasses.from_items(["x", {"metadata": {}}, {"metadata": {"name": "m"}, "volumeBindingMode": 3}])
+    assert junk == StorageClasses()
 
 
 def redis_pod(**status: Any) -> dict[str, Any]:
@@ -373,6 +450,17 @@ def test_hooks_and_ignored_objects_do_not_count_toward_app_health() -> None:
     crd = obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", annotations={"helm.sh/hook": "crd-install"})
     assert counts_toward_app_health(crd)  # Helm's CRD marker is not a hook (gitops-engine helm hook.IsHook)
     assert counts_toward_app_health(obj("v1", "Pod", annotations="junk"))
+    assert not counts_toward_app_health(obj("batch/v1", "Job", annotations={"argocd.argoproj.io/hook": "Skip"}))
+
+
+def test_app_health_exclusion_says_why() -> None:
+    assert app_health_exclusion(obj("apps/v1", "Deployment", annotations={IGNORE: "true"})) == \
+        'annotated argocd.argoproj.io/ignore-healthcheck: "true"'
+    assert app_health_exclusion(obj("batch/v1", "Job", annotations={"argocd.argoproj.io/hook": "PreSync"})) == \
+        "hook (argocd.argoproj.io/hook: PreSync)"
+    assert app_health_exclusion(obj("batch/v1", "Job", annotations={"helm.sh/hook": "post-install"})) == \
+        "hook (helm.sh/hook: post-install)"
+    assert app_health_exclusion(obj("apps/v1", "Deployment", annotations={IGNORE: "false"})) is None
 
 
 def test_kstatus_generic_rules() -> None:

@@ -18,6 +18,7 @@ from tests.manifest_snippets import deployment
 from validator.diagnose import diagnose
 from validator.errors import EnvironmentNotReady
 from validator.failfast import Thresholds
+from validator.health import HealthStatus
 from validator.install import install
 from validator.manifests import Bundle, load_bundle
 from validator.watch import wait_healthy
@@ -216,3 +217,177 @@ def test_current_release_shapes_pass(manifest: str, producer: str) -> None:
         assert len(result.health) == len(bundle)
         statefulsets = double.objects("StatefulSet", "argocd")
         assert statefulsets and all(s["status"]["readyReplicas"] == s["spec"].get("replicas", 1) for s in statefulsets)
+
+
+# ---------------------------------------------------------------- PVC exemption (health-rules §6, last row)
+
+STANDARD = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "rancher.io/local-path",
+            "volumeBindingMode": "WaitForFirstConsumer", "metadata": {
+                "name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}}
+FAST_CLASS = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "example.com/none",
+              "volumeBindingMode": "Immediate", "metadata": {"name": "fast"}}
+
+
+def _claim_bundle(storage_class: str | None) -> Bundle:
+    """A healthy Deployment plus PVC `data` (no consumer), asking for `storage_class` (None: the field is absent)."""
+    field = "" if storage_class is None else f', storageClassName: "{storage_class}"'
+    return load_bundle(f"""
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: data}}
+spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}{field}}}
+---
+{deployment("web")}""".encode(), namespace="argocd")
+
+
+@contextmanager
+def _pending_claim(bundle: Bundle, *setup: Callable[[ApiDouble], None]) -> Iterator[tuple[ApiDouble, Any]]:
+    """kind's StorageClasses, `bundle` installed, and PVC `data` held Pending as no volume ever binds."""
+    with ApiDouble(namespaces=("default", "argocd")) as double:
+        double.create(STANDARD)
+        double.create(FAST_CLASS)
+        for step in setup:
+            step(double)
+        api = double.api_client()
+        install(api, bundle)
+        double.set_status("PersistentVolumeClaim", "data", "argocd", {"phase": "Pending"})
+        yield double, api
+
+
+@pytest.mark.parametrize(("storage_class", "why"), [
+    ("does-not-exist", "StorageClass does-not-exist does not exist"),
+    ("", 'storageClassName "" asks for a pre-provisioned PersistentVolume and none is bound'),
+    ("fast", "StorageClass fast has volumeBindingMode Immediate, so Pending is not waiting for a consumer"),
+])
+def test_pending_claim_not_waiting_for_a_consumer_blocks_the_pass(storage_class: str, why: str) -> None:
+    """Argo CD calls these claims Progressing and they will not bind: the wait must end not Healthy, naming why."""
+    bundle = _claim_bundle(storage_class)
+    with _pending_claim(bundle) as (_double, api):
+        result = wait_healthy(api, bundle, timeout_s=1.5, thresholds=FAST)
+    assert not result.passed and result.timed_out and result.terminal is None
+    assert result.exempt == {}
+    assert result.health["PersistentVolumeClaim/argocd/data"].status is HealthStatus.PROGRESSING
+    assert result.root_cause and "1 of 2 objects not Healthy" in result.root_cause
+    assert f"PersistentVolumeClaim/argocd/data: Progressing ({why})" in result.root_cause
+
+
+@pytest.mark.parametrize("storage_class", [None, "standard"])
+def test_pending_claim_under_wait_for_first_consumer_stays_exempt(storage_class: str | None) -> None:
+    """kind's default `standard` class binds only for a consumer: such a claim is exempt (reported, not Healthy)."""
+    bundle = _claim_bundle(storage_class)
+    with _pending_claim(bundle) as (double, api):
+        double.reset_counts()
+        result = wait_healthy(api, bundle, timeout_s=30, thresholds=FAST)
+        assert double.request_count("list", "/storageclasses") == 1  # once per wait, not per event
+    assert result.passed, result.root_cause
+    default = " (the cluster default)" if storage_class is None else ""
+    assert result.exempt == {"PersistentVolumeClaim/argocd/data": (
+        f"PersistentVolumeClaim is Pending with no consumer scheduled: StorageClass standard{default} binds only "
+        "when a pod uses it (WaitForFirstConsumer)")}
+    assert result.health["PersistentVolumeClaim/argocd/data"].status is HealthStatus.PROGRESSING
+
+
+def test_unreadable_storage_classes_fail_closed() -> None:
+    """Without the StorageClasses nothing proves the claim only waits for a consumer: no exemption, and said so."""
+    bundle = _claim_bundle("standard")
+    forbidden = ('storageclasses.storage.k8s.io is forbidden: User "x" cannot list resource "storageclasses" in API '
+                 'group "storage.k8s.io" at the cluster scope')
+
+    def deny(double: ApiDouble) -> None:
+        double.fail(403, count=100, verb="list", path_contains="/storageclasses", message=forbidden)
+
+    with _pending_claim(bundle, deny) as (_double, api):
+        lines: list[str] = []
+        result = wait_healthy(api, bundle, timeout_s=1.5, thresholds=FAST, progress=lines.append)
+    assert not result.passed and result.timed_out and result.exempt == {}
+    assert lines[0] == f"listing StorageClasses: {forbidden}: Pending PersistentVolumeClaims will not be exempted " \
+                       "(fail closed)"
+    assert result.root_cause and f"StorageClasses could not be read (listing StorageClasses: {forbidden})" \
+        in result.root_cause
+
+
+# ---------------------------------------------------------------- objects outside app health (health-rules §4.14)
+
+IGNORED = 'annotated argocd.argoproj.io/ignore-healthcheck: "true"'
+ANNOTATIONS = {IGNORED: '{argocd.argoproj.io/ignore-healthcheck: "true"}',
+               "hook (argocd.argoproj.io/hook: PostSync)": "{argocd.argoproj.io/hook: PostSync}"}
+
+
+def _with_stuck(annotations: str | None) -> Bundle:
+    """Deployment `web` plus Deployment `stuck`, annotated with `annotations` (a YAML flow mapping) if given."""
+    stuck = deployment("stuck")
+    if annotations:
+        stuck = stuck.replace("metadata: {name: stuck}", f"metadata: {{name: stuck, annotations: {annotations}}}")
+    return load_bundle(f"{deployment('web')}---{stuck}".encode(), namespace="argocd")
+
+
+@pytest.mark.parametrize("why", list(ANNOTATIONS))
+def test_objects_outside_app_health_do_not_block_the_pass(why: str) -> None:
+    """Argo CD leaves hooks and ignore-healthcheck objects out of app health: never Healthy must not block a pass,
+    and the report still lists them as not counted."""
+    bundle = _with_stuck(ANNOTATIONS[why])
+    with ApiDouble(namespaces=("default", "argocd")) as double:
+        double.pods("stuck").ready_after(600)
+        api = double.api_client()
+        install(api, bundle)
+        lines: list[str] = []
+        result = wait_healthy(api, bundle, timeout_s=30, thresholds=FAST, progress=lines.append)
+    assert result.passed, result.root_cause
+    assert result.elapsed_s < 10
+    assert result.not_counted == {"Deployment.apps/argocd/stuck": why}
+    assert result.health["Deployment.apps/argocd/stuck"].status is HealthStatus.PROGRESSING  # reported as it is
+    assert lines[-1].startswith("PASS: ") and f"not counted: Deployment.apps/argocd/stuck ({why})" in lines[-1]
+
+
+def test_the_same_object_counted_blocks_the_pass() -> None:
+    bundle = _with_stuck(None)
+    with ApiDouble(namespaces=("default", "argocd")) as double:
+        double.pods("stuck").ready_after(600)
+        api = double.api_client()
+        install(api, bundle)
+        result = wait_healthy(api, bundle, timeout_s=1.5, thresholds=FAST)
+    assert not result.passed and result.timed_out and result.not_counted == {}
+    assert result.root_cause and "Deployment/argocd/stuck: Progressing" in result.root_cause
+
+
+HOOK = "hook (argocd.argoproj.io/hook: PostSync)"
+
+
+@pytest.mark.parametrize("why", [IGNORED, HOOK, None])
+def test_fail_fast_signals_of_uncounted_objects_do_not_stop_the_wait(why: str | None) -> None:
+    """Pods of an ignored Deployment crash-loop: a fail-fast signal there says nothing about app health. A hook
+    is not waited for either, but one that fails fails the sync in Argo CD: it still stops the run."""
+    ignored = why == IGNORED
+    bundle = _with_stuck(ANNOTATIONS[why] if why else None)
+    with ApiDouble(namespaces=("default", "argocd")) as double:
+        double.pods("stuck").crashloop("app", log="boom", every=0.1)
+        double.pods("web").ready_after(2.0)  # the crash loop reaches its restart threshold first
+        api = double.api_client()
+        install(api, bundle)
+        result = wait_healthy(api, bundle, timeout_s=30, thresholds=FAST)
+    if ignored:
+        assert result.passed and result.terminal is None, result.root_cause
+        assert result.last_change_s is not None and result.last_change_s > 1.0  # it waited for web
+    else:
+        assert not result.passed and result.terminal is not None and result.terminal.reason == "CrashLoopBackOff"
+        assert "stuck" in (result.terminal.owner or "")
+
+
+def test_pods_of_an_uncounted_deployment_are_known_before_their_replicaset_is_listed() -> None:
+    """Lists arrive in any order: a pod seen before its ReplicaSet still belongs to the ignored Deployment."""
+    from validator.watch import _State
+
+    bundle = _with_stuck(ANNOTATIONS[IGNORED])
+    state = _State(bundle, FAST, started=0.0)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "stuck-5d8f-abcde", "namespace": "argocd", "uid": "p1", "labels": {"pod-template-hash": "5d8f"},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "stuck-5d8f", "uid": "rs1",
+                             "controller": True}]},
+        "spec": {"containers": [{"name": "app", "image": "bad image"}]},
+        "status": {"phase": "Pending", "containerStatuses": [{"name": "app", "ready": False, "restartCount": 0,
+                                                             "state": {"waiting": {"reason": "InvalidImageName"}}}]}}
+    assert state.upsert(pod, 1.0) is None  # InvalidImageName stops at once, but not for an ignored Deployment
+    assert str(state.uncounted_root(pod)) == "Deployment.apps/argocd/stuck"
+    counted = _State(_with_stuck(None), FAST, started=0.0)
+    terminal = counted.upsert(pod, 1.0)
+    assert terminal is not None and terminal.reason == "InvalidImageName"

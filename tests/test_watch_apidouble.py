@@ -162,3 +162,17 @@ def test_repeated_apply_is_a_no_op() -> None:
                                          header_params={"Content-Type": "application/apply-patch+yaml"})
             versions.append(json.loads(api.call_api(*params).read())["metadata"]["resourceVersion"])
         assert versions[0] == versions[1]
+
+
+def test_storage_classes_are_served_cluster_scoped() -> None:
+    """The watcher reads StorageClasses to decide PVC exemptions: the double serves them like the apiserver."""
+    with ApiDouble(simulate=False) as double:
+        api = double.api_client()
+        storage = client.StorageV1Api(api)
+        storage.create_storage_class({"metadata": {"name": "standard"}, "provisioner": "rancher.io/local-path",
+                                      "volumeBindingMode": "WaitForFirstConsumer"})
+        assert [(c.metadata.name, c.volume_binding_mode) for c in storage.list_storage_class().items] == [
+            ("standard", "WaitForFirstConsumer")]
+        groups = {g.name for g in client.ApisApi(api).get_api_versions().groups}
+        assert "storage.k8s.io" in groups
+        assert double.request_count("list", "/apis/storage.k8s.io/v1/storageclasses") == 1

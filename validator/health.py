@@ -594,11 +594,91 @@ def assess(obj: dict[str, Any], strict: bool = False) -> Health:
 # Environment exemptions, owners, root causes
 # --------------------------------------------------------------------------------------------------
 
-def environment_exempt(obj: dict[str, Any], health: Health) -> str | None:
+DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
+                             "storageclass.beta.kubernetes.io/is-default-class")  # the beta key is still honoured
+SELECTED_NODE = "volume.kubernetes.io/selected-node"  # set by the scheduler once a pod consumes the claim
+
+
+@dataclass(frozen=True)
+class StorageClasses:
+    """The cluster's StorageClasses as far as a Pending PVC's exemption needs them (read by the caller, so this
+    module stays pure). `error` set means they could not be read: then no PVC is exempt (fail closed)."""
+
+    binding_modes: Mapping[str, str] = field(default_factory=dict)  # class name -> volumeBindingMode
+    default: str | None = None  # the class a claim without spec.storageClassName gets
+    error: str | None = None
+
+    @classmethod
+    def from_items(cls, items: Iterable[Any]) -> StorageClasses:
+        """From a storage.k8s.io/v1 StorageClass list. An unset volumeBindingMode is Immediate (the API default);
+        with several default classes the newest wins, as in Kubernetes since 1.26."""
+        modes: dict[str, str] = {}
+        defaults: list[tuple[str, str]] = []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            meta = metadata(item)
+            name, mode = meta.get("name"), item.get("volumeBindingMode") or "Immediate"
+            if not isinstance(name, str) or not isinstance(mode, str):
+                continue
+            modes[name] = mode
+            annotations = meta.get("annotations")
+            if isinstance(annotations, dict) and any(annotations.get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS):
+                defaults.append((str(meta.get("creationTimestamp") or ""), name))
+        newest = max((ts for ts, _ in defaults), default=None)
+        return cls(modes, min((n for ts, n in defaults if ts == newest), default=None))
+
+
+def _pvc_binding(obj: Mapping[str, Any], storage: StorageClasses | None) -> tuple[bool, str]:
+    """Whether a Pending claim only waits for its first consumer (§6: exempt), and why, in words for the report.
+
+    Only a WaitForFirstConsumer class (the one named, or the default when the field is absent; "" means no class)
+    with no node selected and no pre-bound volume qualifies: a missing class, an Immediate class or a claim for a
+    pre-provisioned volume that stays Pending is a real problem Argo CD calls Progressing, and must block a pass.
+    """
+    if storage is None or storage.error:
+        return False, f"StorageClasses could not be read ({storage.error if storage else 'not given'}), so a " \
+                      "Pending claim is not exempt"
+    spec = _map(obj, "spec")
+    node = _map(metadata(obj), "annotations").get(SELECTED_NODE)
+    if node is not None:
+        return False, f"a pod consumes it (node {node} selected), yet no volume is bound"
+    if spec.get("volumeName"):
+        return False, f"pre-bound to PersistentVolume {spec.get('volumeName')}, which it waits for, not for a consumer"
+    requested = spec.get("storageClassName")
+    if requested == "":
+        return False, 'storageClassName "" asks for a pre-provisioned PersistentVolume and none is bound'
+    name = storage.default if requested is None else requested
+    if not isinstance(name, str):
+        return False, "no storageClassName and the cluster has no default StorageClass"
+    mode = storage.binding_modes.get(name)
+    which = f"StorageClass {name}" + (" (the cluster default)" if requested is None else "")
+    if mode is None:
+        return False, f"{which} does not exist"
+    if mode != "WaitForFirstConsumer":
+        return False, f"{which} has volumeBindingMode {mode}, so Pending is not waiting for a consumer"
+    return True, ("PersistentVolumeClaim is Pending with no consumer scheduled: "
+                  f"{which} binds only when a pod uses it (WaitForFirstConsumer)")
+
+
+def stuck_claim(obj: dict[str, Any], health: Health, storage: StorageClasses | None) -> str | None:
+    """Why a Progressing PVC that is *not* exempt is stuck (for progress and root causes), else None."""
+    if health.status is not _P or obj.get("kind") != "PersistentVolumeClaim" or obj.get("apiVersion") != "v1" \
+            or metadata(obj).get("deletionTimestamp"):
+        return None
+    try:
+        exempt, why = _pvc_binding(obj, storage)
+    except (ValueError, AttributeError):
+        return None
+    return None if exempt else why
+
+
+def environment_exempt(obj: dict[str, Any], health: Health, storage: StorageClasses | None = None) -> str | None:
     """Why this object can never become Healthy on a bare kind cluster, or None.
 
     Only Progressing verdicts that depend on infrastructure the mirror deliberately lacks qualify (§6 last row);
-    callers report these separately and never count them as Healthy.
+    callers report these separately and never count them as Healthy. A Pending PVC needs `storage` (see
+    _pvc_binding): without it nothing proves the claim merely waits for a consumer, so it is not exempt.
     """
     if health.status is not _P or metadata(obj).get("deletionTimestamp"):
         return None
@@ -611,10 +691,8 @@ def environment_exempt(obj: dict[str, Any], health: Health) -> str | None:
         if kind == "Ingress" and group in ("networking.k8s.io", "extensions"):
             return "Ingress has no load-balancer status: the mirror cluster runs no ingress controller"
         if kind == "PersistentVolumeClaim" and group == "":
-            annotations = _map(_map(obj, "metadata"), "annotations")
-            if "volume.kubernetes.io/selected-node" not in annotations:
-                return ("PersistentVolumeClaim is Pending with no consumer scheduled: kind's default StorageClass "
-                        "binds only when a pod uses it (WaitForFirstConsumer)")
+            exempt, why = _pvc_binding(obj, storage)
+            return why if exempt else None
         if kind == "APIService" and group == "apiregistration.k8s.io":
             service = _map(_map(obj, "spec"), "service")
             if service:
@@ -785,15 +863,31 @@ HOOK_ANNOTATIONS = ("argocd.argoproj.io/hook", "helm.sh/hook")
 IGNORE_HEALTHCHECK = "argocd.argoproj.io/ignore-healthcheck"
 
 
-def counts_toward_app_health(obj: Mapping[str, Any]) -> bool:
-    """Whether Argo CD's app health would include this live object (controller/health.go setApplicationHealth):
-    hooks and objects annotated ignore-healthcheck: "true" are skipped; callers should not feed them to aggregate."""
+def app_health_exclusion(obj: Mapping[str, Any]) -> str | None:
+    """Why Argo CD's app health leaves this live object out (controller/health.go setApplicationHealth, §4.14),
+    or None when it counts: hooks (Skip hooks too) and objects annotated ignore-healthcheck: "true"."""
     annotations = metadata(obj).get("annotations")
     if not isinstance(annotations, dict):
-        return True
-    # gitops-engine's helm hook.IsHook: Helm marks CRDs `helm.sh/hook: crd-install`, but they are not hooks
-    hooks = [a for a in HOOK_ANNOTATIONS if a in annotations and annotations[a] != "crd-install"]
-    return annotations.get(IGNORE_HEALTHCHECK) != "true" and not hooks
+        return None
+    if annotations.get(IGNORE_HEALTHCHECK) == "true":
+        return f'annotated {IGNORE_HEALTHCHECK}: "true"'
+    hook = hook_annotation(obj)
+    return f"hook ({hook})" if hook else None
+
+
+def hook_annotation(obj: Mapping[str, Any]) -> str | None:
+    """'key: value' of the annotation that makes OBJ a sync hook (gitops-engine's hook.IsHook), else None. Helm
+    marks CRDs `helm.sh/hook: crd-install`, but they are not hooks."""
+    annotations = metadata(obj).get("annotations")
+    if not isinstance(annotations, dict):
+        return None
+    return next((f"{key}: {annotations[key]}" for key in HOOK_ANNOTATIONS
+                 if key in annotations and annotations[key] != "crd-install"), None)
+
+
+def counts_toward_app_health(obj: Mapping[str, Any]) -> bool:
+    """Whether Argo CD's app health would include this live object; callers should not feed others to aggregate."""
+    return app_health_exclusion(obj) is None
 
 
 def worse(a: HealthStatus, b: HealthStatus) -> HealthStatus:

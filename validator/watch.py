@@ -7,6 +7,10 @@ errors (connection reset, 429, 5xx) with tenacity back-off. Every observed versi
 health.assess (strict) and failfast.FailFast.observe; a local timer re-observes non-Healthy objects so grace
 periods expire even when nothing changes on the wire. The verdict is computed on every change, so a pass is
 reported as soon as the last object turns Healthy.
+
+As in Argo CD's app health (health-rules §4.14), hooks and objects annotated ignore-healthcheck are not waited for
+(only for their existence) and their fail-fast signals, or their pods', do not stop the wait; they are reported as
+not counted. Pending PVCs are exempt only under a WaitForFirstConsumer StorageClass, read once per wait.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +31,19 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay
 
 from validator.errors import EnvironmentNotReady
 from validator.failfast import FailFast, Terminal, Thresholds
-from validator.health import Health, HealthStatus, assess, environment_exempt, explain, pod_problem
+from validator.health import (
+    Health,
+    HealthStatus,
+    StorageClasses,
+    app_health_exclusion,
+    assess,
+    environment_exempt,
+    explain,
+    hook_annotation,
+    owner_of,
+    pod_problem,
+    stuck_claim,
+)
 from validator.install import image_mismatches
 from validator.kubeapi import RETRY_WAIT, Kube, KubeError, Resource, iter_lines
 from validator.manifests import Bundle, KubeObject, ObjectRef, group_of
@@ -37,6 +53,7 @@ _OWNED_KINDS = (("v1", "Pod"), ("apps/v1", "ReplicaSet"))
 _RANK = {HealthStatus.UNKNOWN: 5, HealthStatus.DEGRADED: 4, HealthStatus.MISSING: 3, HealthStatus.PROGRESSING: 2,
          HealthStatus.SUSPENDED: 1}
 _WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"})
+STORAGE_CLASSES_PATH = "/apis/storage.k8s.io/v1/storageclasses"
 
 
 @dataclass
@@ -49,6 +66,7 @@ class WaitResult:
     health: dict[str, Health]
     elapsed_s: float
     exempt: dict[str, str] = field(default_factory=dict)  # ref -> why it cannot be Healthy on the mirror
+    not_counted: dict[str, str] = field(default_factory=dict)  # ref -> why Argo CD's app health leaves it out
     missing: list[str] = field(default_factory=list)
     timed_out: bool = False
     last_change_s: float | None = None  # when (since start) the last bundle object changed health
@@ -177,12 +195,19 @@ class _KindWatch(threading.Thread):
 class _State:
     """The live picture: last object per ref, its health, and what the verdict needs."""
 
-    def __init__(self, bundle: Bundle, thresholds: Thresholds, started: float) -> None:
+    def __init__(self, bundle: Bundle, thresholds: Thresholds, started: float,
+                 storage: StorageClasses | None = None) -> None:
         self.bundle = bundle
         self.expected: dict[ObjectRef, KubeObject] = dict(bundle.index)
         self.live: dict[ObjectRef, dict[str, Any]] = {}
         self.health: dict[ObjectRef, Health] = {}
         self.exempt: dict[ObjectRef, str] = {}
+        self.storage = storage
+        self.stuck: dict[ObjectRef, str] = {}  # Pending PVCs that are not exempt -> why they are stuck
+        self.not_counted: dict[ObjectRef, str] = {}  # from the bundle until the live object is seen (Argo reads live)
+        self.hooks: set[ObjectRef] = set()  # not counted, but a hook that fails fails the sync in Argo CD
+        for ref, kobj in self.expected.items():
+            self._classify(ref, kobj.body)
         self.failfast = FailFast(thresholds)
         self.started = started
         self.since: dict[ObjectRef, float] = {}  # when each bundle object last changed health
@@ -192,12 +217,54 @@ class _State:
         self.absent_since: dict[ObjectRef, float] = {}
         self.missing: set[ObjectRef] = set(self.expected)  # bundle objects not (or no longer) in the cluster
 
+    def _classify(self, ref: ObjectRef, obj: dict[str, Any]) -> None:
+        """Record whether Argo CD's app health leaves the object out (the live object's annotations win)."""
+        why = app_health_exclusion(obj)
+        if why:
+            self.not_counted[ref] = why
+        else:
+            self.not_counted.pop(ref, None)
+        if hook_annotation(obj) and why:
+            self.hooks.add(ref)
+        else:
+            self.hooks.discard(ref)
+
+    def uncounted_root(self, obj: dict[str, Any]) -> ObjectRef | None:
+        """The not-counted bundle object that `obj` is or belongs to (controller chain: Pod -> ReplicaSet ->
+        Deployment), else None: a fail-fast signal there says nothing about the app's health."""
+        for _ in range(3):
+            ref = ref_of(obj)
+            if ref in self.not_counted:
+                return ref
+            meta = obj.get("metadata") or {}
+            owners = [o for o in meta.get("ownerReferences") or [] if isinstance(o, dict)]
+            owner = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
+            if owner is None:
+                return None
+            parent = _key(str(owner.get("apiVersion", "")), str(owner.get("kind", "")),
+                          str(meta.get("namespace") or ""), str(owner.get("name", "")))
+            if parent in self.not_counted:
+                return parent
+            if parent not in self.live:  # e.g. its ReplicaSet not listed yet: owner_of names the Deployment
+                named = owner_of(obj)
+                return next((r for r in self.not_counted if f"{r.kind}/{r.namespace}/{r.name}" == named), None)
+            obj = self.live[parent]
+        return None
+
+    def _counted(self, terminal: Terminal | None, obj: dict[str, Any]) -> Terminal | None:
+        """The terminal, unless it fired on an ignore-healthcheck object (or its pods). A hook is not waited for
+        either, but one that fails fails the sync in Argo CD, so its terminal stands."""
+        root = None if terminal is None else self.uncounted_root(obj)
+        return None if terminal is None or (root is not None and root not in self.hooks) else terminal
+
     def upsert(self, obj: dict[str, Any], now: float) -> Terminal | None:
         ref = ref_of(obj)
         expected = ref in self.expected
         self.live[ref] = obj
         self.missing.discard(ref)
-        terminal = self.failfast.observe(obj, now)
+        if expected:
+            self._classify(ref, obj)
+        terminal = self._counted(self.failfast.observe(obj, now), obj)
         if self.failfast.history(obj):  # a fail-fast signal is pending: its grace must be re-checked over time
             self.signalled.add(ref)
         else:
@@ -212,12 +279,17 @@ class _State:
         self.health[ref] = health
         if not expected:
             return terminal
-        why = environment_exempt(obj, health)
+        why = environment_exempt(obj, health, self.storage)
         if why:
             self.exempt[ref] = why
         else:
             self.exempt.pop(ref, None)
-        if health.status in (None, HealthStatus.HEALTHY) or why:
+        stuck = stuck_claim(obj, health, self.storage)
+        if stuck:
+            self.stuck[ref] = stuck
+        else:
+            self.stuck.pop(ref, None)
+        if health.status in (None, HealthStatus.HEALTHY) or why or ref in self.not_counted:
             self.unsatisfied.discard(ref)
         else:
             self.unsatisfied.add(ref)
@@ -228,9 +300,11 @@ class _State:
         self.live.pop(ref, None)
         self.health.pop(ref, None)
         self.exempt.pop(ref, None)
+        self.stuck.pop(ref, None)
         self.failfast.forget(obj)
         self.signalled.discard(ref)
         if ref in self.expected:
+            self._classify(ref, self.expected[ref].body)
             self.unsatisfied.add(ref)
             self.missing.add(ref)
             self.since[ref] = now
@@ -250,7 +324,7 @@ class _State:
     def recheck(self, now: float) -> Terminal | None:
         """Re-observe objects with pending fail-fast signals, so grace periods expire without a new event."""
         for ref in list(self.signalled):
-            terminal = self.failfast.observe(self.live[ref], now)
+            terminal = self._counted(self.failfast.observe(self.live[ref], now), self.live[ref])
             if terminal is not None:
                 return terminal
         return None
@@ -291,10 +365,14 @@ class _State:
     def summary(self, now: float) -> str:
         counts: dict[str, int] = {}
         for ref in self.expected:
-            state = ("Missing" if ref not in self.live else "Exempt" if ref in self.exempt else
+            state = ("Missing" if ref not in self.live else "Not counted" if ref in self.not_counted else
+                     "Exempt" if ref in self.exempt else
                      (self.health[ref].status or HealthStatus.HEALTHY).value if ref in self.health else "Unknown")
             counts[state] = counts.get(state, 0) + 1
         text = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        if self.not_counted:
+            text += "; not counted: " + _some(f"{ref} ({why})" for ref, why in sorted(self.not_counted.items(),
+                                                                                     key=lambda i: str(i[0])))
         pending = [r for r in self.unsatisfied]
         if pending:
             slowest = min(pending, key=lambda r: self.since.get(r, self.started))
@@ -309,7 +387,8 @@ class _State:
         worst: tuple[int, str] | None = None
         for ref, health in self.health.items():
             obj = self.live.get(ref)
-            if obj is None or obj.get("kind") != "Pod" or health.status not in _RANK or not pod_problem(obj):
+            if obj is None or obj.get("kind") != "Pod" or health.status not in _RANK or not pod_problem(obj) \
+                    or self.uncounted_root(obj):
                 continue
             text = explain(obj, health)
             if text and (worst is None or _RANK[health.status] > worst[0]):
@@ -322,7 +401,32 @@ class _State:
         if slowest not in self.live:
             return f"{slowest}: Missing"
         current = self.health.get(slowest)
-        return (explain(self.live[slowest], current) if current else None) or str(slowest)
+        text = (explain(self.live[slowest], current) if current else None) or str(slowest)
+        return f"{text} ({self.stuck[slowest]})" if slowest in self.stuck else text
+
+
+def _some(items: Iterable[str], limit: int = 3) -> str:
+    """'a, b, c and 2 more': a bounded list for one-line progress and root causes."""
+    listed = list(items)
+    head = ", ".join(listed[:limit])
+    return head + (f" and {len(listed) - limit} more" if len(listed) > limit else "")
+
+
+def storage_classes(kube: Kube, bundle: Bundle) -> StorageClasses | None:
+    """The cluster's StorageClasses, read once per wait and only when the bundle has PVCs (else None: no API call).
+
+    A failed list (e.g. 403) is recorded as the error, so no Pending PVC is exempt: fail closed, never a wrong pass.
+    """
+    if not any(o.kind == "PersistentVolumeClaim" and o.group == "" for o in bundle):
+        return None
+    try:
+        listing = kube.call("GET", STORAGE_CLASSES_PATH)
+    except KubeError as exc:
+        return StorageClasses(error=f"listing StorageClasses: {exc.message}")
+    items = listing.get("items") if isinstance(listing, dict) else None
+    if not isinstance(items, list):
+        return StorageClasses(error="listing StorageClasses: the answer has no items")
+    return StorageClasses.from_items(items)
 
 
 def _streams_client(api: Any, streams: int) -> Any:
@@ -360,10 +464,14 @@ def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: T
     started = time.monotonic()
     cpu_started = time.thread_time()
     deadline = started + timeout_s
+    setup = Kube(api, retry_s=min(30.0, timeout_s))
     try:
-        kinds = kinds_in_play(Kube(api, retry_s=min(30.0, timeout_s)), bundle)
+        kinds = kinds_in_play(setup, bundle)
     except KubeError as exc:
         raise EnvironmentNotReady(f"cannot map the bundle's kinds: {exc.message}") from None
+    storage = storage_classes(setup, bundle)
+    if progress and storage and storage.error:
+        progress(f"{storage.error}: Pending PersistentVolumeClaims will not be exempted (fail closed)")
     streams = _streams_client(api, len(kinds))
     kube = Kube(streams, retry_s=min(30.0, timeout_s))
     stop = threading.Event()
@@ -372,7 +480,7 @@ def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: T
                 for av, kind, res in kinds]
     for watcher in watchers:
         watcher.start()
-    state = _State(bundle, thresholds, started)
+    state = _State(bundle, thresholds, started, storage)
     synced: set[tuple[str, str]] = set()
     terminal: Terminal | None = None
     fatal: str | None = None
@@ -447,12 +555,17 @@ def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: T
         lead = f"{len(state.unsatisfied)} of {len(state.expected)} objects not Healthy after {timeout_s:.0f} s"
         root_cause = f"{lead}: {suspect}" if suspect else (
             f"{lead}: missing {', '.join(missing[:3])}" if missing else lead)
+        claims = [f"{ref}: {why}" for ref, why in sorted(state.stuck.items(), key=lambda i: str(i[0]))
+                  if ref in state.unsatisfied and why not in root_cause]
+        if claims:
+            root_cause += f"; stuck claims: {_some(claims)}"
     if progress:
         progress(("PASS: " if passed else "FAIL: ") + (root_cause or state.summary(now)))
     health = {str(r): h for r, h in state.health.items() if r in state.expected}
     return WaitResult(
         passed=passed, root_cause=None if passed else root_cause, terminal=terminal, health=health,
         elapsed_s=now - started, exempt={str(r): why for r, why in state.exempt.items()}, missing=missing,
+        not_counted={str(r): why for r, why in state.not_counted.items()},
         timed_out=timed_out, last_change_s=(state.last_change - started) if state.last_change else None,
         live={str(r): o for r, o in state.live.items()}, watches=sum(w.watches for w in watchers),
         relists=sum(w.relists for w in watchers),

@@ -69,6 +69,7 @@ BUILTIN_TYPES = [
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False),
     ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True),
     ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True),
+    ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False),
 ]
 
 
