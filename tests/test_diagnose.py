@@ -152,3 +152,23 @@ def test_a_kubelet_that_cannot_serve_logs_does_not_stop_the_rest_of_the_evidence
     assert any("10250: connect: connection refused" in n for n in notes)
     assert diag.root_cause.startswith(f"{off_node}: container app failing"), diag.root_cause
     assert f"{other} says boom" in json.dumps(diag.evidence)
+
+
+def test_an_ignored_workload_is_neither_evidence_nor_root_cause(tmp_path: Path) -> None:
+    """A crash-looping ignore-healthcheck Deployment did not stop the wait, so it must not be named as the cause
+    when something else (here a missing image) fails it."""
+    ignored = deployment("sidecar-addon", "x:1").replace(
+        "metadata: {name: sidecar-addon}",
+        'metadata: {name: sidecar-addon, annotations: {argocd.argoproj.io/ignore-healthcheck: "true"}}')
+    bundle = load_bundle(f"{ignored}---{deployment('web', image='nginx:nope')}".encode(), namespace="argocd")
+    with ApiDouble(namespaces=("default", "argocd")) as double:
+        double.pods("sidecar-addon").crashloop("app", log="addon says boom\n", every=0.1, exit_code=1)
+        double.pods("web").waiting("app", "ErrImagePull", 'failed to pull "docker.io/library/nginx:nope": not found')
+        api = double.api_client()
+        install(api, bundle)
+        result = wait_healthy(api, bundle, timeout_s=30, thresholds=Thresholds())
+        assert not result.passed and "Deployment.apps/argocd/sidecar-addon" in result.not_counted
+        diag = run_diagnose(api, bundle, result, tmp_path)
+    assert diag.root_cause.startswith("web: container app failing"), diag.root_cause
+    assert "sidecar-addon" not in json.dumps(diag.evidence)
+

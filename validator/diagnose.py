@@ -24,7 +24,7 @@ from typing import Any
 from kubernetes.client import ApiClient
 
 from validator.files import atomic_write
-from validator.health import HealthStatus, container_problem, evidence, owner_of
+from validator.health import HealthStatus, container_problem, evidence, hook_annotation, owner_of
 from validator.kubeapi import Kube, KubeError, Resource
 from validator.manifests import Bundle
 from validator.preflight.netpol import policy_types
@@ -226,8 +226,8 @@ class _Collector:
 def diagnose(api: ApiClient, bundle: Bundle, result: WaitResult, out_dir: Path) -> Diagnosis:
     """Collect evidence for a failed wait and name the root cause; writes diagnosis.json and diagnosis.md."""
     col = _Collector(api, bundle, result)
-    pods = col.list("v1", "Pod")
     replicasets = col.list("apps/v1", "ReplicaSet")
+    pods = _counted_pods(col.list("v1", "Pod"), replicasets, result)
     policies = col.list("networking.k8s.io/v1", "NetworkPolicy")
     events = sorted(col.list("v1", "Event"), key=_event_order)
 
@@ -247,7 +247,8 @@ def diagnose(api: ApiClient, bundle: Bundle, result: WaitResult, out_dir: Path) 
         diagnosis.evidence.append(_pod_evidence(col, pod, policies))
         involved.add(str((pod.get("metadata") or {}).get("name")))
     for ref, health in sorted(result.health.items()):
-        if health.status not in (None, HealthStatus.HEALTHY) and ref not in result.exempt:
+        if health.status not in (None, HealthStatus.HEALTHY) and ref not in result.exempt \
+                and ref not in result.not_counted:
             live = result.live.get(ref)
             entry: dict[str, Any] = {"object": ref, "health": health.status.value if health.status else None,
                                      "message": health.message}
@@ -280,6 +281,15 @@ def diagnose(api: ApiClient, bundle: Bundle, result: WaitResult, out_dir: Path) 
         diagnosis.evidence.append({"collection_notes": col.notes})
     write(diagnosis, out_dir)
     return diagnosis
+
+
+def _counted_pods(pods: list[dict[str, Any]], replicasets: list[dict[str, Any]],
+                  result: WaitResult) -> list[dict[str, Any]]:
+    """PODS less those of ignore-healthcheck objects: the wait did not judge them, so neither is their failure
+    evidence or a root cause. A hook's pods stay: a failing hook fails the sync."""
+    ignored = {_ref(p) for ref in result.not_counted if (live := result.live.get(ref)) and not hook_annotation(live)
+               for p in _owned_pods(live, pods, replicasets)}
+    return [p for p in pods if _ref(p) not in ignored]
 
 
 def _ref(pod: dict[str, Any]) -> str:

@@ -276,6 +276,8 @@ def _pod_signals(obj: Mapping[str, Any]) -> Iterator[Signal]:
     phase = status.get("phase")
     if phase == "Failed":
         owner = owner_of(obj)
+        # Standalone pods only (health-rules §6 says "not owned by Job or RS"): StatefulSet and DaemonSet pods that
+        # fail are replaced by their controllers too, so a Failed one is not terminal either.
         if owner is None and status.get("reason") not in ("Evicted", "Preempting"):
             yield Signal("pod-failed", "pod:failed", str(status.get("reason") or "Failed"),
                          str(status.get("message") or _failed_container_message(obj)))
