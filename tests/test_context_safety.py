@@ -43,7 +43,9 @@ def test_validate_reproduce_sweep_never_reach_production(ambient: Path, fake_too
         argocd_syncs_smoke_app(double)
         assert main(["reproduce", str(candidate), "--artifacts", str(tmp_path / "reproduce")]) == 0
         out = capsys.readouterr().out
-        assert "The cluster is kept for you to explore" in out
+        assert "The cluster is kept for you to explore; when done, run its delete line" in out
+        (kept_name,) = [n for n in fake_tools.clusters() if n.startswith("argocd-mirror-")]
+        assert f"  delete main: kind delete cluster --name {kept_name} --kubeconfig {tmp_path / 'reproduce'}" in out
         assert f"--kubeconfig {tmp_path / 'reproduce'}" in out  # its own kubeconfig, never the ambient one
     kept = [name for name in fake_tools.clusters() if name.startswith("argocd-mirror-")]
     assert len(kept) == 1  # validate deleted its cluster, reproduce kept its own

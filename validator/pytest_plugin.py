@@ -391,6 +391,8 @@ class ClusterPool:
                 kubeconfig=self.options.kubeconfig, context=self.options.context, progress=self.progress))
             self.clusters[key] = cluster
             self.connect[f"cluster {key}"] = cluster.kubectl_command("get", "pods", "-A")
+            if (delete := cluster.delete_command()) is not None:
+                self.connect[f"delete {key}"] = delete
             prove_networkpolicy_enforced(cluster, progress=self.progress)
         return self.clusters[key]
 

@@ -143,5 +143,4 @@ class KindProvider(Provider):
         return []
 
     def keep_hint(self, cluster: Cluster) -> list[str]:
-        return [*super().keep_hint(cluster), f"delete it with: kind delete cluster --name {cluster.name} "
-                f"--kubeconfig {cluster.kubeconfig}"]
+        return [*super().keep_hint(cluster), f"delete it with: {cluster.delete_command()}"]

@@ -31,6 +31,12 @@ class Cluster:
     def mark_failed(self) -> None:
         self.failed = True
 
+    def delete_command(self) -> str | None:
+        """How a user deletes a kept cluster by hand (kind clusters we created; an existing cluster is not ours)."""
+        if self.provider != "kind" or not self.created_by_us:
+            return None
+        return shlex.join(["kind", "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)])
+
     def kubectl_command(self, *args: str) -> str:
         argv = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--context", self.context, *args]
         return shlex.join(argv)

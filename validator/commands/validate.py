@@ -216,7 +216,12 @@ def run(args: argparse.Namespace) -> int:
     print(render_console(verdict), flush=True)
     if args.reproduce:
         if connect:
-            print("The cluster is kept for you to explore (delete it with `argocd-mirror sweep` when done):")
+            if any(name.startswith("delete ") for name in connect):
+                print("The cluster is kept for you to explore; when done, run its delete line (`argocd-mirror sweep "
+                      "--older-than 0` deletes every argocd-mirror cluster on this Docker engine):")
+            else:
+                print("What the run installed stays on the existing cluster for you to explore (nothing was torn "
+                      "down):")
             print("\n".join(f"  {name}: {command}" for name, command in connect.items()))
         else:
             print("No cluster was created, so there is nothing to connect to.")
