@@ -185,9 +185,11 @@ def test_an_unreachable_registry_is_could_not_validate_not_a_candidate_failure(t
         from validator.install import install
 
         install(api, bundle)
+        lines: list[str] = []
         with pytest.raises(EnvironmentNotReady) as info:
-            observe_healthy(cluster, api, bundle, MirrorOptions(wait_timeout_s=30), [].append, tmp_path / "diag",
+            observe_healthy(cluster, api, bundle, MirrorOptions(wait_timeout_s=30), lines.append, tmp_path / "diag",
                             "candidate", thresholds=Thresholds(image_pull_grace_s=0.5))
+    assert lines[-1].startswith("could not validate: DNS failure: "), lines[-1]  # the progress never says FAIL
     text = info.value.one_line()
     assert text.startswith("DNS failure: Pod/argocd/web-"), text
     assert f'cannot pull "{IMAGE}" (ErrImagePull for ' in text and "no such host" in text

@@ -560,7 +560,8 @@ def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: T
         if claims:
             root_cause += f"; stuck claims: {_some(claims)}"
     if progress:
-        progress(("PASS: " if passed else "FAIL: ") + (root_cause or state.summary(now)))
+        verdict = "PASS" if passed else "could not validate" if terminal and terminal.environment else "FAIL"
+        progress(f"{verdict}: {root_cause or state.summary(now)}")
     health = {str(r): h for r, h in state.health.items() if r in state.expected}
     return WaitResult(
         passed=passed, root_cause=None if passed else root_cause, terminal=terminal, health=health,
