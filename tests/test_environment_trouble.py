@@ -195,6 +195,7 @@ def test_an_unreachable_registry_is_could_not_validate_not_a_candidate_failure(t
     assert f'cannot pull "{IMAGE}" (ErrImagePull for ' in text and "no such host" in text
     assert "not the candidate" in text
     assert cluster.failed and (tmp_path / "diag" / "diagnosis.md").is_file()  # diagnostics as for a failure
+    assert str(tmp_path / "diag" / "diagnosis.md") in info.value.evidence  # and the verdict lists them
 
 
 @pytest.fixture

@@ -21,6 +21,10 @@ class MirrorError(Exception):
 
     exit_code: ExitCode = ExitCode.COULD_NOT_VALIDATE
 
+    def __init__(self, message: str = "", evidence: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.evidence = evidence  # files that show why (diagnosis.md, ...), listed with the step in the verdict
+
     def one_line(self) -> str:
         """The message as a single line, as printed by the CLI."""
         from validator.text import escape_controls

@@ -485,10 +485,12 @@ def observe_healthy(cluster: Any, api: Any, bundle: Any, options: MirrorOptions,
         evidence = tuple(str(out_dir / n) for n in ("diagnosis.md", "diagnosis.json") if (out_dir / n).exists())
         if waited.terminal is not None and waited.terminal.environment:
             raise EnvironmentNotReady(f"{waited.terminal.root_cause}; could not validate {label}: the runner's "
-                                      "network or the registry failed, not the candidate (retry, or mirror the images)")
+                                      "network or the registry failed, not the candidate (retry, or mirror the images)",
+                                      evidence)
         cause = diagnosis.root_cause or waited.root_cause or "objects did not become Healthy"
         if role == "baseline":
-            raise EnvironmentNotReady(f"baseline {label} did not become Healthy, so nothing can be judged: {cause}")
+            raise EnvironmentNotReady(f"baseline {label} did not become Healthy, so nothing can be judged: {cause}",
+                                      evidence)
         raise ScenarioFailed(f"rolling back to {label}: {cause}" if role == "rollback" else cause, evidence)
     progress(f"{label} is Healthy after {waited.elapsed_s:.0f}s")
     return Deployed(cluster, api, bundle, install_result, waited)

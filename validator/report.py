@@ -50,10 +50,6 @@ EXIT_CODES = {Status.PASS: ExitCode.PASS, Status.FAIL: ExitCode.CANDIDATE_FAILED
 class ScenarioFailed(CandidateFailed):
     """The candidate was observed broken in a scenario; carries the evidence files diagnose wrote."""
 
-    def __init__(self, root_cause: str, evidence: tuple[str, ...] = ()) -> None:
-        super().__init__(root_cause)
-        self.evidence = evidence
-
 
 @dataclass
 class ScenarioResult:
