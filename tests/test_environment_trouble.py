@@ -198,6 +198,34 @@ def test_an_unreachable_registry_is_could_not_validate_not_a_candidate_failure(t
     assert str(tmp_path / "diag" / "diagnosis.md") in info.value.evidence  # and the verdict lists them
 
 
+@pytest.mark.parametrize(("message", "environment"), [
+    (f"{RESOLVE}dial tcp: lookup quay.io on 172.18.0.1:53: no such host", "DNS failure"),
+    (f"{RESOLVE}unexpected status from HEAD request: 403 Forbidden", None),  # not positive evidence: the candidate's
+])
+def test_a_wait_shorter_than_the_pull_grace_still_says_the_registry_failed(message: str,
+                                                                         environment: str | None) -> None:
+    """--wait-timeout under image_pull_grace_s: the deadline comes first, but the pull the network is failing is
+    still why nothing got Healthy, so the result says so (exit 2), not a plain timeout FAIL (exit 1)."""
+    from validator.install import install
+    from validator.manifests import load_bundle
+    from validator.watch import wait_healthy
+
+    bundle = load_bundle(deployment("web", image=IMAGE).encode(), namespace="argocd")
+    with ApiDouble(namespaces=("default", "argocd")) as double:
+        double.pods("web").waiting("app", "ErrImagePull", message)
+        api = double.api_client()
+        install(api, bundle)
+        result = wait_healthy(api, bundle, timeout_s=1.5, thresholds=Thresholds())
+    assert not result.passed and result.timed_out
+    if environment is None:
+        assert result.terminal is None and result.root_cause and "not Healthy after 2 s" in result.root_cause
+    else:
+        assert result.terminal is not None and result.terminal.environment == environment
+        assert result.root_cause == result.terminal.root_cause
+        assert result.root_cause.startswith("DNS failure: Pod/argocd/web-"), result.root_cause
+        assert result.root_cause.endswith(", when the 2 s wait ran out")
+
+
 @pytest.fixture
 def app_double(tmp_path: Path) -> Iterator[tuple[ApiDouble, Any]]:
     from tests.apidouble.argocd import bundle_from

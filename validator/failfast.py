@@ -386,6 +386,7 @@ class _History:
     since: dict[str, float] = field(default_factory=dict)  # signal key -> first time seen (continuously)
     active: dict[str, Signal] = field(default_factory=dict)  # signals in the latest observation
     pull_error: dict[str, str] = field(default_factory=dict)  # signal key -> last message that says why a pull failed
+    latest: Mapping[str, Any] = field(default_factory=dict)  # the object as last observed
 
 
 class FailFast:
@@ -427,7 +428,7 @@ class FailFast:
             hist.since.setdefault(sig_key, now)
             if sig.rule == "image-pull" and not _BACKOFF_ONLY.fullmatch(sig.message):
                 hist.pull_error[sig_key] = sig.message
-        hist.active = found
+        hist.active, hist.latest = found, obj
         if any(RULES[sig.rule].blocks_dependents for sig in found.values()):
             self._blocking.add(key)
         else:
@@ -437,6 +438,16 @@ class FailFast:
         for sig in found.values():
             if self._fires(sig, hist, key, now):
                 return self._terminal(obj, sig, now, hist)
+        return None
+
+    def environmental_pull(self, now: float, counts: Callable[[Mapping[str, Any]], bool]) -> Terminal | None:
+        """A pull the network or a registry is failing, still within its grace: when a wait's deadline comes
+        first (a --wait-timeout under image_pull_grace_s), this, not the candidate, is why it is not Healthy."""
+        for hist in self._objects.values():
+            for sig in hist.active.values():
+                if (sig.rule == "image-pull" and counts(hist.latest)
+                        and environment_trouble(hist.pull_error.get(sig.key, sig.message))):
+                    return self._terminal(hist.latest, sig, now, hist)
         return None
 
     def _producers_busy(self, exclude: str) -> bool:

@@ -21,8 +21,8 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import urllib3
@@ -89,7 +89,7 @@ def _key(api_version: str, kind: str, namespace: str, name: str) -> ObjectRef:
     return ObjectRef(group_of(api_version), kind, namespace, name)
 
 
-def ref_of(obj: dict[str, Any]) -> ObjectRef:
+def ref_of(obj: Mapping[str, Any]) -> ObjectRef:
     meta = obj.get("metadata") or {}
     return _key(str(obj.get("apiVersion", "")), str(obj.get("kind", "")), str(meta.get("namespace") or ""),
                 str(meta.get("name", "")))
@@ -229,7 +229,7 @@ class _State:
         else:
             self.hooks.discard(ref)
 
-    def uncounted_root(self, obj: dict[str, Any]) -> ObjectRef | None:
+    def uncounted_root(self, obj: Mapping[str, Any]) -> ObjectRef | None:
         """The not-counted bundle object that `obj` is or belongs to (controller chain: Pod -> ReplicaSet ->
         Deployment), else None: a fail-fast signal there says nothing about the app's health."""
         for _ in range(3):
@@ -251,11 +251,14 @@ class _State:
             obj = self.live[parent]
         return None
 
+    def counts(self, obj: Mapping[str, Any]) -> bool:
+        """Whether a fail-fast signal on OBJ may end the wait: not on an ignore-healthcheck object (or its pods).
+        A hook is not waited for either, but one that fails fails the sync in Argo CD, so its signals count."""
+        root = self.uncounted_root(obj)
+        return root is None or root in self.hooks
+
     def _counted(self, terminal: Terminal | None, obj: dict[str, Any]) -> Terminal | None:
-        """The terminal, unless it fired on an ignore-healthcheck object (or its pods). A hook is not waited for
-        either, but one that fails fails the sync in Argo CD, so its terminal stands."""
-        root = None if terminal is None else self.uncounted_root(obj)
-        return None if terminal is None or (root is not None and root not in self.hooks) else terminal
+        return terminal if terminal is not None and self.counts(obj) else None
 
     def upsert(self, obj: dict[str, Any], now: float) -> Terminal | None:
         ref = ref_of(obj)
@@ -551,6 +554,11 @@ def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: T
     missing = sorted(str(r) for r in state.expected if r not in state.live)
     timed_out = not passed and terminal is None and root_cause is None
     if timed_out:
+        terminal = state.failfast.environmental_pull(now, counts=state.counts)
+    if timed_out and terminal is not None:
+        root_cause = f"{terminal.root_cause}, when the {timeout_s:.0f} s wait ran out"
+        terminal = replace(terminal, root_cause=root_cause)
+    elif timed_out:
         suspect = state.suspect()
         lead = f"{len(state.unsatisfied)} of {len(state.expected)} objects not Healthy after {timeout_s:.0f} s"
         root_cause = f"{lead}: {suspect}" if suspect else (
