@@ -77,11 +77,13 @@ def env(upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return upstream
 
 
+APPLICATION_WITH_INCLUDE = APPLICATION.replace("include: install.yaml", "include: {include}")
+
 def verdict_for(tmp_path: Path, spec: str = "stable", variant: str = "install", status: Status = Status.PASS,
-                **prov_overrides: str) -> Path:
+                scenario_name: str = "fresh-install", **prov_overrides: str) -> Path:
     """A verdict.json as a real run writes it, for the candidate resolved from the local upstream."""
     prov = {**resolve(spec, variant=variant).provenance.to_dict(), **prov_overrides}
-    scenario = ScenarioResult("fresh-install", Status.PASS if status == Status.PASS else Status.FAIL, 90,
+    scenario = ScenarioResult(scenario_name, Status.PASS if status == Status.PASS else Status.FAIL, 90,
                               None if status == Status.PASS else "argocd-redis never became ready")
     verdict = Verdict(status=status, spec=spec, candidate=prov, scenarios=[scenario], started_at="t0",
                       finished_at="t1", root_cause=scenario.root_cause and f"fresh-install: {scenario.root_cause}")
@@ -199,6 +201,27 @@ def test_refuses_a_pin_for_another_variant(env: Upstream, tmp_path: Path, capsys
     assert main(["pin", str(readme), "--verdict", str(verdict_for(tmp_path))]) == 2
     assert "pins the ha manifests but the verdict validated the install variant" in capsys.readouterr().err
     assert main(["pin", str(readme), "--verdict", str(verdict_for(tmp_path, variant="ha"))]) == 0
+
+
+def test_an_ha_only_pass_does_not_pin_the_variant_it_never_installed(env: Upstream, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`validate v3.5.1 --scenario ha` installs ha/install.yaml only; its verdict names install.yaml, which was
+    preflighted but never installed, so it must not move an install.yaml pin."""
+    app = write(tmp_path, "app.yaml", APPLICATION)
+    assert main(["pin", str(app), "--verdict", str(verdict_for(tmp_path, scenario_name="ha"))]) == 2
+    assert "passed only the ha scenario, which installed the ha manifests, not the install ones" in \
+        capsys.readouterr().err
+    assert app.read_text() == APPLICATION
+    ha_app = write(tmp_path, "ha-app.yaml", APPLICATION.replace("path: manifests\n", "path: manifests/ha\n"))
+    assert main(["pin", str(ha_app), "--verdict", str(verdict_for(tmp_path, variant="ha", scenario_name="ha"))]) == 0
+
+
+@pytest.mark.parametrize("include", ["'{namespace-install.yaml}'", "'*namespace-install.yaml'", "core-install.y*ml"])
+def test_an_include_glob_is_no_variant(include: str) -> None:
+    """Argo CD's directory.include takes globs and brace lists: reading one as `install` let an install pass move a
+    namespace-install or core-install Application."""
+    app = APPLICATION_WITH_INCLUDE.replace("{include}", include)
+    assert [site.variant for site in find_pins(app)] == [None]
 
 
 def test_refuses_failed_errored_and_foreign_verdicts(env: Upstream, tmp_path: Path,

@@ -128,8 +128,9 @@ def _application_variant(source: yaml.MappingNode) -> str | None:
     for k, v in source.value:
         if isinstance(k, yaml.ScalarNode) and k.value == "directory" and isinstance(v, yaml.MappingNode):
             include = _scalar(v, "include")
-            if include is not None and re.fullmatch(r"[\w.-]+\.yaml", include.value):
-                return variant_of(f"{base}/{include.value}")
+            if include is not None:  # a glob or brace list ('{a.yaml,b.yaml}') is no variant we can name
+                return variant_of(f"{base}/{include.value}") if re.fullmatch(r"[\w.-]+\.yaml", include.value) \
+                    else None
     return variant_of(base) or (variant_of(f"{base}/install.yaml") if base.strip("/") == "manifests" else None)
 
 
@@ -245,7 +246,13 @@ def passing_release(verdict: dict[str, Any], verdict_path: Path) -> dict[str, An
 
 def plan_pin(path: Path, verdict_path: Path, sources: Sources | None = None) -> PinPlan:
     """Everything `pin` will change, after checking the verdict, every site's variant and upstream's sha256."""
-    prov = passing_release(read_verdict(verdict_path), verdict_path)
+    verdict = read_verdict(verdict_path)
+    prov = passing_release(verdict, verdict_path)
+    installed_by = [s.get("name") for s in verdict.get("scenarios") or [] if s.get("name") != "ha"]
+    if prov["variant"] != "ha" and not installed_by:  # `--scenario ha` alone installs ha/install.yaml only
+        raise InputError(f"refusing to pin: {verdict_path} passed only the ha scenario, which installed the ha "
+                         f"manifests, not the {prov['variant']} ones it names; validate with --variant ha to pin "
+                         "those, or run a scenario that installs the candidate")
     if path.exists() and not path.is_file():  # a pipe or device: nothing to rewrite, and writing back would block
         raise InputError(f"{path}: not a regular file; pin rewrites its FILE in place")
     data = read_bounded(path, MAX_FILE_BYTES, "pin file")
