@@ -106,14 +106,20 @@ def writes(double: ApiDouble) -> int:
     return sum(n for (verb, _), n in double.requests.items() if verb not in ("get", "list", "watch", "discovery"))
 
 
+PREEXISTING_ROLE = ("---\n{apiVersion: rbac.authorization.k8s.io/v1, kind: ClusterRole, "
+                    "metadata: {name: preexisting-role}}\n")
+
+
 @pytest.mark.parametrize(("namespace", "extra", "refused"), [
-    ("team-keep-me", "", "team-keep-me"),  # --namespace naming a namespace that was there
-    ("argocd", "---\n{apiVersion: v1, kind: Namespace, metadata: {name: team-keep-me}}\n", "team-keep-me"),
+    ("team-keep-me", "", "Namespace/team-keep-me"),  # --namespace naming a namespace that was there
+    ("argocd", "---\n{apiVersion: v1, kind: Namespace, metadata: {name: team-keep-me}}\n", "Namespace/team-keep-me"),
+    ("argocd", PREEXISTING_ROLE, "ClusterRole/preexisting-role"),  # e.g. another Argo CD's: SSA would take it over
 ])
-def test_refuses_to_install_into_a_namespace_that_was_there(double: ApiDouble, tmp_path: Path, kubeconfig: Path,
-                                                           namespace: str, extra: str, refused: str) -> None:
-    """Teardown removes what appeared during the run, so the run may write only into namespaces it created:
-    the old guard checked the profile's namespace while the install went into --namespace's."""
+def test_refuses_to_install_into_or_over_what_was_there(double: ApiDouble, tmp_path: Path, kubeconfig: Path,
+                                                        namespace: str, extra: str, refused: str) -> None:
+    """Teardown removes what appeared during the run, so the run may write only what it created: the old guard
+    checked the profile's namespace while the install went into --namespace's, and nothing guarded cluster-scoped
+    objects, which a forced server-side apply took over and left changed."""
     from validator.manifests import load_bundle
     from validator.pytest_plugin import MirrorOptions, deploy
 
@@ -122,11 +128,12 @@ def test_refuses_to_install_into_a_namespace_that_was_there(double: ApiDouble, t
     double.create(MARKER)
     with mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=kubeconfig,
                         context="ci-throwaway", progress=lambda m: None, **FAST) as cluster:
-        assert {"team-keep-me", "kube-system", "default"} <= cluster.foreign_namespaces
-        assert "argocd" not in cluster.foreign_namespaces
+        assert {("Namespace", "team-keep-me"), ("Namespace", "default"), ("ClusterRole", "preexisting-role")} \
+            <= cluster.foreign
+        assert ("Namespace", "argocd") not in cluster.foreign
         before = writes(double)
-        with pytest.raises(EnvironmentNotReady, match=rf"refusing to install .* into namespace\(s\) {refused} on "
-                                                      r"ci-throwaway: they existed before the run"):
+        with pytest.raises(EnvironmentNotReady, match=rf"refusing to install .* on ci-throwaway: {refused} existed "
+                                                      r"before the run"):
             deploy(cluster, bundle, MirrorOptions(), load_profile("default"), lambda m: None, tmp_path / "out")
         assert writes(double) == before
     assert double.get("ConfigMap", "argocd-cm", namespace) is None

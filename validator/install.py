@@ -283,6 +283,11 @@ def namespaces_of(bundle: Bundle) -> set[str]:
             | {bundle.namespace})
 
 
+def cluster_claims(bundle: Bundle) -> set[tuple[str, str]]:
+    """(kind, name) of what installing BUNDLE writes at cluster scope: its namespaces and cluster-scoped objects."""
+    return {("Namespace", ns) for ns in namespaces_of(bundle)} | {(o.kind, o.name) for o in bundle if not o.namespace}
+
+
 def prune(kube: Kube, previous: Bundle, bundle: Bundle, progress: Progress | None = None) -> list[str]:
     """Delete objects of `previous` the candidate no longer has (reverse apply order, background cascade)."""
     pruned = []

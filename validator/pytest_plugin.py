@@ -443,14 +443,16 @@ def deploy(cluster: Any, bundle: Any, options: MirrorOptions, profile: Any, prog
     def policies_enforced(api: Any) -> None:
         prove_candidate_policies(api, bundle, progress=progress, production=profile.api_server)
 
-    from validator.install import namespaces_of
+    from validator.install import cluster_claims
 
-    taken = sorted(namespaces_of(bundle) & cluster.foreign_namespaces)
+    taken = sorted(cluster_claims(bundle) & cluster.foreign)
     if taken:
         raise EnvironmentNotReady(
-            f"refusing to install {_label(bundle, role)} into namespace(s) {', '.join(taken)} on {cluster.context}: "
-            "they existed before the run, so teardown could not remove what it installed; pick a namespace that "
-            "does not exist yet (--namespace, or the profile's namespace)")
+            f"refusing to install {_label(bundle, role)} on {cluster.context}: "
+            f"{', '.join(f'{kind}/{name}' for kind, name in taken[:10])}{' ...' if len(taken) > 10 else ''} existed "
+            "before the run, and teardown removes only what the run created, so they would be left changed (another "
+            "Argo CD there?); pick a namespace that does not exist yet (--namespace, or the profile's namespace) "
+            "and a cluster without them")
     api = cluster.api_client()
     mode = options.apply_mode or profile.apply_mode
     progress(f"installing {role} {_label(bundle, role)} ({mode} apply)")

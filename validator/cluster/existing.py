@@ -133,7 +133,7 @@ class ExistingProvider(Provider):
         if mismatch:
             raise EnvironmentNotReady(f"context {cluster.context} does not mirror production: {mismatch}")
         self.before = snapshot(api)
-        cluster.foreign_namespaces = frozenset(self.before["Namespace"])  # deploy() refuses to install into these
+        cluster.foreign = frozenset((kind, name) for kind, names in self.before.items() for name in names)
         cluster.managed = True  # from here on teardown owns whatever appears
         self.progress(f"using existing disposable cluster {cluster.context} ({cluster.details['server']})")
 

@@ -20,9 +20,10 @@ class Cluster:
     failed: bool = False  # set by the caller (mark_failed) so keep=on-failure and log export know the verdict
     managed: bool = False  # teardown owes this cluster a cleanup (kind: our cluster; existing: what we installed)
     details: dict[str, Any] = field(default_factory=dict)
-    # On a cluster we did not create: the namespaces that were there before the run. Never installed into, since
-    # teardown removes only what appeared during the run and would leave the candidate's objects behind in them.
-    foreign_namespaces: frozenset[str] = frozenset()
+    # On a cluster we did not create: (kind, name) of the namespaces and cluster-scoped objects there before the run.
+    # Never installed into or over: teardown removes only what appeared during the run, so the candidate's objects
+    # would stay behind in such a namespace, and such an object (another Argo CD's ClusterRole) would stay changed.
+    foreign: frozenset[tuple[str, str]] = frozenset()
 
     def api_client(self) -> kubernetes.client.ApiClient:
         """A client built only from our kubeconfig file and context: never KUBECONFIG or ~/.kube/config."""
