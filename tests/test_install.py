@@ -365,6 +365,16 @@ def test_crd_never_established_fails_install_at_its_deadline() -> None:
         install(double.api_client(), bundle, crd_timeout_s=1)
 
 
+def test_a_crd_watch_that_keeps_failing_is_not_blamed_on_the_candidate() -> None:
+    """The watch answers 503 throughout while the CRD gets Established: the deadline's fresh list is the last word
+    (it was "not Established", a candidate FAIL, for what was an API server outage)."""
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    with ApiDouble(crd_establish_s=0.5) as double:
+        double.fail(503, count=100000, verb="watch", path_contains="customresourcedefinitions")
+        result = install(double.api_client(), bundle, crd_timeout_s=2)
+    assert "CustomResourceDefinition.apiextensions.k8s.io/widgets.example.com" in [str(r) for r in result.applied]
+
+
 def test_prune_never_deletes_the_namespace_the_candidate_lives_in() -> None:
     with_ns = load_bundle(b"apiVersion: v1\nkind: Namespace\nmetadata: {name: argocd}\n---\n"
                           b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n", namespace="argocd")

@@ -230,8 +230,15 @@ def wait_established(kube: Kube, names: list[str], timeout_s: float = 60) -> lis
     while pending:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise CandidateFailed(f"CustomResourceDefinitions not Established within {timeout_s:.0f} s: "
-                                  f"{', '.join(sorted(pending))}")
+            try:  # the last word is a fresh list: a watch that kept failing must not be read as "not Established"
+                relist()
+            except KubeError as exc:
+                raise EnvironmentNotReady(f"CustomResourceDefinitions could not be read at the {timeout_s:.0f} s "
+                                          f"deadline: {exc.message}") from None
+            if pending:
+                raise CandidateFailed(f"CustomResourceDefinitions not Established within {timeout_s:.0f} s: "
+                                      f"{', '.join(sorted(pending))}")
+            break
         try:
             if rv is None:
                 rv = relist()
