@@ -80,14 +80,16 @@ def env(upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 APPLICATION_WITH_INCLUDE = APPLICATION.replace("include: install.yaml", "include: {include}")
 
 def verdict_for(tmp_path: Path, spec: str = "stable", variant: str = "install", status: Status = Status.PASS,
-                scenario_name: str = "fresh-install", **prov_overrides: str) -> Path:
+                scenario_name: str = "fresh-install", baseline: str | None = None, **prov_overrides: str) -> Path:
     """A verdict.json as a real run writes it, for the candidate resolved from the local upstream."""
     prov = {**resolve(spec, variant=variant).provenance.to_dict(), **prov_overrides}
     scenario = ScenarioResult(scenario_name, Status.PASS if status == Status.PASS else Status.FAIL, 90,
                               None if status == Status.PASS else "argocd-redis never became ready")
     verdict = Verdict(status=status, spec=spec, candidate=prov, scenarios=[scenario], started_at="t0",
                       finished_at="t1", root_cause=scenario.root_cause and f"fresh-install: {scenario.root_cause}")
-    out = tmp_path / f"run-{status.value}-{variant}"
+    if baseline:
+        verdict.baseline = resolve(baseline, variant=variant).provenance.to_dict()
+    out = tmp_path / f"run-{status.value}-{variant}-{baseline}"
     write_verdict(verdict, out, step_summary=False)
     return out / "verdict.json"
 
@@ -109,6 +111,22 @@ def test_application_pin_changes_only_the_token(env: Upstream, tmp_path: Path,
     out = capsys.readouterr().out
     assert "pinned v3.5.1 at line 11 (application: stable)" in out
     assert "-    targetRevision: stable   # moving tag: pin me" in out
+
+
+@pytest.mark.parametrize(("baseline", "note"), [
+    (None, "note: the verdict did not upgrade from v2.11.2 (the pinned version it replaces; its baseline was none)"),
+    ("v3.5.0-rc1", "note: the verdict did not upgrade from v2.11.2 (the pinned version it replaces; its baseline was "
+                   "v3.5.0-rc1)"),
+    ("v2.11.2", None),
+])
+def test_pin_says_when_the_upgrade_it_makes_was_not_tested(env: Upstream, tmp_path: Path, baseline: str | None,
+                                                          note: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+    """A pass proves a fresh install; production will upgrade from what the file pins, which only a --baseline
+    run at that version tested."""
+    app = write(tmp_path, "argocd-app.yaml", APPLICATION.replace("targetRevision: stable", "targetRevision: v2.11.2"))
+    assert main(["pin", str(app), "--verdict", str(verdict_for(tmp_path, baseline=baseline)), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert (note in err) if note else err == ""
 
 
 def test_quoted_revision_and_applicationset_template_keep_their_quotes() -> None:

@@ -217,6 +217,12 @@ class PinPlan:
     sites: list[PinSite]
     before: str
     after: str
+    baseline: str | None = None  # the version the verdict upgraded from and rolled back to, if it did
+
+    @property
+    def untested_upgrades(self) -> list[str]:
+        """Pinned versions this move leaves that the verdict never upgraded from: production makes that upgrade."""
+        return sorted({s.old for s in self.sites if s.old not in (self.version, self.baseline)})
 
     @property
     def changed(self) -> bool:
@@ -279,7 +285,8 @@ def plan_pin(path: Path, verdict_path: Path, sources: Sources | None = None) -> 
     if left:
         raise InputError(f"refusing to pin {path}: after rewriting {len(sites)} pin(s) it would still name another "
                          f"Argo CD version ({'; '.join(left[:3])}); edit those by hand or align them first")
-    return PinPlan(path, prov["version"], sites, text, after)
+    baseline = (verdict.get("baseline") or {}).get("version") if isinstance(verdict.get("baseline"), dict) else None
+    return PinPlan(path, prov["version"], sites, text, after, baseline)
 
 
 def apply_plan(plan: PinPlan) -> None:

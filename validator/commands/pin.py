@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from validator.gate import apply_plan, plan_pin
+from validator.gate import PinPlan, apply_plan, plan_pin
 
 
 def register(sub: Any) -> None:
@@ -30,8 +31,18 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"{args.file}: would pin {plan.version} at {where}")
         print(plan.diff, end="")
+        _note_untested_upgrades(plan)
         return 0
     apply_plan(plan)
     print(f"{args.file}: pinned {plan.version} at {where}")
     print(plan.diff, end="")
+    _note_untested_upgrades(plan)
     return 0
+
+
+def _note_untested_upgrades(plan: PinPlan) -> None:
+    """A pass proves the fresh install; production upgrades from its pin, which only a --baseline run tests."""
+    if plan.untested_upgrades:
+        print(f"note: the verdict did not upgrade from {', '.join(plan.untested_upgrades)} (the pinned version it "
+              f"replaces; its baseline was {plan.baseline or 'none'}): validate with --baseline to test that upgrade "
+              "and the rollback", file=sys.stderr)
