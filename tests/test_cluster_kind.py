@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -358,16 +359,100 @@ def test_keep_on_failure_deletes_on_success_and_always_keeps(kind_env: FakeTools
     assert (tmp_path / "c" / "kind-logs").is_dir() and not (tmp_path / "a" / "kind-logs").exists()
 
 
-def test_failed_delete_after_a_pass_is_reported(kind_env: FakeTools, tmp_path: Path) -> None:
-    with pytest.raises(TeardownIncomplete, match="kind delete cluster --name .* failed.*argocd-mirror sweep"), \
-            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST):
+def test_failed_delete_after_a_pass_names_the_exact_delete_command(kind_env: FakeTools, tmp_path: Path) -> None:
+    """Not `argocd-mirror sweep`: its default --older-than 2h would spare a cluster this new."""
+    with pytest.raises(TeardownIncomplete) as err, \
+            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST) as cluster:
         kind_env.fail("delete-error")
+    assert f"kind delete cluster --name {cluster.name} failed: ERROR: failed to delete" in str(err.value)
+    assert str(err.value).endswith(f"(delete it later with `{cluster.delete_command()}`)")
+    assert "sweep" not in str(err.value)
 
 
 def test_delete_is_verified(kind_env: FakeTools, tmp_path: Path) -> None:
-    with pytest.raises(TeardownIncomplete, match="still exists after deletion"), \
-            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST):
+    with pytest.raises(TeardownIncomplete, match="still exists after deletion") as err, \
+            mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST) as cluster:
         kind_env.fail("delete-noop")
+    assert str(err.value).endswith(f"(delete it with `{cluster.delete_command()}`)")
+
+
+@pytest.mark.parametrize("how", ["timeout", "error"])
+@pytest.mark.parametrize("verdict", ["failed", "exception"])
+def test_log_export_is_best_effort_and_never_skips_the_delete(kind_env: FakeTools, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch, how: str,
+                                                             verdict: str) -> None:
+    """`kind export logs` runs on exactly the failure path; a hang or failure there must not leak the cluster."""
+    import validator.cluster.kind as kind_module
+
+    if how == "timeout":  # tools.run's own timeout path, with a deadline no child can meet
+        real_run = kind_module.run
+        monkeypatch.setattr(kind_module, "run", lambda argv, timeout_s: real_run(
+            argv, 0.001 if argv[1:3] == ["export", "logs"] else timeout_s))
+    else:
+        kind_env.fail("export-error")
+    seen, progress = messages()
+    with pytest.raises(RuntimeError, match="boom") if verdict == "exception" else nullcontext(), \
+            mirror_cluster(load_profile("default"), tmp_path, progress=progress, **FAST) as cluster:
+        cluster.mark_failed()
+        if verdict == "exception":
+            raise RuntimeError("boom")
+    assert [d[d.index("--name") + 1] for d in kind_env.calls("kind", "delete", "cluster")] == [cluster.name]
+    assert cluster.name not in kind_env.clusters()
+    (warning,) = [m for m in seen if m.startswith("warning: cluster logs not exported: ")]
+    assert ("kind export logs` did not finish within" if how == "timeout" else "kind export logs failed: ERROR:") \
+        in warning
+
+
+def test_cluster_kept_after_a_failed_create_is_announced(fake_tools: FakeTools, tmp_path: Path) -> None:  # noqa: F811
+    """keep=always keeps a cluster whose nodes never became Ready; mirror_cluster never yielded it, so only
+    on_kept can tell the caller (reproduce) how to reach and delete it."""
+    kept: list[Any] = []
+    with ApiDouble(simulate=False) as double:
+        double.create(ready_node("argocd-mirror-control-plane", ready=False))
+        fake_tools.api_server(double.url)
+        with pytest.raises(EnvironmentNotReady, match="cluster not ready"), \
+                mirror_cluster(load_profile("default"), tmp_path, keep="always", progress=lambda m: None,
+                               on_kept=kept.append, **FAST):
+            pytest.fail("create() should have failed")
+    (cluster,) = kept
+    assert cluster.name in fake_tools.clusters() and not fake_tools.calls("kind", "delete")
+    assert cluster.delete_command() == (f"kind delete cluster --name {cluster.name} "
+                                        f"--kubeconfig {tmp_path / 'kubeconfig'}")
+
+
+def test_on_kept_only_for_kept_clusters(kind_env: FakeTools, tmp_path: Path) -> None:
+    kept: list[Any] = []
+    with mirror_cluster(load_profile("default"), tmp_path / "a", keep="on-failure", progress=lambda m: None,
+                        on_kept=kept.append, **FAST):
+        pass
+    with mirror_cluster(load_profile("default"), tmp_path / "b", keep="on-failure", progress=lambda m: None,
+                        on_kept=kept.append, **FAST) as failed:
+        failed.mark_failed()
+    assert kept == [failed]
+
+
+def test_reproduce_reports_a_cluster_kept_after_a_failed_create(fake_tools: FakeTools, tmp_path: Path,  # noqa: F811
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """It said "No cluster was created" while the cluster was left running."""
+    import validator.cluster.kind as kind_module
+    from tests.conftest import real_manifest
+    from validator.cli import main
+
+    candidate = real_manifest("v2.11.2/install.yaml")
+    real_wait = kind_module.wait_ready
+    monkeypatch.setattr(kind_module, "wait_ready", lambda api, **kw: real_wait(api, **{**kw, "timeout_s": 1}))
+    with ApiDouble() as double:
+        double.create(ready_node("argocd-mirror-control-plane", ready=False))
+        fake_tools.api_server(double.url)
+        code = main(["reproduce", str(candidate), "--scenario", "fresh-install", "--artifacts", str(tmp_path / "a")])
+    out = capsys.readouterr().out
+    assert code == 2
+    (name,) = fake_tools.clusters()
+    kubeconfig = tmp_path / "a" / "clusters" / "main" / "kubeconfig"
+    assert "The cluster is kept for you to explore" in out and "No cluster was" not in out
+    assert f"  delete main: kind delete cluster --name {name} --kubeconfig {kubeconfig}\n" in out
+    assert f"  cluster main: kubectl --kubeconfig {kubeconfig} --context kind-{name} get pods -A\n" in out
 
 
 def test_bad_keep_and_provider_flags(tmp_path: Path) -> None:

@@ -14,7 +14,11 @@ import pytest
 
 from tests.apidouble import ApiDouble
 from tests.fakes import FakeTools, fake_tools  # noqa: F401
+from tests.test_cluster_kind import FAST, ready_node
+from validator.cluster import mirror_cluster
 from validator.cluster.lifecycle import Terminated, signals_deferred, sigterm_raises
+from validator.cluster.tools import run
+from validator.profiles import load_profile
 
 RUNNER = """
 import sys, time
@@ -26,7 +30,7 @@ try:
     with mirror_cluster(load_profile("default"), Path(sys.argv[1]), progress=lambda m: print(m, flush=True),
                         ready_timeout_s=10, ready_interval_s=0.05) as cluster:
         print("READY", cluster.name, flush=True)
-        time.sleep(60)
+        time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 60)
 except KeyboardInterrupt as exc:
     print("INTERRUPTED", type(exc).__name__, flush=True)
     sys.exit(130)
@@ -90,10 +94,65 @@ def test_sigterm_handler_is_restored() -> None:
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_signals_are_deferred_during_teardown() -> None:
+def test_signals_are_deferred_during_teardown_then_delivered() -> None:
     seen: list[str] = []
-    with signals_deferred(seen.append) as received:
+    with pytest.raises(KeyboardInterrupt), signals_deferred(seen.append) as received:  # deferred, not dropped
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
+        seen.append("teardown finished")
     assert received == [signal.SIGINT] and "finishing teardown first" in seen[0]
+    assert seen[-1] == "teardown finished"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(Terminated), sigterm_raises(), signals_deferred(seen.append):
+        os.kill(os.getpid(), signal.SIGTERM)  # SIGTERM goes to the handler it was meant for: Terminated
+        time.sleep(0.05)
+
+
+def test_sigterm_while_a_failed_create_is_torn_down_stops_the_run(fake_tools: FakeTools,  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """Not recorded and dropped: a session would go on to create its next cluster."""
+    def progress(message: str) -> None:
+        if message.startswith("deleting kind cluster"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+
+    with ApiDouble(simulate=False) as double:
+        double.create(ready_node("argocd-mirror-control-plane", ready=False))  # create() fails: nodes never Ready
+        fake_tools.api_server(double.url)
+        with pytest.raises(Terminated), mirror_cluster(load_profile("default"), tmp_path, progress=progress, **FAST):
+            pytest.fail("create() should have failed")
+    (name,) = [argv[argv.index("--name") + 1] for argv in fake_tools.calls("kind", "delete", "cluster")]
+    assert name not in fake_tools.clusters()  # the teardown itself was finished first
+
+
+def test_terminal_ctrl_c_during_kind_delete_cannot_half_delete(fake_tools: FakeTools, tmp_path: Path) -> None:  # noqa: F811
+    """A terminal's Ctrl-C is SIGINT to the whole foreground process group, not just to us."""
+    with ApiDouble(simulate=False) as double:
+        double.create(ready_node("n"))
+        fake_tools.api_server(double.url)
+        fake_tools.setenv("FAKE_KIND_DELETE_SLEEP", "2")
+        script = tmp_path / "runner.py"
+        script.write_text(RUNNER)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), "0"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+        try:
+            wait_for(lambda: fake_tools.calls("kind", "delete", "cluster"))  # `kind delete` is running
+            os.killpg(proc.pid, signal.SIGINT)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    name = fake_tools.calls("kind", "create")[0][3]
+    assert name not in fake_tools.clusters(), out
+    assert len(fake_tools.calls("kind", "delete", "cluster")) == 1
+    assert "SIGINT received: finishing teardown first" in out
+    assert proc.returncode == 130 and "INTERRUPTED KeyboardInterrupt" in out, out  # and then the run stops
+
+
+def test_only_teardown_children_leave_our_process_group() -> None:
+    argv = [sys.executable, "-c", "import os; print(os.getsid(0))"]
+    with signals_deferred(lambda m: None):
+        in_teardown = int(run(argv, timeout_s=30).stdout)
+    assert in_teardown not in (os.getsid(0), 0)
+    assert int(run(argv, timeout_s=30).stdout) == os.getsid(0)  # kind create: Ctrl-C must reach its children

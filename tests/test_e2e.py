@@ -10,6 +10,7 @@ plugin and scenarios, cluster lifecycle, NetworkPolicy proof, install, watch, fa
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -360,3 +361,83 @@ def test_self_managed_argocd_upgrades_itself(mirror: ApiDouble, fake_tools: Fake
     assert doc["baseline"]["version"] == "v2.11.2"
     server = mirror.get("Deployment", "argocd-server", "argocd")
     assert server is not None and server["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v3.5.1")
+
+
+def test_the_gate_ignores_the_callers_pytest_addopts(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811
+                                                     tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Old: `-k` in PYTEST_ADDOPTS reached the in-process pytest, and an upgrade whose candidate was never applied
+    passed (exit 0, the baseline still on the cluster)."""
+    healthy_redis(mirror)
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-k baseline_is_healthy")
+    out = tmp_path / "artifacts"
+    code = main(["validate", str(real_manifest("v2.11.2/install.yaml")), "--baseline",
+                 str(real_manifest("v2.11.0/install.yaml")), "--scenario", "upgrade", "--artifacts", str(out),
+                 "--wait-timeout", "60"])
+    captured = capsys.readouterr()
+    doc, _, _ = outputs(out)
+    assert code == 0, captured.out
+    (upgrade,) = doc["scenarios"]
+    assert [s["name"] for s in upgrade["steps"]] == ["test_baseline_is_healthy_first",
+                                                     "test_candidate_applies_over_baseline",
+                                                     "test_every_object_healthy_after_upgrade"]
+    server = mirror.get("Deployment", "argocd-server", "argocd")
+    assert server is not None and server["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v2.11.2")
+    assert "ignoring PYTEST_ADDOPTS='-k baseline_is_healthy'" in captured.err
+    assert "ignoring PYTEST_ADDOPTS" in (out / "pytest.log").read_text()
+    assert os.environ["PYTEST_ADDOPTS"] == "-k baseline_is_healthy"  # the caller's environment is left as it was
+
+
+def test_an_install_rejection_keeps_the_cluster_on_failure(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811
+                                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Old: only a wait that timed out marked the cluster failed, so a 422 at install deleted it and exported no
+    logs despite --keep-cluster on-failure."""
+    healthy_redis(mirror)
+    docs = [d for d in yaml.safe_load_all(real_manifest("v2.11.2/install.yaml").read_text()) if d]
+    for d in docs:
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "argocd-dex-server":
+            d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] = "mismatch"  # 422 from the API server
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    out = tmp_path / "artifacts"
+    code = main(["validate", str(candidate), "--scenario", "fresh-install", "--keep-cluster", "on-failure",
+                 "--artifacts", str(out), "--wait-timeout", "60"])
+    stdout = capsys.readouterr().out
+    doc, _, _ = outputs(out)
+    assert (code, doc["status"]) == (1, "fail"), stdout
+    assert "argocd-dex-server" in doc["root_cause"]
+    assert not fake_tools.calls("kind", "delete", "cluster")
+    assert fake_tools.calls("kind", "export", "logs")
+    assert list(fake_tools.clusters())
+
+
+@pytest.mark.parametrize(("change", "cause"), [
+    ("deselect", "upgrade: steps test_candidate_applies_over_baseline, test_every_object_healthy_after_upgrade "
+                 "not run (deselected)"),
+    ("drop rollback", "rollback: not run"),
+])
+def test_the_gate_fails_closed_on_an_incomplete_run(change: str, cause: str, mirror: ApiDouble,
+                                                    fake_tools: FakeTools, tmp_path: Path,  # noqa: F811
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """However steps or scenarios get left out of the inner pytest (here: its command line), the verdict is
+    could-not-validate. Old: a pass of whatever ran."""
+    from validator.commands import validate
+
+    healthy_redis(mirror)
+    rollback = str(validate.SCENARIOS_DIR / validate.SCENARIOS["rollback"][0])
+    original = validate.pytest_args
+
+    def changed(*args: Any) -> list[str]:
+        argv = original(*args)
+        return [*argv, "-k", "baseline_is_healthy"] if change == "deselect" else [a for a in argv if a != rollback]
+
+    monkeypatch.setattr(validate, "pytest_args", changed)
+    out = tmp_path / "artifacts"
+    code = main(["validate", str(real_manifest("v2.11.2/install.yaml")), "--baseline",
+                 str(real_manifest("v2.11.0/install.yaml")), "--scenario", "upgrade", "--scenario", "rollback",
+                 "--artifacts", str(out), "--wait-timeout", "60"])
+    stdout = capsys.readouterr().out
+    doc, summary, _ = outputs(out)
+    assert (code, doc["status"], doc["root_cause"]) == (2, "error", cause), stdout
+    assert summary[0].endswith(f": could not validate: {cause}")

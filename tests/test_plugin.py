@@ -210,3 +210,96 @@ def test_standalone_pass_with_a_resolved_candidate(pytester: pytest.Pytester) ->
     doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
     assert doc["status"] == "pass" and doc["candidate"]["source"] == "file"
     assert (pytester.path / "out" / "summary.md").read_text().startswith("PASS ")
+
+
+def write_candidate(pytester: pytest.Pytester) -> Path:
+    manifest = pytester.path / "install.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm}\n")
+    return manifest
+
+
+UPGRADE_STEPS = """
+import pytest
+
+@pytest.mark.scenario("upgrade")
+def test_baseline(candidate_bundle):
+    pass
+
+def test_team_check():  # a team's own test beside the scenarios (no scenario marker)
+    assert {team_ok}, "team policy violated"
+
+@pytest.mark.scenario("upgrade")
+def test_apply():
+    pass
+
+@pytest.mark.scenario("upgrade")
+def test_healthy():
+    pass
+"""
+
+
+@pytest.mark.parametrize(("team_ok", "argv", "cause"), [
+    (True, ["-k", "baseline"], "upgrade: steps test_apply, test_healthy not run (deselected)"),
+    (True, ["--deselect", "test_u.py::test_healthy"], "upgrade: step test_healthy not run (deselected)"),
+    (False, ["-x"], "upgrade: steps test_apply, test_healthy not run (the session stopped before it)"),
+])
+def test_steps_that_never_ran_make_an_error_never_a_pass(pytester: pytest.Pytester, team_ok: bool, argv: list[str],
+                                                        cause: str) -> None:
+    """Old: only the steps that ran were judged, so `-k baseline` passed an upgrade that never upgraded."""
+    pytester.makepyfile(test_u=UPGRADE_STEPS.format(team_ok=team_ok))
+    result = pytester.runpytest_inprocess("--artifacts", "out", "--candidate", str(write_candidate(pytester)), *argv)
+    doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
+    assert (result.ret, doc["status"], doc["root_cause"]) == (2, "error", cause)
+    validate_document(doc)
+
+
+def test_a_passing_verdict_never_hides_another_failing_test(pytester: pytest.Pytester) -> None:
+    """Old: the verdict's exit code replaced pytest's, so the team's failing test beside passing scenarios was 0."""
+    pytester.makepyfile(test_u=UPGRADE_STEPS.format(team_ok=False))
+    result = pytester.runpytest_inprocess("--artifacts", "out", "--candidate", str(write_candidate(pytester)))
+    result.assert_outcomes(passed=3, failed=1)
+    assert result.ret == 1
+    assert json.loads((pytester.path / "out" / "verdict.json").read_text())["status"] == "pass"
+
+
+KEEP_CONFTEST = """
+import pytest
+from pathlib import Path
+from validator.pytest_plugin import ClusterPool
+
+class FakeCluster:
+    failed = False
+    def mark_failed(self):
+        self.failed = True
+
+@pytest.fixture(scope="session")
+def mirror_clusters(mirror_options, mirror_progress):
+    pool = ClusterPool(mirror_options, mirror_progress)
+    pool.clusters["main"] = FakeCluster()
+    yield pool
+    Path("failed-at-teardown").write_text(str(pool.clusters["main"].failed))  # what lifecycle would read
+
+@pytest.fixture
+def installed(mirror_clusters):
+    {install}
+"""
+
+
+@pytest.mark.parametrize(("install", "step", "failed"), [
+    ("from validator.errors import CandidateFailed; raise CandidateFailed('HTTP 422: selector immutable')", "pass",
+     True),
+    ("pass", "from validator.report import ScenarioFailed; raise ScenarioFailed('Application smoke: sync failed')",
+     True),
+    ("pass", "assert False, 'not Healthy'", True),
+    ("pass", "pytest.skip('needs --baseline SPEC')", False),
+    ("pass", "pass", False),
+])
+def test_a_failed_step_marks_the_clusters_failed(pytester: pytest.Pytester, install: str, step: str,
+                                                 failed: bool) -> None:
+    """Old: only observe_healthy marked a cluster failed, so an install rejection, a failed sync or a failing
+    assertion let --keep-cluster on-failure delete the cluster (and skip `kind export logs`)."""
+    pytester.makeconftest(KEEP_CONFTEST.replace("{install}", install))
+    pytester.makepyfile(test_k=f"import pytest\n@pytest.mark.scenario('fresh-install')\n"
+                               f"def test_step(installed):\n    {step}\n")
+    pytester.runpytest_inprocess("--artifacts", "out")
+    assert (pytester.path / "failed-at-teardown").read_text() == str(failed)

@@ -65,6 +65,44 @@ def test_decide_pass_only_when_every_scenario_passed() -> None:
     assert decide([ok], error="interrupted")[0] == Status.ERROR
 
 
+def test_decide_refuses_an_incomplete_run() -> None:
+    """Old: decide() judged only what ran, so `-k` (or a dropped scenario) left an upgrade minus its upgrade step
+    that passed."""
+    from validator.report import NOT_RUN
+
+    ok = {"name": "test_baseline_is_healthy_first", "status": "pass", "duration_s": 1.0}
+    unrun = [{"name": name, "status": "error", "duration_s": 0.0, "message": f"{NOT_RUN} (deselected)"}
+             for name in ("test_candidate_applies", "test_healthy_after_upgrade")]
+    assert decide([ScenarioResult("upgrade", Status.ERROR, steps=[ok, *unrun])]) == (
+        Status.ERROR, "upgrade: steps test_candidate_applies, test_healthy_after_upgrade not run (deselected)")
+    # whatever the scenario's own status claims, a step that did not pass is not a pass
+    assert decide([ScenarioResult("upgrade", Status.PASS, steps=[ok, unrun[0]])]) == (
+        Status.ERROR, "upgrade: step test_candidate_applies not run (deselected)")
+    # a step that ran and erred names its own cause; an observed failure still beats everything
+    erred = {"name": "test_candidate_applies", "status": "error", "duration_s": 1.0, "message": "no Docker"}
+    assert decide([ScenarioResult("upgrade", Status.ERROR, root_cause="test_candidate_applies: no Docker",
+                                  steps=[erred, unrun[1]])])[1] == "upgrade: test_candidate_applies: no Docker"
+    bad = ScenarioResult("fresh-install", Status.FAIL, root_cause="redis down")
+    assert decide([ScenarioResult("upgrade", Status.ERROR, steps=unrun), bad])[0] == Status.FAIL
+    fresh = ScenarioResult("fresh-install", Status.PASS, steps=[ok])
+    assert decide([fresh], expected=["fresh-install", "app-smoke"]) == (Status.ERROR, "app-smoke: not run")
+    assert decide([fresh], expected=["fresh-install"]) == (Status.PASS, None)
+
+
+@pytest.mark.parametrize(("status", "pytest_status", "expected"), [
+    (Status.PASS, 0, 0),
+    (Status.PASS, 1, 1),  # a team's own test failed beside passing scenarios: never hidden
+    (Status.FAIL, 1, 1),
+    (Status.FAIL, 0, 1),
+    (Status.ERROR, 1, 2),
+    (Status.ERROR, 2, 2),
+])
+def test_session_exit_status_is_never_better_than_pytests(status: Status, pytest_status: int, expected: int) -> None:
+    from validator.report import session_exit_status
+
+    assert session_exit_status(status, pytest_status) == expected
+
+
 def test_observed_failure_beats_error() -> None:
     bad = ScenarioResult("upgrade", Status.FAIL, root_cause="argocd-redis: secret-init timed out")
     assert decide([ScenarioResult("x", Status.ERROR), bad], error="boom") == (

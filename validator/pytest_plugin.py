@@ -13,7 +13,7 @@ skips, is ERROR (could not validate, exit 2).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,12 +227,61 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = RunState(config)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Name each step's scenario in JUnit (<property name="scenario">), so CI can group the checklist."""
+@dataclass
+class Ledger:
+    """What the hooks learn besides RunState: every scenario step collected, which of them were deselected, and
+    the session's ClusterPools. A step that never ran is then reported (never a silent pass), and any failure
+    keeps the clusters for --keep-cluster on-failure, not only a wait that timed out (observe_healthy)."""
+
+    collected: dict[str, tuple[str, str]] = field(default_factory=dict)  # nodeid -> (scenario, step), in order
+    deselected: set[str] = field(default_factory=set)
+    pools: list[ClusterPool] = field(default_factory=list)
+
+    def note(self, item: pytest.Item) -> None:
+        scenario = scenario_of(item)
+        if scenario is not None:
+            self.collected.setdefault(item.nodeid, (scenario, item.name))
+
+    def mark_failed(self) -> None:
+        for pool in self.pools:
+            for cluster in pool.clusters.values():
+                cluster.mark_failed()
+
+
+LEDGER = pytest.StashKey[Ledger]()
+
+
+def _ledger(config: pytest.Config) -> Ledger:
+    return config.stash.setdefault(LEDGER, Ledger())
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m/--deselect (pytest's own modifyitems) drop any step
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Name each step's scenario in JUnit (<property name="scenario">), so CI can group the checklist; note every
+    step collected, so one that never runs is reported as such."""
+    ledger = _ledger(config)
     for item in items:
+        ledger.note(item)
         name = scenario_of(item)
         if name is not None:
             item.user_properties.append(("scenario", name))
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """A deselected step observes nothing: remember it, so its scenario cannot pass without it."""
+    for item in items:
+        ledger = _ledger(item.config)
+        ledger.note(item)
+        ledger.deselected.add(item.nodeid)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Remember each ClusterPool (mirror_clusters) as it is made, so a failed step can mark its clusters failed."""
+    value = yield
+    if isinstance(value, ClusterPool):
+        _ledger(request.config).pools.append(value)
+    return value
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -270,12 +319,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Record every phase (setup, call, teardown) of scenario steps; the worst phase is the step's status."""
     report = yield
     scenario = scenario_of(item)
+    exc = call.excinfo.value if call.excinfo else None
     if scenario is not None:
-        _state(item.config).record(item, scenario, call.duration, call.excinfo.value if call.excinfo else None)
+        _state(item.config).record(item, scenario, call.duration, exc)
+    if report.failed or (scenario is not None and classify_exception(exc)[0] in (Status.FAIL, Status.ERROR)):
+        _ledger(item.config).mark_failed()  # an install rejection or a failed assertion keeps the cluster too
     return report
 
 
@@ -283,12 +336,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE, None)
     if state is None or not state.steps:
         return
+    from validator.report import NOT_RUN
+
+    ledger = _ledger(session.config)
+    for nodeid, (scenario, name) in ledger.collected.items():
+        if nodeid not in state.steps:  # deselected, or the session stopped first (-x, --maxfail): not a pass
+            why = "deselected" if nodeid in ledger.deselected else "the session stopped before it"
+            state.steps[nodeid] = Step(scenario, name, Status.ERROR, message=f"{NOT_RUN} ({why})")
     results = state.results()
     if state.driver is not None:
         state.driver.results = results
         return
     # standalone `pytest scenarios/`: the plugin owns the verdict and maps pytest's exit status to the gate's
-    from validator.report import Verdict, decide, now_iso, write_verdict
+    from validator.report import Verdict, decide, now_iso, session_exit_status, write_verdict
 
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     status, cause = decide(results, error="interrupted" if interrupted else None)
@@ -302,7 +362,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if verdict.status == Status.PASS and verdict.candidate is None:  # a pass must say what passed
         verdict.status, verdict.root_cause = Status.ERROR, "no candidate was resolved, so nothing was validated"
     write_verdict(verdict, state.options.artifacts)
-    session.exitstatus = int(verdict.exit_code)
+    session.exitstatus = session_exit_status(verdict.status, exitstatus)
 
 
 PROVENANCE = pytest.StashKey[dict[str, Any]]()
@@ -388,13 +448,18 @@ class ClusterPool:
             run_dir = self.options.artifacts / "clusters" / key
             cluster = self.stack.enter_context(mirror_cluster(
                 profile, run_dir, keep=self.options.keep, provider=self.options.provider,
-                kubeconfig=self.options.kubeconfig, context=self.options.context, progress=self.progress))
+                kubeconfig=self.options.kubeconfig, context=self.options.context, progress=self.progress,
+                on_kept=lambda kept: self._kept(key, kept)))
             self.clusters[key] = cluster
-            self.connect[f"cluster {key}"] = cluster.kubectl_command("get", "pods", "-A")
-            if (delete := cluster.delete_command()) is not None:
-                self.connect[f"delete {key}"] = delete
             prove_networkpolicy_enforced(cluster, progress=self.progress)
         return self.clusters[key]
+
+    def _kept(self, key: str, cluster: Any) -> None:
+        """Record how to reach and delete a kept cluster; called by its teardown, so a cluster kept after a
+        failed create (never handed out) is reported too."""
+        self.connect[f"cluster {key}"] = cluster.kubectl_command("get", "pods", "-A")
+        if (delete := cluster.delete_command()) is not None:
+            self.connect[f"delete {key}"] = delete
 
     def close(self) -> None:
         self.stack.close()

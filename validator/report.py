@@ -45,6 +45,13 @@ class Status(StrEnum):
 
 EXIT_CODES = {Status.PASS: ExitCode.PASS, Status.FAIL: ExitCode.CANDIDATE_FAILED,
               Status.ERROR: ExitCode.COULD_NOT_VALIDATE}
+NOT_RUN = "not run"  # message prefix of a step that was collected but never ran (deselected, session stopped)
+
+
+def session_exit_status(status: Status, pytest_status: int) -> int:
+    """The exit status of a pytest session that wrote a verdict: the verdict's, but never better than pytest's own,
+    so a pass of the scenarios does not hide another test of the same session that failed."""
+    return int(pytest_status) if status == Status.PASS else int(EXIT_CODES[status])
 
 
 class ScenarioFailed(CandidateFailed):
@@ -113,11 +120,13 @@ def scenario_status(step_statuses: list[Status]) -> Status:
 
 
 def decide(scenarios: list[ScenarioResult], preflight_errors: Sequence[str] = (),
-           error: str | None = None) -> tuple[Status, str | None]:
+           error: str | None = None, expected: Sequence[str] = ()) -> tuple[Status, str | None]:
     """(status, root cause) of a run. Fail closed: only a run where every scenario was seen to pass passes.
 
     An observed failure (preflight error or failed scenario) is a FAIL even if something else errored,
-    because the candidate is known to be broken; anything short of observing a pass is an ERROR.
+    because the candidate is known to be broken; anything short of observing a pass is an ERROR. That
+    includes an incomplete run: a scenario of EXPECTED that did not run, or a step that did not (-k,
+    --deselect, -x), whatever the scenario's own status says, since an upgrade minus its upgrade step passes.
     """
     failed = [s for s in scenarios if s.status == Status.FAIL]
     if preflight_errors:
@@ -128,11 +137,26 @@ def decide(scenarios: list[ScenarioResult], preflight_errors: Sequence[str] = ()
         return Status.ERROR, error
     if not scenarios:
         return Status.ERROR, "no scenario ran"
+    absent = [name for name in expected if name not in {s.name for s in scenarios}]
+    if absent:
+        return Status.ERROR, f"{absent[0]}: {NOT_RUN}"
     for scenario in scenarios:
-        if scenario.status != Status.PASS:
-            why = scenario.root_cause or ("skipped" if scenario.status == Status.SKIPPED else "error")
+        why = _not_passed(scenario)
+        if why is not None:
             return Status.ERROR, f"{scenario.name}: {why}"
     return Status.PASS, None
+
+
+def _not_passed(scenario: ScenarioResult) -> str | None:
+    """Why SCENARIO is not a pass (None if it is): its root cause, or which of its steps never ran."""
+    bad = [step for step in scenario.steps if step.get("status") != Status.PASS]
+    if scenario.status == Status.PASS and not bad:
+        return None
+    unrun = [step for step in bad if str(step.get("message") or "").startswith(NOT_RUN)]
+    if unrun and len(unrun) == len(bad):  # nothing else went wrong: say what was left out
+        names = ", ".join(str(step["name"]) for step in unrun)
+        return f"step{'s' if len(unrun) > 1 else ''} {names} {unrun[0]['message']}"
+    return scenario.root_cause or ("skipped" if scenario.status == Status.SKIPPED else "error")
 
 
 def candidate_label(verdict: Verdict) -> str:

@@ -142,8 +142,8 @@ class FakeTools:
                     "DOCKER_HOST": f"tcp://127.0.0.1:{dockerd.port}", "FAKE_KIND_FAIL": ""}
         for key, value in self.env.items():
             monkeypatch.setenv(key, value)
-        for key in ("FAKE_KIND_VERSION", "FAKE_KIND_API_SERVER", "FAKE_KIND_CREATE_SLEEP", "DOCKER_TLS_VERIFY",
-                    "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
+        for key in ("FAKE_KIND_VERSION", "FAKE_KIND_API_SERVER", "FAKE_KIND_CREATE_SLEEP", "FAKE_KIND_DELETE_SLEEP",
+                    "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
             monkeypatch.delenv(key, raising=False)
 
     def setenv(self, key: str, value: str) -> None:

@@ -28,7 +28,8 @@ class Provider(ABC):
     def teardown(self, cluster: Cluster) -> list[str]: ...
 
     def export_logs(self, cluster: Cluster, dest: Path) -> Path | None:
-        """Node-level logs for diagnostics; providers without node access export nothing."""
+        """Node-level logs for diagnostics; providers without node access export nothing. May raise: the
+        caller only warns, since diagnostics must never stand in the way of the teardown."""
         return None
 
     def keep_hint(self, cluster: Cluster) -> list[str]:

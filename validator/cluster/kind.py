@@ -127,19 +127,20 @@ class KindProvider(Provider):
     def export_logs(self, cluster: Cluster, dest: Path) -> Path | None:
         proc = run([self.kind, "export", "logs", str(dest), "--name", cluster.name], timeout_s=300)
         if proc.returncode != 0:
-            self.progress(f"warning: kind export logs failed: {last_error(proc)}")
-            return None
+            raise EnvironmentNotReady(f"kind export logs failed: {last_error(proc)}")
         return dest
 
     def teardown(self, cluster: Cluster) -> list[str]:
         self.progress(f"deleting kind cluster {cluster.name}")
         proc = run(delete_argv(self.kind, cluster.name, cluster.kubeconfig), timeout_s=300)
+        # The exact command, not `argocd-mirror sweep`: its default --older-than 2h spares a cluster this new.
         if proc.returncode != 0:
             return [f"kind delete cluster --name {cluster.name} failed: {last_error(proc)} "
-                    "(remove it later with `argocd-mirror sweep`)"]
+                    f"(delete it later with `{cluster.delete_command()}`)"]
         listed = run([self.kind, "get", "clusters"], timeout_s=60)  # verify: exit 0 alone is not proof
         if listed.returncode == 0 and cluster.name in listed.stdout.split():
-            return [f"kind cluster {cluster.name} still exists after deletion (remove it with `argocd-mirror sweep`)"]
+            return [f"kind cluster {cluster.name} still exists after deletion "
+                    f"(delete it with `{cluster.delete_command()}`)"]
         return []
 
     def keep_hint(self, cluster: Cluster) -> list[str]:

@@ -3,14 +3,15 @@
 Paths covered: success, candidate failure, exception, Ctrl-C (KeyboardInterrupt) and SIGTERM, which
 Python (and pytest) would otherwise let kill the process without running any finalizer. SIGTERM is
 turned into `Terminated` (a KeyboardInterrupt) while the cluster exists; during teardown both signals
-are deferred so a second Ctrl-C cannot leave a half-deleted cluster behind.
+are deferred, and its children run out of the terminal's reach, so a second Ctrl-C cannot leave a
+half-deleted cluster behind; the deferred signal is delivered once the teardown is done.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -20,7 +21,7 @@ from validator.cluster.base import Provider
 from validator.cluster.existing import ExistingProvider
 from validator.cluster.kind import KindProvider
 from validator.cluster.model import Cluster
-from validator.cluster.tools import Progress, stderr_progress
+from validator.cluster.tools import Progress, own_session, stderr_progress
 from validator.errors import EnvironmentNotReady, InputError
 from validator.profiles import Profile
 
@@ -60,22 +61,30 @@ def sigterm_raises() -> Iterator[None]:
 
 @contextmanager
 def signals_deferred(progress: Progress) -> Iterator[list[int]]:
-    """Hold SIGINT/SIGTERM off while tearing down; yields the list of signals received meanwhile."""
+    """Hold SIGINT/SIGTERM off while tearing down; yields the list of signals received meanwhile.
+
+    Deferred, not dropped: on leaving, the first one goes to the handler it was meant for (SIGINT:
+    KeyboardInterrupt; SIGTERM inside mirror_cluster: Terminated), so the run still stops. Children started
+    inside get a session of their own, out of reach of the Ctrl-C a terminal sends to the whole group.
+    """
     received: list[int] = []
-    if not _in_main_thread():
-        yield received
-        return
+    with own_session():
+        if not _in_main_thread():
+            yield received
+            return
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        progress(f"{signal.Signals(signum).name} received: finishing teardown first")
+        def handler(signum: int, frame: FrameType | None) -> None:
+            received.append(signum)
+            progress(f"{signal.Signals(signum).name} received: finishing teardown first")
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield received
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            if received:
+                signal.raise_signal(received[0])
 
 
 def make_provider(provider: str, profile: Profile, run_dir: Path, kubeconfig: Path | None, context: str | None,
@@ -100,11 +109,14 @@ def should_keep(keep: str, outcome: str) -> bool:
 @contextmanager
 def mirror_cluster(profile: Profile, run_dir: Path, keep: str = "never", provider: str = "kind",
                    kubeconfig: Path | None = None, context: str | None = None,
-                   progress: Progress = stderr_progress, **options: Any) -> Iterator[Cluster]:
+                   progress: Progress = stderr_progress, on_kept: Callable[[Cluster], None] | None = None,
+                   **options: Any) -> Iterator[Cluster]:
     """Create (kind) or verify (existing) a cluster, yield it, tear it down on every exit path.
 
     The caller calls cluster.mark_failed() when the candidate failed, so keep="on-failure" and the
     `kind export logs` into run_dir/kind-logs happen for a failed verdict as well as for an exception.
+    on_kept(cluster) is called for a cluster that is kept, also one kept after create() failed (when
+    nothing was yielded), so the caller can tell the user how to reach and delete it.
     Extra keyword options go to the provider (timeouts, e.g. ready_timeout_s).
     """
     if keep not in KEEP_MODES:
@@ -127,25 +139,31 @@ def mirror_cluster(profile: Profile, run_dir: Path, keep: str = "never", provide
             cluster.failed, error = True, exc
             raise
         finally:
-            problems = _finish(impl, cluster, keep, outcome, run_dir, progress)
-            if problems and error is None:
-                raise TeardownIncomplete("; ".join(problems))
-            for problem in problems:
-                progress(f"warning: {problem}")
+            with signals_deferred(progress) as received:
+                problems = _finish(impl, cluster, keep, outcome, run_dir, progress, on_kept)
+                if problems and error is None and not received:  # a deferred signal would replace it: warn
+                    raise TeardownIncomplete("; ".join(problems))
+                for problem in problems:
+                    progress(f"warning: {problem}")
 
 
-def _finish(impl: Provider, cluster: Cluster, keep: str, outcome: str, run_dir: Path,
-            progress: Progress) -> list[str]:
+def _finish(impl: Provider, cluster: Cluster, keep: str, outcome: str, run_dir: Path, progress: Progress,
+            on_kept: Callable[[Cluster], None] | None) -> list[str]:
     if not cluster.managed:
         return []
-    with signals_deferred(progress):
-        if outcome == "failed":
+    if outcome == "failed":
+        try:
             exported = impl.export_logs(cluster, run_dir / "kind-logs")
+        except Exception as exc:  # diagnostics are best effort: never at the cost of the teardown
+            progress(f"warning: cluster logs not exported: {exc}")
+        else:
             if exported:
                 progress(f"cluster logs exported to {exported}")
-        if should_keep(keep, outcome):
-            progress(f"keeping cluster {cluster.name} (--keep-cluster={keep})")
-            for line in impl.keep_hint(cluster):
-                progress(f"  {line}")
-            return []
-        return impl.teardown(cluster)
+    if should_keep(keep, outcome):
+        progress(f"keeping cluster {cluster.name} (--keep-cluster={keep})")
+        for line in impl.keep_hint(cluster):
+            progress(f"  {line}")
+        if on_kept is not None:
+            on_kept(cluster)
+        return []
+    return impl.teardown(cluster)

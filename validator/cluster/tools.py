@@ -11,7 +11,9 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from validator.errors import EnvironmentNotReady
@@ -21,6 +23,7 @@ Progress = Callable[[str], None]
 DOCKER_REMEDY = ("start the Docker engine (Docker Desktop, or `sudo systemctl start docker`) or point DOCKER_HOST "
                  "at a running one; kind runs every node as a Docker container")
 _AMBIENT = ("KUBECONFIG", "KIND_CLUSTER_NAME")
+_OWN_SESSION: ContextVar[bool] = ContextVar("own_session", default=False)
 
 
 def stderr_progress(message: str) -> None:
@@ -39,11 +42,27 @@ def find_tool(name: str, remedy: str) -> str:
     return path
 
 
+@contextmanager
+def own_session() -> Iterator[None]:
+    """While inside, run() starts children in a session of their own (teardown: see lifecycle.signals_deferred).
+
+    A terminal's Ctrl-C goes to the whole foreground process group; a `kind delete` in it would die half way.
+    Outside their group such children end only by finishing or by their timeout.
+    """
+    token = _OWN_SESSION.set(True)
+    try:
+        yield
+    finally:
+        _OWN_SESSION.reset(token)
+
+
 def run(argv: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
     """Run a program to completion (text output, no shell); a hang becomes EnvironmentNotReady."""
     try:
+        # kind create stays in our group so Ctrl-C also stops its docker children (killing kind alone would not)
         return subprocess.run(list(argv), capture_output=True, text=True, encoding="utf-8", errors="replace",
-                              timeout=timeout_s, env=child_env(), stdin=subprocess.DEVNULL, check=False)
+                              timeout=timeout_s, env=child_env(), stdin=subprocess.DEVNULL, check=False,
+                              start_new_session=_OWN_SESSION.get())
     except subprocess.TimeoutExpired:
         raise EnvironmentNotReady(f"`{' '.join(argv[:3])}` did not finish within {timeout_s:.0f}s") from None
     except OSError as exc:

@@ -121,15 +121,31 @@ def pytest_args(args: argparse.Namespace, scenarios: list[str], out: Path) -> li
 
 
 def run_scenarios(args: argparse.Namespace, scenarios: list[str], out: Path, driver: Any) -> int:
-    """pytest.main in-process (the resolved bundles travel in the Driver), its output into pytest.log."""
+    """pytest.main in-process (the resolved bundles travel in the Driver), its output into pytest.log.
+
+    The caller's PYTEST_ADDOPTS is held back meanwhile: pytest would honour it, and `-k`, `--deselect` or `-x`
+    there would leave steps out (an upgrade that never applies the candidate). The verdict refuses such a
+    run anyway (report.decide); this keeps the gate from producing one.
+    """
     import pytest
 
     if not SCENARIOS_DIR.is_dir():
         raise EnvironmentNotReady(f"the scenarios are not at {SCENARIOS_DIR}: run argocd-mirror from a checkout of "
                                   "its repository (`make validate`), where scenarios/ sits beside validator/")
-    with open(out / "pytest.log", "w", encoding="utf-8") as log, contextlib.redirect_stdout(log), \
-            contextlib.redirect_stderr(log):
-        code = int(pytest.main(pytest_args(args, scenarios, out), plugins=[driver]))
+    addopts = os.environ.pop("PYTEST_ADDOPTS", None)
+    note = None if addopts is None else (f"ignoring PYTEST_ADDOPTS={one_line(addopts)!r}: the gate runs every "
+                                         "step of its scenarios with its own pytest options")
+    if note and driver.progress:
+        driver.progress(note)
+    try:
+        with open(out / "pytest.log", "w", encoding="utf-8") as log, contextlib.redirect_stdout(log), \
+                contextlib.redirect_stderr(log):
+            if note:
+                print(note, flush=True)
+            code = int(pytest.main(pytest_args(args, scenarios, out), plugins=[driver]))
+    finally:
+        if addopts is not None:
+            os.environ["PYTEST_ADDOPTS"] = addopts
     return code
 
 
@@ -185,7 +201,7 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
     verdict.artifacts = {"junit": str(out / JUNIT_XML), "pytest log": str(out / "pytest.log")}
     error = {2: "interrupted", 3: "pytest internal error (see pytest.log)", 4: "pytest usage error (see pytest.log)",
              5: "no scenario was collected"}.get(code)
-    verdict.status, verdict.root_cause = decide(driver.results, error=error)
+    verdict.status, verdict.root_cause = decide(driver.results, error=error, expected=scenarios)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -224,6 +240,6 @@ def run(args: argparse.Namespace) -> int:
                       "down):")
             print("\n".join(f"  {name}: {command}" for name, command in connect.items()))
         else:
-            print("No cluster was created, so there is nothing to connect to.")
+            print("No cluster was created or kept, so there is nothing to connect to.")  # connect lists every kept one
     return int(verdict.exit_code)
 
