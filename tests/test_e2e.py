@@ -246,14 +246,19 @@ def test_interrupted_run_never_leaves_a_pass(sig: str, fake_tools: FakeTools, tm
         assert first == f"ERROR {candidate}: could not validate: {INTERRUPTED}"
 
 
+def validate_upgrade_then_rollback(out: Path) -> int:
+    """`validate` v2.11.2 over baseline v2.11.0, upgrade and rollback scenarios, artifacts into OUT."""
+    return main(["validate", str(real_manifest("v2.11.2/install.yaml")), "--baseline",
+                 str(real_manifest("v2.11.0/install.yaml")), "--scenario", "upgrade", "--scenario", "rollback",
+                 "--artifacts", str(out), "--wait-timeout", "60"])
+
+
 def test_upgrade_then_rollback(mirror: ApiDouble, fake_tools: FakeTools, tmp_path: Path,  # noqa: F811
                                capsys: pytest.CaptureFixture[str]) -> None:
     """Baseline v2.11.0 Healthy, v2.11.2 applied over it Healthy, v2.11.0 applied back Healthy: one cluster."""
     healthy_redis(mirror)
     out = tmp_path / "artifacts"
-    code = main(["validate", str(real_manifest("v2.11.2/install.yaml")), "--baseline",
-                 str(real_manifest("v2.11.0/install.yaml")), "--scenario", "upgrade", "--scenario", "rollback",
-                 "--artifacts", str(out), "--wait-timeout", "60"])
+    code = validate_upgrade_then_rollback(out)
     stdout = capsys.readouterr().out
     doc, summary, junit = outputs(out)
     assert code == 0, stdout
@@ -434,9 +439,7 @@ def test_the_gate_fails_closed_on_an_incomplete_run(change: str, cause: str, mir
 
     monkeypatch.setattr(validate, "pytest_args", changed)
     out = tmp_path / "artifacts"
-    code = main(["validate", str(real_manifest("v2.11.2/install.yaml")), "--baseline",
-                 str(real_manifest("v2.11.0/install.yaml")), "--scenario", "upgrade", "--scenario", "rollback",
-                 "--artifacts", str(out), "--wait-timeout", "60"])
+    code = validate_upgrade_then_rollback(out)
     stdout = capsys.readouterr().out
     doc, summary, _ = outputs(out)
     assert (code, doc["status"], doc["root_cause"]) == (2, "error", cause), stdout
