@@ -121,3 +121,33 @@ def test_decide_is_prefix_and_age_only() -> None:
                         "x-argocd-mirror-d": 1e9}, 7200)
     assert [(d.name, d.action) for d in decisions] == [("argocd-mirror-a", "delete"), ("argocd-mirror-b", "keep"),
                                                         ("argocd-mirror-c", "unknown-age")]
+
+
+def test_ctrl_c_stops_the_sweep_between_deletes_never_halfway(fake_tools: FakeTools, tmp_path: Path) -> None:  # noqa: F811
+    """A terminal's Ctrl-C reaches the whole process group: `kind delete` must finish the cluster it is deleting
+    (a half-deleted one is worse than either), and the sweep then stops as interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    fake_tools.add_cluster("argocd-mirror-0ld0ld01", age_s=3 * 3600)
+    fake_tools.add_cluster("argocd-mirror-0ld0ld02", age_s=3 * 3600)
+    fake_tools.setenv("FAKE_KIND_DELETE_SLEEP", "1")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "validator.cli", "sweep", "--older-than", "0"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not fake_tools.calls("kind", "delete", "cluster") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(fake_tools.calls("kind", "delete", "cluster")) == 1, out  # stopped after the first delete
+    assert len(fake_tools.clusters()) == 1, out  # which finished: no half-deleted cluster
+    assert proc.returncode == 2 and "interrupted" in out, out
+

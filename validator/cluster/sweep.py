@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from validator.cluster.kind import NAME_PREFIX, delete_argv, kind_binary
+from validator.cluster.lifecycle import signals_deferred
 from validator.cluster.tools import Progress, classify_kind_failure, docker_ping, find_tool, last_error, run
 from validator.errors import InputError
 
@@ -109,7 +110,8 @@ def sweep(older_than_s: float, dry_run: bool, progress: Progress) -> SweepResult
         for d in result.decisions:
             if d.action != "delete" or dry_run:
                 continue
-            proc = run(delete_argv(kind, d.name, scratch), timeout_s=300)
+            with signals_deferred(progress):  # a Ctrl-C stops the sweep after this delete, never halfway through it
+                proc = run(delete_argv(kind, d.name, scratch), timeout_s=300)
             if proc.returncode == 0:
                 result.deleted.append(d.name)
             else:
