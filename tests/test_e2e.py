@@ -149,6 +149,8 @@ def test_v2_11_1_shaped_candidate_fails_on_the_mirror(mirror: ApiDouble, fake_to
     assert failures and any(REDIS_ROOT_CAUSE in ET.tostring(case, encoding="unicode") for case in failures)
     assert not fake_tools.calls("kind", "delete", "cluster")  # kept for inspection (--keep-cluster on-failure)
     assert fake_tools.calls("kind", "export", "logs")
+    (kept,) = fake_tools.clusters()
+    assert f"  delete main: kind delete cluster --name {kept} --kubeconfig " in stdout  # on stdout, not only stderr
 
 
 def test_production_addressing_the_mirror_cannot_reproduce_is_could_not_validate(

@@ -230,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     verdict.artifacts.update({"verdict": str(out / "verdict.json"), "summary": str(out / "summary.md")})
     write_verdict(verdict, out)
     print(render_console(verdict), flush=True)
-    if args.reproduce:
+    if args.reproduce or connect:  # connect lists exactly the kept clusters (--keep-cluster, or reproduce)
         if connect:
             if any(name.startswith("delete ") for name in connect):
                 print("The cluster is kept for you to explore; when done, run its delete line (`argocd-mirror sweep "
