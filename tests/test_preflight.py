@@ -481,6 +481,21 @@ def test_custom_resources_are_defaulted_and_null_pruned_before_validation_as_the
     assert "matches 2 alternatives of oneOf" in " ".join(findings[0].evidence["errors"])
 
 
+def test_a_crd_that_requires_metadata_accepts_every_object() -> None:
+    """Argo CD's CRDs say `required: [metadata, spec]` at the root: metadata is always there (the API server's
+    ObjectMeta), so an AppProject beside them is valid; it was an error once metadata was set aside."""
+    crd = copy.deepcopy(next(o.body for o in fixture("schema-crd.yaml") if o.kind == "CustomResourceDefinition"))
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    root["required"] = ["metadata", "spec"]
+    root.setdefault("properties", {})["metadata"] = {"type": "object"}  # says nothing of name, labels...
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget",
+              "metadata": {"name": "w", "labels": {"team": "a"}}, "spec": {"size": 1}}
+    assert run(bundle_of(crd, widget), "schema") == []
+    no_spec = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w2"}}
+    (finding,) = run(bundle_of(crd, no_spec), "schema")
+    assert "(root): required field 'spec' is missing" in " ".join(finding.evidence["errors"])
+
+
 def test_kinds_of_crd_served_k8s_io_groups_are_not_schema_errors() -> None:
     route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r"}}
     (finding,) = run(bundle_of(route), "schema")

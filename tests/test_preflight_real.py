@@ -27,6 +27,31 @@ def test_real_install_manifests_have_no_error_server_side(release: str) -> None:
     assert errors(findings) == [], [f.reason for f in errors(findings)]
 
 
+SELF_MANAGED = b"""
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AppProject
+metadata: {name: platform}
+spec: {sourceRepos: ["*"], destinations: [{namespace: "*", server: "https://kubernetes.default.svc"}]}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: argocd}
+spec:
+  project: platform
+  source: {repoURL: "https://github.com/argoproj/argo-cd.git", targetRevision: v3.5.1, path: manifests}
+  destination: {server: "https://kubernetes.default.svc", namespace: argocd}
+"""
+
+
+def test_argo_cds_own_custom_resources_beside_its_crds_are_valid() -> None:
+    """An overlay adding an AppProject and the self-managing Application: Argo CD's CRDs require metadata."""
+    bundle = load_bundle(real_manifest("v3.5.1/install.yaml").read_bytes() + SELF_MANAGED, namespace="argocd")
+    findings = run_preflight(bundle, DEFAULT, "server-side", only=("schema",))
+    assert errors(findings) == [], [f.reason for f in errors(findings)]
+    assert {"AppProject", "Application"} <= {o.kind for o in bundle}
+
+
 def test_v351_client_side_apply_fails_on_the_applicationset_crd_only() -> None:
     bundle = resolve(str(real_manifest("v3.5.1/install.yaml")))
     found = errors(run_preflight(bundle, DEFAULT, "client-side"))

@@ -244,9 +244,7 @@ def _check_custom(obj: KubeObject, crd: KubeObject, versions: dict[str, dict[str
     if not isinstance(schema, dict):
         return []
     compiler = compilers.setdefault(id(crd), Compiler({}, "crd"))
-    root = compiler.compile(schema)
-    body = {k: v for k, v in obj.body.items() if k not in ("apiVersion", "kind", "metadata")}
-    errors = validate(root, body, limit=MAX_ERRORS_PER_OBJECT)
+    errors = validate(compiler.resource_root(schema), obj.body, limit=MAX_ERRORS_PER_OBJECT)
     return [_errors_finding(obj, errors, f"CRD {crd.name} version {version}")] if errors else []
 
 

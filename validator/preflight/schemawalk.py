@@ -74,6 +74,15 @@ class Compiler:
         self._fill(node, schema)
         return node
 
+    def resource_root(self, schema: Any) -> Node:
+        """The root of a custom resource: apiVersion and kind are always allowed, and metadata is the API server's
+        ObjectMeta whatever the CRD says of it, so the object is validated whole (a CRD's `required: [metadata]`,
+        as Argo CD's have, is met) without its metadata being judged by the CRD's schema."""
+        node = self.compile(schema)
+        if node is not ANY and node is not _NOTHING:
+            node.properties = {"apiVersion": ANY, "kind": ANY, **node.properties, "metadata": ANY}
+        return node
+
     def _fill(self, node: Node, schema: dict[str, Any]) -> None:
         declared = schema.get("type")
         types = tuple(declared) if isinstance(declared, list) else (declared,) if isinstance(declared, str) else None
