@@ -415,6 +415,18 @@ def test_topology_spread_that_cannot_hold_on_the_profile(constraint: dict[str, A
     assert len(findings) == (1 if expected else 0)
 
 
+def test_a_daemonset_no_node_matches_runs_no_pod_and_is_no_error() -> None:
+    """A GPU or Windows node agent in an overlay: on nodes without the label the DaemonSet controller makes no
+    pod (desired 0, Healthy in Argo CD's and our health), so it is information, not a scheduling error."""
+    daemonset = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "gpu-agent"},
+                 "spec": {"selector": {"matchLabels": {"app": "gpu"}}, "template": {
+                     "metadata": {"labels": {"app": "gpu"}},
+                     "spec": {"nodeSelector": {"gpu": "true"}, "containers": [{"name": "a", "image": "x:1"}]}}}}
+    (finding,) = run(bundle_of(daemonset), "scheduling")
+    assert (finding.severity, finding.objects) == ("info", ("DaemonSet.apps/argocd/gpu-agent",))
+    assert "runs no pod on this profile" in finding.reason
+
+
 def test_scaled_to_zero_and_empty_node_selector_terms() -> None:
     def zero(body: dict[str, Any]) -> None:
         body["spec"]["replicas"] = 0

@@ -284,6 +284,14 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
         if tmpl.owner.kind != "DaemonSet" and tmpl.replicas == 0:
             continue  # scaled to zero: no pod to place
         fits = [n for n in nodes if eligible(tmpl, n)]
+        if not fits and tmpl.owner.kind == "DaemonSet":  # no pod is made, and Argo CD calls that Healthy
+            findings.append(Finding(
+                CHECK, "info", (str(tmpl.owner.ref),),
+                f"{tmpl.label}: no node of profile {profile.name} matches its nodeSelector, required node affinity and "
+                "tolerations, so it runs no pod on this profile (0 desired, Healthy)",
+                {"nodeSelector": tmpl.spec.get("nodeSelector") or {},
+                 "tolerations": tmpl.spec.get("tolerations") or []}))
+            continue
         if not fits:
             findings.append(Finding(
                 CHECK, "error", (str(tmpl.owner.ref),),
