@@ -81,3 +81,10 @@ def test_a_bad_raw_url_template_is_bad_input(monkeypatch: pytest.MonkeyPatch, ca
         err = capsys.readouterr().err
         assert f"ARGOCD_MIRROR_RAW_URL {template!r} is not a URL template with only {{ref}}" in err
         assert len(err.splitlines()) == 1
+    # without {ref} every commit is one URL and one cache entry: `stable` recorded a new commit over the old bytes;
+    # without {path}, --variant ha fetched install.yaml
+    for template in ("file:///mirror/{path}", "https://m.example/{ref}/install.yaml", "https://m/{ref}/{path}/{ref}"):
+        monkeypatch.setenv("ARGOCD_MIRROR_RAW_URL", template)
+        assert cli.main(["resolve", "v3.5.1"]) == 2
+        assert f"{template!r} is not a URL template with each of {{ref}} and {{path}} exactly once" in \
+            capsys.readouterr().err

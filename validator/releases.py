@@ -39,12 +39,14 @@ class Sources:
         defaults = cls()
         raw_url = env.get("ARGOCD_MIRROR_RAW_URL", defaults.raw_url)
         try:  # a typo in the template is bad input now, not a KeyError after the tag lookup
-            raw_url.format(ref="ref", path="path")
+            problem = None if raw_url.format(ref="\0", path="\1").count("\0") == raw_url.format(
+                ref="\0", path="\1").count("\1") == 1 else "each of {ref} and {path} exactly once"
         except (KeyError, IndexError, ValueError) as exc:
+            problem = f"only {{ref}} and {{path}} ({type(exc).__name__}: {exc})"
+        if problem:  # without {ref} every commit is one URL (and one cache entry); without {path} every variant
             from validator.errors import InputError
 
-            raise InputError(f"ARGOCD_MIRROR_RAW_URL {raw_url!r} is not a URL template with only {{ref}} and "
-                             f"{{path}} ({type(exc).__name__}: {exc})") from None
+            raise InputError(f"ARGOCD_MIRROR_RAW_URL {raw_url!r} is not a URL template with {problem}")
         return cls(
             git_url=env.get("ARGOCD_MIRROR_GIT_URL", defaults.git_url),
             raw_url=raw_url,
