@@ -94,6 +94,20 @@ def test_custom_labels_and_taints_become_node_labels_and_kubeadm_patches() -> No
         {"kind": "JoinConfiguration", "nodeRegistration": taints}]
 
 
+def test_an_untainted_control_plane_beside_workers_is_untainted_on_the_mirror() -> None:
+    """Preflight counts a `taints: []` control plane as schedulable; without a patch kubeadm would taint it (kind
+    keeps that taint when there are workers), and the mirror would have one node fewer than the profile."""
+    profile = profile_from_dict({"nodes": [{"role": "control-plane", "taints": []}, {"role": "worker"},
+                                           {"role": "worker"}]}, "t")
+    control_plane, *workers = kind_config(profile, "n")["nodes"]
+    assert [yaml.safe_load(p) for p in control_plane["kubeadmConfigPatches"]] == [
+        {"kind": "InitConfiguration", "nodeRegistration": {"taints": []}},
+        {"kind": "JoinConfiguration", "nodeRegistration": {"taints": []}}]
+    assert not any("kubeadmConfigPatches" in w for w in workers)  # untainted already
+    single = kind_config(profile_from_dict({"nodes": [{"role": "control-plane", "taints": []}]}, "s"), "n")
+    assert "kubeadmConfigPatches" not in single["nodes"][0]  # kind untaints a lone control plane itself
+
+
 @pytest.mark.parametrize("bad, where", [
     ({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": [{"role": "master"}]}, "nodes.0.role"),
     ({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": [{"role": "worker", "taints": []}]},

@@ -72,7 +72,8 @@ V1ALPHA4_SCHEMA: dict[str, Any] = {
 
 
 def _taint_patches(taints: tuple[Taint, ...]) -> list[str]:
-    """kubeadm sets node taints at registration; kind has no taint field, so patch the kubeadm config.
+    """kubeadm sets node taints at registration; kind has no taint field, so patch the kubeadm config. An empty
+    list is written as `taints: []`, which kubeadm reads as "no taints" (unset would be its control-plane taint).
 
     Every node's generated config carries both an InitConfiguration and a JoinConfiguration (kind keeps the
     latter "solely so it can be patched"): the first control-plane node inits, every other node, extra
@@ -93,7 +94,7 @@ def kind_config(profile: Profile, name: str) -> dict[str, Any]:
         if spec.labels:
             node["labels"] = dict(spec.labels)
         default_taints = _DEFAULT_CP_TAINT if (spec.role == "control-plane" and has_workers) else ()
-        if spec.taints and spec.taints != default_taints:
+        if spec.taints != default_taints:  # `taints: []` too: kubeadm taints a control plane unless told "none"
             node["kubeadmConfigPatches"] = _taint_patches(spec.taints)
         nodes.append(node)
     config: dict[str, Any] = {"kind": "Cluster", "apiVersion": API_VERSION, "name": name, "nodes": nodes}
