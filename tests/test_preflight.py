@@ -415,6 +415,19 @@ def test_topology_spread_that_cannot_hold_on_the_profile(constraint: dict[str, A
     assert len(findings) == (1 if expected else 0)
 
 
+@pytest.mark.parametrize(("cpu", "flagged"), [("1050m", False), ("1051m", True)])
+def test_a_lone_kind_node_has_1050m_free_of_2_cpus(cpu: str, flagged: bool) -> None:
+    """2000m less kube-apiserver 250m, controller-manager 200m, scheduler 100m, etcd 100m, two CoreDNS 100m each
+    and kindnet 100m (once: it was also counted in the control plane's share, leaving 950m)."""
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "big"},
+                  "spec": {"selector": {"matchLabels": {"app": "big"}}, "template": {
+                      "metadata": {"labels": {"app": "big"}},
+                      "spec": {"containers": [{"name": "a", "image": "x:1",
+                                               "resources": {"requests": {"cpu": cpu}}}]}}}}
+    findings = run(bundle_of(deployment), "scheduling")
+    assert bool(findings) is flagged, [f.reason for f in findings]
+
+
 def test_a_daemonset_no_node_matches_runs_no_pod_and_is_no_error() -> None:
     """A GPU or Windows node agent in an overlay: on nodes without the label the DaemonSet controller makes no
     pod (desired 0, Healthy in Argo CD's and our health), so it is information, not a scheduling error."""

@@ -26,7 +26,7 @@ CHECK = "scheduling"
 
 # What kind's own pods request (cpu millis, memory bytes): kube-apiserver 250m, controller-manager 200m,
 # scheduler 100m, etcd 100m/100Mi, two CoreDNS 100m/70Mi each on the control plane; kindnet 100m/50Mi per node.
-CONTROL_PLANE_RESERVED = (950, (100 + 140) * 1024**2)
+CONTROL_PLANE_RESERVED = (250 + 200 + 100 + 100 + 2 * 100, (100 + 140) * 1024**2)  # kindnet: PER_NODE_RESERVED
 PER_NODE_RESERVED = (100, 50 * 1024**2)
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "amd64")
 
