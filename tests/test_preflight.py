@@ -214,6 +214,8 @@ def test_cluster_role_binding_and_group_subjects_count_as_api_need() -> None:
                     "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}
     for subject in ({"kind": "ServiceAccount", "name": "argocd-redis", "namespace": "argocd"},
                     {"kind": "Group", "name": "system:serviceaccounts:argocd"},
+                    {"kind": "Group", "name": "system:serviceaccounts"},
+                    {"kind": "Group", "name": "system:authenticated"},  # every token is in it too
                     {"kind": "User", "name": "system:serviceaccount:argocd:argocd-redis"}):  # RBAC's name for it
         binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                    "metadata": {"name": "b"}, "subjects": [subject],
@@ -221,6 +223,7 @@ def test_cluster_role_binding_and_group_subjects_count_as_api_need() -> None:
         assert [f.severity for f in run(bundle_of(*base, cluster_role, binding), "networkpolicy-api-egress")] == [
             "error"]
     for elsewhere in ({"kind": "ServiceAccount", "name": "argocd-redis", "namespace": "elsewhere"},
+                      {"kind": "Group", "name": "system:serviceaccountsargocd"},  # no such group
                       {"kind": "User", "name": "system:serviceaccount:elsewhere:argocd-redis"}):
         other_ns = {**binding, "subjects": [elsewhere]}
         assert run(bundle_of(*base, cluster_role, other_ns), "networkpolicy-api-egress") == []

@@ -37,6 +37,9 @@ API_COMMANDS = (
     ("kubectl ", "runs kubectl"),
 )
 _SA_USER = "system:serviceaccount:"  # a ServiceAccount's user name: system:serviceaccount:<namespace>:<name>
+# Groups every service account token is in (RBAC's authenticator adds both), and the prefix of a namespace's.
+_EVERY_ACCOUNT = frozenset({"system:serviceaccounts", "system:authenticated"})
+_ACCOUNTS_OF = "system:serviceaccounts:"
 # ClusterRoles every cluster has (bindings to them grant API access even though the bundle lacks them).
 BUILTIN_CLUSTER_ROLES = frozenset({"cluster-admin", "admin", "edit", "view"})
 
@@ -183,9 +186,10 @@ class Grants:
                 elif subject.get("kind") == "User" and name.startswith(_SA_USER) and name.count(":") == 3:
                     namespace, account = name.removeprefix(_SA_USER).split(":")  # how RBAC names an account
                     self._accounts.setdefault((namespace, account), []).append(binding)
-                elif subject.get("kind") == "Group" and name.startswith("system:serviceaccounts"):
-                    scope = name.removeprefix("system:serviceaccounts").removeprefix(":") or "*"
-                    self._groups.setdefault(scope, []).append(binding)
+                elif subject.get("kind") == "Group" and name in _EVERY_ACCOUNT:
+                    self._groups.setdefault("*", []).append(binding)
+                elif subject.get("kind") == "Group" and name.startswith(_ACCOUNTS_OF):
+                    self._groups.setdefault(name.removeprefix(_ACCOUNTS_OF), []).append(binding)
 
     def of(self, account: str, namespace: str) -> list[KubeObject]:
         """Bindings granting the account rules; a RoleBinding only grants within its own namespace."""
