@@ -585,6 +585,12 @@ def test_argocd_image_differing_from_resolved_version_is_a_warning() -> None:
                                    url=None, path=None, sha256="0" * 64, size=1, fetched_at="now", image_version=None)
     mismatch = [f for f in run(bundle, "references") if "resolved_version" in f.evidence]
     assert [(f.severity, f.evidence["image"]) for f in mismatch] == [("warning", "quay.io/argoproj/argocd:latest")]
+    by_digest = f"quay.io/argoproj/argocd@sha256:{'a' * 64}"  # names no version: nothing to compare, no warning
+    digest_only = edited(bundle, "Deployment", next(o.name for o in bundle if o.kind == "Deployment"),
+                         lambda body: body["spec"]["template"]["spec"]["containers"][0].update(image=by_digest))
+    digest_only.provenance = bundle.provenance
+    assert not [f for f in run(digest_only, "references") if f.evidence.get("image") == by_digest
+                and "resolved_version" in f.evidence]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -146,7 +146,9 @@ def _image_findings(bundle: Bundle) -> list[Finding]:
             if container.get("imagePullPolicy") == "Always" or (container.get("imagePullPolicy") is None
                                                                  and tag in (None, "latest") and digest is None):
                 entry["flags"].add("imagePullPolicy Always (pulled on every start)")
-            if version and repo == ARGOCD_IMAGE and (tag or "latest") != version:
+            # a digest alone names no version to compare: pinning by digest is what we recommend, not a mismatch
+            named = tag is not None or digest is None
+            if version and repo == ARGOCD_IMAGE and named and (tag or "latest") != version:
                 findings.append(Finding(
                     CHECK, "warning", (str(tmpl.owner.ref),),
                     f"{tmpl.label}: container {container.get('name')} runs {image} but the candidate resolved to "
