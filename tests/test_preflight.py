@@ -393,6 +393,13 @@ def _ha_redis_term(term: dict[str, Any]) -> Bundle:
     ({"namespaceSelector": {}}, 1),  # every namespace, its own included
     ({"namespaces": ["elsewhere"]}, 0),  # repels other namespaces' pods, not its own replicas
     ({"namespaceSelector": {"matchLabels": {"team": "x"}}}, 0),  # depends on namespace labels: no certainty
+    # the union of both fields: its own namespace listed, or selected by the label every namespace carries
+    ({"namespaces": ["argocd"], "namespaceSelector": {"matchLabels": {"team": "x"}}}, 1),
+    ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "argocd"}}}, 1),
+    ({"namespaceSelector": {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["argocd", "x"]}]}}, 1),
+    ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "other"}}}, 0),
+    ({"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "DoesNotExist"}]}}, 0),  # unknown
     ({"mismatchLabelKeys": ["app.kubernetes.io/name"]}, 0),  # its own replicas share that value: not repelled
 ])
 def test_anti_affinity_bounds_replicas_only_when_it_reaches_its_own_namespace(term: dict[str, Any],

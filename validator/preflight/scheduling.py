@@ -23,6 +23,7 @@ from validator.profiles import NodeSpec, Profile
 from validator.quantity import cpu_millis, memory_bytes
 
 CHECK = "scheduling"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by the API server (1.21+)
 
 # What kind's own pods request (cpu millis, memory bytes): kube-apiserver 250m, controller-manager 200m,
 # scheduler 100m, etcd 100m/100Mi, two CoreDNS 100m/70Mi each on the control plane; kindnet 100m/50Mi per node.
@@ -112,13 +113,21 @@ def requests(spec: dict[str, Any]) -> tuple[int, int]:
 
 
 def _covers_own_namespace(term: dict[str, Any], namespace: str) -> bool:
-    """Whether a pod-affinity term certainly looks at the pod's own namespace: no namespaces and no selector mean
-    exactly that; an empty namespaceSelector means every namespace; a labelled one depends on labels we lack."""
+    """Whether a pod-affinity term certainly looks at the pod's own namespace. The term covers the union of its
+    `namespaces` and what its namespaceSelector selects; neither given means the pod's own. Of a namespace's labels
+    only the one the API server sets on every namespace (NAMESPACE_NAME_LABEL) is known here."""
     selector = term.get("namespaceSelector")
-    if selector is not None:
-        return selector == {}
     listed = term.get("namespaces") or []
-    return not listed or namespace in listed
+    if selector is None:
+        return not listed or namespace in listed
+    if namespace in listed:
+        return True
+    if not isinstance(selector, dict):
+        return False
+    keys = set(selector.get("matchLabels") or {}) | {
+        e.get("key") for e in selector.get("matchExpressions") or [] if isinstance(e, dict)}
+    # a requirement on any other label (even NotIn/DoesNotExist) depends on labels we do not know
+    return keys <= {NAMESPACE_NAME_LABEL} and selector_matches(selector, {NAMESPACE_NAME_LABEL: namespace})
 
 
 def _self_repelling_domains(tmpl: PodTemplate, nodes: list[Node]) -> Iterator[tuple[dict[str, Any], str, list[str]]]:
