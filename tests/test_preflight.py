@@ -516,6 +516,25 @@ def test_custom_resources_are_defaulted_and_null_pruned_before_validation_as_the
     assert "matches 2 alternatives of oneOf" in " ".join(findings[0].evidence["errors"])
 
 
+def test_a_junctor_branch_restricts_values_without_making_other_fields_unknown() -> None:
+    """Structural schemas: anyOf/oneOf/allOf branches may only validate values of fields declared outside them,
+    so a branch naming `a` must not call a declared `c` unknown."""
+    crd = copy.deepcopy(next(o.body for o in fixture("schema-crd.yaml") if o.kind == "CustomResourceDefinition"))
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    root["properties"]["spec"] = {"type": "object", "properties": {k: {"type": "string"} for k in "abc"},
+                                  "anyOf": [{"properties": {"a": {"minLength": 1}}, "required": ["a"]},
+                                            {"required": ["b"]}]}
+
+    def widget(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec}
+    findings = run(bundle_of(crd, widget("ok", {"a": "x", "c": "y"}), widget("neither", {"c": "y"}),
+                             widget("typo", {"a": "x", "d": "y"})), "schema")
+    by_object = {f.objects[0]: " | ".join(f.evidence["errors"]) for f in findings}
+    assert set(by_object) == {"Widget.example.com/argocd/neither", "Widget.example.com/argocd/typo"}, by_object
+    assert "required field" in by_object["Widget.example.com/argocd/neither"]  # no branch holds
+    assert "spec.d: unknown field" in by_object["Widget.example.com/argocd/typo"]  # the outer schema still decides
+
+
 def test_a_crd_that_requires_metadata_accepts_every_object() -> None:
     """Argo CD's CRDs say `required: [metadata, spec]` at the root: metadata is always there (the API server's
     ObjectMeta), so an AppProject beside them is valid; it was an error once metadata was set aside."""

@@ -48,12 +48,15 @@ class Compiler:
 
     dialect "kubernetes": kubernetes-validate's strict schemas (types may be lists with "null"; an object
     without additionalProperties is open). dialect "crd": a structural OpenAPI v3 schema, where fields
-    not declared are unknown unless x-kubernetes-preserve-unknown-fields says otherwise.
+    not declared are unknown unless x-kubernetes-preserve-unknown-fields says otherwise; inside its junctors
+    (allOf/anyOf/oneOf) only values are validated, since a branch may restrict fields it does not declare.
     """
 
     def __init__(self, defs: dict[str, Any] | None = None, dialect: str = "kubernetes") -> None:
         self.defs = defs or {}
         self.dialect = dialect
+        self.crd = dialect in ("crd", "crd-junctor")
+        self._junctor: Compiler | None = None  # crd branches: the same rules, but never "unknown field"
         self._memo: dict[int, Node] = {}
         self._keep: list[Any] = []  # schemas we memoised by id must outlive the memo
 
@@ -74,6 +77,14 @@ class Compiler:
         self._fill(node, schema)
         return node
 
+    def _branches(self) -> Compiler:
+        if self.dialect != "crd":
+            return self
+        if self._junctor is None:
+            self._junctor = Compiler(self.defs, "crd-junctor")
+            self._junctor._junctor = self._junctor
+        return self._junctor
+
     def resource_root(self, schema: Any) -> Node:
         """The root of a custom resource: apiVersion and kind are always allowed, and metadata is the API server's
         ObjectMeta whatever the CRD says of it, so the object is validated whole (a CRD's `required: [metadata]`,
@@ -88,7 +99,7 @@ class Compiler:
         types = tuple(declared) if isinstance(declared, list) else (declared,) if isinstance(declared, str) else None
         if schema.get("x-kubernetes-int-or-string"):
             types = ("integer", "string")
-        if self.dialect == "crd" and types is not None and schema.get("nullable"):
+        if self.crd and types is not None and schema.get("nullable"):
             types = (*types, "null")
         node.types = types
         if types is not None and all(t in _TYPES for t in types):
@@ -105,13 +116,13 @@ class Compiler:
             node.additional = None if not additional else ANY
         else:
             node.additional = ANY
-        if self.dialect == "crd" and schema.get("x-kubernetes-embedded-resource"):
+        if self.crd and schema.get("x-kubernetes-embedded-resource"):
             for key in ("apiVersion", "kind", "metadata"):
                 node.properties.setdefault(key, ANY)
         items = schema.get("items")
         node.items = self.compile(items) if isinstance(items, dict) else ANY
         node.required = tuple(str(r) for r in schema.get("required") or [])
-        if self.dialect == "crd":
+        if self.crd:
             # the API server defaults before it validates (so a required field with a default is never missing)
             # and prunes nulls of non-nullable fields instead of rejecting them (apiextensions prunenulls.go)
             declared_props = schema.get("properties") or {}
@@ -124,7 +135,7 @@ class Compiler:
         for keyword in ("oneOf", "anyOf", "allOf"):
             branches = schema.get(keyword)
             if isinstance(branches, list) and branches:
-                node.alternatives = (keyword, tuple(self.compile(b) for b in branches))
+                node.alternatives = (keyword, tuple(self._branches().compile(b) for b in branches))
                 break
 
 
