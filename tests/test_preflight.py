@@ -425,16 +425,30 @@ def test_topology_spread_that_cannot_hold_on_the_profile(constraint: dict[str, A
     assert len(findings) == (1 if expected else 0)
 
 
+def big(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """A Deployment `big` running POD_SPEC."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "big"},
+            "spec": {"selector": {"matchLabels": {"app": "big"}},
+                     "template": {"metadata": {"labels": {"app": "big"}}, "spec": pod_spec}}}
+
+
 @pytest.mark.parametrize(("cpu", "flagged"), [("1050m", False), ("1051m", True)])
 def test_a_lone_kind_node_has_1050m_free_of_2_cpus(cpu: str, flagged: bool) -> None:
     """2000m less kube-apiserver 250m, controller-manager 200m, scheduler 100m, etcd 100m, two CoreDNS 100m each
     and kindnet 100m (once: it was also counted in the control plane's share, leaving 950m)."""
-    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "big"},
-                  "spec": {"selector": {"matchLabels": {"app": "big"}}, "template": {
-                      "metadata": {"labels": {"app": "big"}},
-                      "spec": {"containers": [{"name": "a", "image": "x:1",
-                                               "resources": {"requests": {"cpu": cpu}}}]}}}}
-    findings = run(bundle_of(deployment), "scheduling")
+    findings = run(bundle_of(big({"containers": [{"name": "a", "image": "x:1",
+                                                  "resources": {"requests": {"cpu": cpu}}}]})), "scheduling")
+    assert bool(findings) is flagged, [f.reason for f in findings]
+
+
+@pytest.mark.parametrize(("profile", "flagged"), [
+    ({"kubernetesVersion": "1.35"}, True),  # PodLevelResources: beta, on by default since 1.34
+    ({"kubernetesVersion": "1.33"}, False),
+    ({"kubernetesVersion": "1.35", "featureGates": {"PodLevelResources": False}}, False),
+])
+def test_pod_level_requests_are_what_the_scheduler_places(profile: dict[str, Any], flagged: bool) -> None:
+    pod = {"resources": {"requests": {"cpu": "8"}}, "containers": [{"name": "a", "image": "x:1"}]}
+    findings = run(bundle_of(big(pod)), "scheduling", profile_from_dict(profile, "p"))
     assert bool(findings) is flagged, [f.reason for f in findings]
 
 

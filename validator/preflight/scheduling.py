@@ -91,10 +91,18 @@ def _container_requests(container: dict[str, Any]) -> tuple[int, int]:
     return (cpu_millis(cpu) if cpu is not None else 0, memory_bytes(memory) if memory is not None else 0)
 
 
-def requests(spec: dict[str, Any]) -> tuple[int, int]:
+def pod_level_resources(profile: Profile) -> bool:
+    """Whether the scheduler reads pod-level requests: the PodLevelResources gate, beta and on by default since
+    Kubernetes 1.34, unless the profile's featureGates say otherwise."""
+    major, minor = (int(part) for part in profile.kubernetes_version.split(".")[:2])
+    return profile.feature_gates.get("PodLevelResources", (major, minor) >= (1, 34))
+
+
+def requests(spec: dict[str, Any], pod_level: bool = True) -> tuple[int, int]:
     """Effective pod requests (cpu millis, memory bytes), as the scheduler computes them (component-helpers
     PodRequests): the sum of the containers and of the sidecars (init containers with restartPolicy Always),
-    at least the largest init container plus the sidecars started before it, plus the pod's overhead."""
+    at least the largest init container plus the sidecars started before it, plus the pod's overhead. With
+    POD_LEVEL (the PodLevelResources gate), a cpu or memory the pod states in spec.resources replaces the sum."""
     total = [0, 0]  # containers and sidecars
     sidecars = [0, 0]  # sidecars started so far
     init_peak = [0, 0]
@@ -108,8 +116,14 @@ def requests(spec: dict[str, Any]) -> tuple[int, int]:
             init_peak = [max(init_peak[0], sidecars[0]), max(init_peak[1], sidecars[1])]
         elif section == "initContainers":
             init_peak = [max(init_peak[0], need[0] + sidecars[0]), max(init_peak[1], need[1] + sidecars[1])]
+    summed = [max(total[0], init_peak[0]), max(total[1], init_peak[1])]
+    resources = spec.get("resources") or {}
+    if pod_level and isinstance(resources, dict):
+        stated = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}  # a limit defaults it
+        pod = _container_requests({"resources": resources})
+        summed = [pod[0] if "cpu" in stated else summed[0], pod[1] if "memory" in stated else summed[1]]
     overhead = _container_requests({"resources": {"requests": spec.get("overhead") or {}}})
-    return max(total[0], init_peak[0]) + overhead[0], max(total[1], init_peak[1]) + overhead[1]
+    return summed[0] + overhead[0], summed[1] + overhead[1]
 
 
 def _covers_own_namespace(term: dict[str, Any], namespace: str) -> bool:
@@ -317,7 +331,7 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
         findings.extend(_rollout_findings(tmpl, replicas, repelling, profile))
         findings.extend(_spread_findings(tmpl, fits, replicas))
         try:
-            cpu, memory = requests(tmpl.spec)
+            cpu, memory = requests(tmpl.spec, pod_level_resources(profile))
         except (InputError, ValueError) as exc:
             findings.append(Finding(CHECK, "error", (str(tmpl.owner.ref),),
                                     f"{tmpl.label}: unparseable resource request ({exc})", {}))
