@@ -452,6 +452,24 @@ def test_pod_level_requests_are_what_the_scheduler_places(profile: dict[str, Any
     assert bool(findings) is flagged, [f.reason for f in findings]
 
 
+@pytest.mark.parametrize(("replicas", "extra", "error"), [
+    (4, {}, True),  # the tainted control plane is a domain with 0 pods for ever: 1 per worker
+    (3, {}, False),
+    (4, {"nodeTaintsPolicy": "Honor"}, False),  # not counted then: 2/1/1 over the workers is within maxSkew
+])
+def test_a_tainted_control_plane_still_counts_for_the_spread_minimum(replicas: int, extra: dict[str, Any],
+                                                                      error: bool) -> None:
+    """nodeTaintsPolicy defaults to Ignore: a node the pod cannot use is still a domain of the global minimum."""
+    pod = {"containers": [{"name": "a", "image": "x:1"}], "topologySpreadConstraints": [
+        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+         "labelSelector": {"matchLabels": {"app": "big"}}, **extra}]}
+    deployment = big(pod)
+    deployment["spec"]["replicas"] = replicas
+    findings = run(bundle_of(deployment), "scheduling", load_profile("ha"))
+    reasons = [f.reason for f in findings]
+    assert [("minimum stays 0" in r) for r in reasons] == ([True] if error else []), reasons
+
+
 def test_a_daemonset_no_node_matches_runs_no_pod_and_is_no_error() -> None:
     """A GPU or Windows node agent in an overlay: on nodes without the label the DaemonSet controller makes no
     pod (desired 0, Healthy in Argo CD's and our health), so it is information, not a scheduling error."""

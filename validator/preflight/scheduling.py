@@ -69,6 +69,11 @@ def profile_nodes(profile: Profile) -> list[Node]:
 
 def eligible(tmpl: PodTemplate, node: Node) -> bool:
     """Node selector, required node affinity and taints (NoSchedule/NoExecute) all allow the pod here."""
+    return matches_affinity(tmpl, node) and tolerated(tmpl, node)
+
+
+def matches_affinity(tmpl: PodTemplate, node: Node) -> bool:
+    """The pod's nodeSelector and required node affinity allow this node."""
     spec = tmpl.spec
     for key, value in (spec.get("nodeSelector") or {}).items():
         if node.labels.get(str(key)) != str(value):
@@ -76,9 +81,12 @@ def eligible(tmpl: PodTemplate, node: Node) -> bool:
     required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
     terms = required.get("nodeSelectorTerms") or []
-    if terms and not any(node_term_matches(t, node.labels, node.name) for t in terms if isinstance(t, dict)):
-        return False
-    tolerations = [t for t in spec.get("tolerations") or [] if isinstance(t, dict)]
+    return not terms or any(node_term_matches(t, node.labels, node.name) for t in terms if isinstance(t, dict))
+
+
+def tolerated(tmpl: PodTemplate, node: Node) -> bool:
+    """The pod tolerates the node's NoSchedule/NoExecute taints."""
+    tolerations = [t for t in tmpl.spec.get("tolerations") or [] if isinstance(t, dict)]
     return all(tolerates(tolerations, t.key, t.value, t.effect)
                for t in node.spec.taints if t.effect in ("NoSchedule", "NoExecute"))
 
@@ -257,16 +265,28 @@ def _rollout_findings(tmpl: PodTemplate, replicas: int, repelling: Repelling, pr
     )]
 
 
-def _spread_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> list[Finding]:
+def _counted_nodes(tmpl: PodTemplate, constraint: dict[str, Any], nodes: list[Node]) -> list[Node]:
+    """The nodes whose domains a spread constraint counts: nodeAffinityPolicy Honor (the default) keeps those the
+    pod's node affinity allows; nodeTaintsPolicy Ignore (the default) keeps tainted ones the pod cannot use."""
+    return [n for n in nodes
+            if (constraint.get("nodeAffinityPolicy") == "Ignore" or matches_affinity(tmpl, n))
+            and (constraint.get("nodeTaintsPolicy") != "Honor" or tolerated(tmpl, n))]
+
+
+def _spread_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int,
+                     all_nodes: list[Node] | None = None) -> list[Finding]:
     """topologySpreadConstraints that must hold (DoNotSchedule) and certainly cannot for the workload's own pods
-    (podtopologyspread filtering): no eligible node has the topology key, or minDomains more domains than the
-    profile has (the global minimum counts as 0), leaving pods beyond maxSkew per domain Pending."""
+    (podtopologyspread filtering): no eligible node has the topology key; or the global minimum stays 0, because
+    minDomains asks for more domains than the profile has or a counted domain (a tainted control plane, under the
+    default nodeTaintsPolicy Ignore) can take none of its pods, leaving pods beyond maxSkew per domain Pending."""
     findings = []
     for constraint in tmpl.spec.get("topologySpreadConstraints") or []:
         if not isinstance(constraint, dict) or constraint.get("whenUnsatisfiable", "DoNotSchedule") != "DoNotSchedule":
             continue  # ScheduleAnyway only scores
         key = str(constraint.get("topologyKey", ""))
         domains = sorted({n.labels[key] for n in nodes if key in n.labels})
+        counted = {n.labels[key] for n in _counted_nodes(tmpl, constraint, all_nodes or nodes) if key in n.labels}
+        idle = sorted(counted - set(domains))  # counted for the minimum, but no pod of ours can land there
         own = constraint.get("labelSelector") is not None and selector_matches(constraint.get("labelSelector"),
                                                                                 tmpl.labels)
         max_skew, min_domains = constraint.get("maxSkew", 1), constraint.get("minDomains") or 1
@@ -277,6 +297,13 @@ def _spread_findings(tmpl: PodTemplate, nodes: list[Node], replicas: int) -> lis
                 CHECK, "error", (str(tmpl.owner.ref),),
                 f"{tmpl.label}: topologySpreadConstraint on {key} (DoNotSchedule) but no eligible node of the profile "
                 "has that label: its pods will stay Pending", evidence))
+        elif own and isinstance(max_skew, int) and idle and replicas > len(domains) * max_skew:
+            findings.append(Finding(
+                CHECK, "error", (str(tmpl.owner.ref),),
+                f"{tmpl.label}: {replicas} replicas, topologySpreadConstraint on {key} (DoNotSchedule) counts "
+                f"{', '.join(idle)} as a domain (nodeTaintsPolicy {constraint.get('nodeTaintsPolicy') or 'Ignore'}) "
+                f"where none of its pods can run, so the minimum stays 0: beyond {len(domains) * max_skew} pod(s) "
+                "(maxSkew per domain) they stay Pending", {**evidence, "idle_domains": idle}))
         elif own and isinstance(max_skew, int) and isinstance(min_domains, int) and min_domains > len(domains) \
                 and replicas > len(domains) * max_skew:
             findings.append(Finding(
@@ -329,7 +356,7 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
         repelling = list(_self_repelling_domains(tmpl, fits))
         findings.extend(_anti_affinity_findings(tmpl, fits, replicas, repelling))
         findings.extend(_rollout_findings(tmpl, replicas, repelling, profile))
-        findings.extend(_spread_findings(tmpl, fits, replicas))
+        findings.extend(_spread_findings(tmpl, fits, replicas, nodes))
         try:
             cpu, memory = requests(tmpl.spec, pod_level_resources(profile))
         except (InputError, ValueError) as exc:
