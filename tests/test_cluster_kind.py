@@ -434,6 +434,21 @@ def test_cluster_kept_after_a_failed_create_is_announced(fake_tools: FakeTools, 
                                         f"--kubeconfig {tmp_path / 'kubeconfig'}")
 
 
+def test_nothing_is_kept_when_kinds_failed_create_removed_the_nodes(fake_tools: FakeTools,  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """kind deletes the nodes of a create that failed ("Deleted nodes: ..."): reproduce must not list a cluster
+    that is not there, with a delete line that deletes nothing."""
+    fake_tools.fail("create-error")
+    kept: list[Any] = []
+    lines: list[str] = []
+    with pytest.raises(EnvironmentNotReady), \
+            mirror_cluster(load_profile("default"), tmp_path, keep="always", progress=lines.append,
+                           on_kept=kept.append, **FAST):
+        pytest.fail("create() should have failed")
+    assert kept == [] and fake_tools.clusters() == {}
+    assert any(line.startswith("nothing to keep of cluster argocd-mirror-") for line in lines), lines
+
+
 def test_on_kept_only_for_kept_clusters(kind_env: FakeTools, tmp_path: Path) -> None:
     kept: list[Any] = []
     with mirror_cluster(load_profile("default"), tmp_path / "a", keep="on-failure", progress=lambda m: None,

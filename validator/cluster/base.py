@@ -32,6 +32,10 @@ class Provider(ABC):
         caller only warns, since diagnostics must never stand in the way of the teardown."""
         return None
 
+    def exists(self, cluster: Cluster) -> bool:
+        """Whether there is still something to keep (a failed create may have removed it all)."""
+        return True
+
     def keep_hint(self, cluster: Cluster) -> list[str]:
         return [f"kubeconfig: {cluster.kubeconfig} (context {cluster.context})",
                 f"inspect it with: {cluster.kubectl_command('get', 'pods', '-A')}"]

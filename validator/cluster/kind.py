@@ -44,6 +44,14 @@ def create_argv(kind: str, name: str, config: Path, image: str, kubeconfig: Path
     return argv + (["--wait", wait] if wait else [])
 
 
+def cluster_names(kind: str) -> list[str]:
+    """`kind get clusters`: the clusters kind knows on this Docker engine."""
+    proc = run([kind, "get", "clusters"], timeout_s=60)
+    if proc.returncode != 0:
+        raise classify_kind_failure(proc, "")
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+
+
 def delete_argv(kind: str, name: str, kubeconfig: Path) -> list[str]:
     return [kind, "delete", "cluster", "--name", name, "--kubeconfig", str(kubeconfig)]
 
@@ -137,11 +145,16 @@ class KindProvider(Provider):
         if proc.returncode != 0:
             return [f"kind delete cluster --name {cluster.name} failed: {last_error(proc)} "
                     f"(delete it later with `{cluster.delete_command()}`)"]
-        listed = run([self.kind, "get", "clusters"], timeout_s=60)  # verify: exit 0 alone is not proof
-        if listed.returncode == 0 and cluster.name in listed.stdout.split():
+        if self.exists(cluster):  # verify: exit 0 alone is not proof
             return [f"kind cluster {cluster.name} still exists after deletion "
                     f"(delete it with `{cluster.delete_command()}`)"]
         return []
+
+    def exists(self, cluster: Cluster) -> bool:
+        try:
+            return cluster.name in cluster_names(self.kind)
+        except EnvironmentNotReady:
+            return True  # cannot tell: say it may be there, never that it is gone
 
     def keep_hint(self, cluster: Cluster) -> list[str]:
         return [*super().keep_hint(cluster), f"delete it with: {cluster.delete_command()}"]

@@ -159,6 +159,9 @@ def _finish(impl: Provider, cluster: Cluster, keep: str, outcome: str, run_dir: 
         else:
             if exported:
                 progress(f"cluster logs exported to {exported}")
+    if should_keep(keep, outcome) and not impl.exists(cluster):
+        progress(f"nothing to keep of cluster {cluster.name}: its failed create left no node")
+        return []
     if should_keep(keep, outcome):
         progress(f"keeping cluster {cluster.name} (--keep-cluster={keep})")
         for line in impl.keep_hint(cluster):

@@ -14,9 +14,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from validator.cluster.kind import NAME_PREFIX, delete_argv, kind_binary
+from validator.cluster.kind import NAME_PREFIX, cluster_names, delete_argv, kind_binary
 from validator.cluster.lifecycle import signals_deferred
-from validator.cluster.tools import Progress, classify_kind_failure, docker_ping, find_tool, last_error, run
+from validator.cluster.tools import Progress, docker_ping, find_tool, last_error, run
 from validator.errors import InputError
 
 # Each unit at most once, largest first, ASCII digits only (Go's time.ParseDuration spelling, plus days).
@@ -78,13 +78,6 @@ class SweepResult:
     errors: list[str] = field(default_factory=list)
 
 
-def list_clusters(kind: str) -> list[str]:
-    proc = run([kind, "get", "clusters"], timeout_s=60)
-    if proc.returncode != 0:
-        raise classify_kind_failure(proc, "")
-    return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
-
-
 def cluster_age(docker: str, name: str, now: dt.datetime) -> float | None:
     proc = run([docker, "inspect", "--type", "container", "--format", "{{json .Created}}", f"{name}-control-plane"],
                timeout_s=30)
@@ -101,7 +94,7 @@ def sweep(older_than_s: float, dry_run: bool, progress: Progress) -> SweepResult
     docker = find_tool("docker", "install Docker (kind runs every node as a Docker container)")
     docker_ping()
     now = dt.datetime.now(dt.UTC)
-    ours = [n for n in list_clusters(kind) if n.startswith(NAME_PREFIX)]
+    ours = [n for n in cluster_names(kind) if n.startswith(NAME_PREFIX)]
     result = SweepResult(decide({n: cluster_age(docker, n, now) for n in ours}, older_than_s))
     with tempfile.TemporaryDirectory(prefix="argocd-mirror-sweep-") as tmp:
         # kind edits the kubeconfig it is given on delete: give it a throwaway one, never the user's.
