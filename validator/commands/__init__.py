@@ -17,7 +17,8 @@ def add_candidate_arguments(parser: argparse.ArgumentParser, *, default: str | N
                         choices=["install", "ha", "namespace-install", "core-install"],
                         help="which upstream manifest of a release (default install)")
     parser.add_argument("--namespace", type=namespace_name,
-                        help="namespace to install into (default: the profile's namespace, argocd unless it says)")
+                        help="namespace to install into (default: the profile's namespace, argocd unless it says; "
+                             "resolve, which reads no profile: argocd)")
 
 
 def namespace_name(value: str) -> str:
