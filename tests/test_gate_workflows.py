@@ -63,6 +63,10 @@ def test_ci_lints_types_and_tests() -> None:
     assert {"push", "pull_request"} <= set(ci["on"])
     runs = " ".join(step.get("run", "") for step in ci["jobs"]["test"]["steps"])
     assert "make lint" in runs and "make test" in runs
+    # the docker-marked tests run for real there, with the kind we pin (a runner's own kind may be older)
+    assert ci["env"]["KIND_VERSION"] == KIND_RELEASE
+    (kind,) = [s for s in ci["jobs"]["test"]["steps"] if "helm/kind-action@" in s.get("uses", "")]
+    assert kind["with"] == {"version": "${{ env.KIND_VERSION }}", "install_only": True}
 
 
 def test_nightly_schedule_matrix_and_pins() -> None:
