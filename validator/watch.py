@@ -47,6 +47,7 @@ from validator.health import (
 from validator.install import image_mismatches
 from validator.kubeapi import RETRY_WAIT, Kube, KubeError, Resource, iter_lines
 from validator.manifests import Bundle, KubeObject, ObjectRef, group_of
+from validator.text import some
 
 Progress = Callable[[str], None]
 _OWNED_KINDS = (("v1", "Pod"), ("apps/v1", "ReplicaSet"))
@@ -409,10 +410,9 @@ class _State:
 
 
 def _some(items: Iterable[str], limit: int = 3) -> str:
-    """'a, b, c and 2 more': a bounded list for one-line progress and root causes."""
-    listed = list(items)
-    head = ", ".join(listed[:limit])
-    return head + (f" and {len(listed) - limit} more" if len(listed) > limit else "")
+    """'a, b, c and 2 more': text.some for one-line progress and root causes."""
+    listed = some(items, limit)
+    return ", ".join(listed[:limit]) + (f" and {listed[limit]}" if len(listed) > limit else "")
 
 
 def storage_classes(kube: Kube, bundle: Bundle) -> StorageClasses | None:

@@ -18,7 +18,6 @@ usual ones (validator.apiserver).
 from __future__ import annotations
 
 import ipaddress
-import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from validator.manifests import Bundle, KubeObject, containers_of, mapping_at
 from validator.preflight import Finding
 from validator.preflight.selectors import Lookup, PodTemplate, pod_templates, selector_matches
 from validator.profiles import Profile
+from validator.text import some as bounded
 
 CHECK = "networkpolicy-api-egress"
 
@@ -304,12 +304,9 @@ def restricted_api_pods(bundle: Bundle) -> Iterator[RestrictedApiPod]:
 QUOTED = 10  # policies and rules a finding names: thousands selecting thousands of pods must not cost gigabytes
 
 
-def some(items: Iterable[str], limit: int = QUOTED, total: int | None = None) -> list[str]:
-    """The first LIMIT items, then how many more there are (TOTAL: their number, so the rest is never built)."""
-    iterator = iter(items)
-    listed = list(itertools.islice(iterator, limit + (1 if total is None else 0)))
-    count = len(listed) + sum(1 for _ in iterator) if total is None else total
-    return listed[:limit] + ([f"{count - limit} more"] if count > limit else [])
+def some(items: Iterable[str], total: int | None = None) -> list[str]:
+    """text.some with the QUOTED limit of findings."""
+    return bounded(items, QUOTED, total)
 
 
 def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
