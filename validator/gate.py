@@ -285,8 +285,9 @@ def plan_pin(path: Path, verdict_path: Path, sources: Sources | None = None) -> 
     if left:
         raise InputError(f"refusing to pin {path}: after rewriting {len(sites)} pin(s) it would still name another "
                          f"Argo CD version ({'; '.join(left[:3])}); edit those by hand or align them first")
-    baseline = (verdict.get("baseline") or {}).get("version") if isinstance(verdict.get("baseline"), dict) else None
-    return PinPlan(path, prov["version"], sites, text, after, baseline)
+    baseline = verdict.get("baseline")
+    upgraded_from = baseline.get("version") if isinstance(baseline, dict) else None
+    return PinPlan(path, prov["version"], sites, text, after, upgraded_from)
 
 
 def apply_plan(plan: PinPlan) -> None:

@@ -39,10 +39,11 @@ class Sources:
         defaults = cls()
         raw_url = env.get("ARGOCD_MIRROR_RAW_URL", defaults.raw_url)
         try:  # a typo in the template is bad input now, not a KeyError after the tag lookup
-            problem = None if raw_url.format(ref="\0", path="\1").count("\0") == raw_url.format(
-                ref="\0", path="\1").count("\1") == 1 else "each of {ref} and {path} exactly once"
+            probe = raw_url.format(ref="\0", path="\1")
         except (KeyError, IndexError, ValueError) as exc:
-            problem = f"only {{ref}} and {{path}} ({type(exc).__name__}: {exc})"
+            problem: str | None = f"only {{ref}} and {{path}} ({type(exc).__name__}: {exc})"
+        else:
+            problem = None if probe.count("\0") == probe.count("\1") == 1 else "each of {ref} and {path} exactly once"
         if problem:  # without {ref} every commit is one URL (and one cache entry); without {path} every variant
             from validator.errors import InputError
 

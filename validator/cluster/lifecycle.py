@@ -159,14 +159,14 @@ def _finish(impl: Provider, cluster: Cluster, keep: str, outcome: str, run_dir: 
         else:
             if exported:
                 progress(f"cluster logs exported to {exported}")
-    if should_keep(keep, outcome) and not impl.exists(cluster):
+    if not should_keep(keep, outcome):
+        return impl.teardown(cluster)
+    if not impl.exists(cluster):
         progress(f"nothing to keep of cluster {cluster.name}: its failed create left no node")
         return []
-    if should_keep(keep, outcome):
-        progress(f"keeping cluster {cluster.name} (--keep-cluster={keep})")
-        for line in impl.keep_hint(cluster):
-            progress(f"  {line}")
-        if on_kept is not None:
-            on_kept(cluster)
-        return []
-    return impl.teardown(cluster)
+    progress(f"keeping cluster {cluster.name} (--keep-cluster={keep})")
+    for line in impl.keep_hint(cluster):
+        progress(f"  {line}")
+    if on_kept is not None:
+        on_kept(cluster)
+    return []

@@ -177,10 +177,10 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
 
         _, server = locate(args.kubeconfig, args.context)
         progress(f"existing cluster: context {one_line(args.context)} at {one_line(server)}")
-    if args.provider == "existing" and profile.api_server is None:
-        progress("note: preflight judges egress NetworkPolicies against kind's usual API server addresses; state this "
-                 "cluster's in the profile (apiServer: endpoints) to judge against its own (the probes on the cluster "
-                 "read its kubernetes EndpointSlice either way)")
+        if profile.api_server is None:
+            progress("note: preflight judges egress NetworkPolicies against kind's usual API server addresses; state "
+                     "this cluster's in the profile (apiServer: endpoints) to judge against its own (the probes on "
+                     "the cluster read its kubernetes EndpointSlice either way)")
     progress(f"resolving {args.spec}")
     namespace = args.namespace or profile.namespace
     candidate = resolve(args.spec, variant=args.variant, namespace=namespace)

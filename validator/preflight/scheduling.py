@@ -102,8 +102,7 @@ def _container_requests(container: dict[str, Any]) -> tuple[int, int]:
 def pod_level_resources(profile: Profile) -> bool:
     """Whether the scheduler reads pod-level requests: the PodLevelResources gate, beta and on by default since
     Kubernetes 1.34, unless the profile's featureGates say otherwise."""
-    major, minor = (int(part) for part in profile.kubernetes_version.split(".")[:2])
-    return profile.feature_gates.get("PodLevelResources", (major, minor) >= (1, 34))
+    return profile.feature_gates.get("PodLevelResources", profile.kubernetes_minor >= (1, 34))
 
 
 def requests(spec: dict[str, Any], pod_level: bool = True) -> tuple[int, int]:
@@ -328,6 +327,7 @@ def _assumed(nodes: list[Node]) -> str:
 
 def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
     nodes = profile_nodes(profile)
+    pod_level = pod_level_resources(profile)
     findings: list[Finding] = []
     total_cpu = total_memory = pods = 0
     for tmpl in pod_templates(bundle):
@@ -358,7 +358,7 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
         findings.extend(_rollout_findings(tmpl, replicas, repelling, profile))
         findings.extend(_spread_findings(tmpl, fits, replicas, nodes))
         try:
-            cpu, memory = requests(tmpl.spec, pod_level_resources(profile))
+            cpu, memory = requests(tmpl.spec, pod_level)
         except (InputError, ValueError) as exc:
             findings.append(Finding(CHECK, "error", (str(tmpl.owner.ref),),
                                     f"{tmpl.label}: unparseable resource request ({exc})", {}))

@@ -78,11 +78,12 @@ class Compiler:
         return node
 
     def _branches(self) -> Compiler:
+        """The compiler of junctor branches: a crd-junctor one under a CRD's schema (itself for everything else,
+        nested junctors included)."""
         if self.dialect != "crd":
             return self
         if self._junctor is None:
             self._junctor = Compiler(self.defs, "crd-junctor")
-            self._junctor._junctor = self._junctor
         return self._junctor
 
     def resource_root(self, schema: Any) -> Node:
