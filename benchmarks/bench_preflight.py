@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "manifests" / "argo-cd" / "v3.5.1" / "install.yaml"
+UPSTREAM = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "upstream" / "argo-cd"
+MANIFEST = UPSTREAM / "v3.5.1" / "install.yaml"
 BIN = Path(sys.executable).parent
 
 

@@ -6,20 +6,19 @@ from pathlib import Path
 
 import pytest
 
-SHARED_MANIFESTS = Path(__file__).resolve().parents[1].parent / "shared" / "manifests" / "argo-cd"
+# Real upstream Argo CD manifests, copied unchanged with their license (see the README there).
+UPSTREAM_MANIFESTS = Path(__file__).resolve().parent / "fixtures" / "upstream" / "argo-cd"
 
 
 @pytest.fixture(scope="session")
-def shared_manifests() -> Path:
-    """../shared/manifests/argo-cd, or a clean skip where this checkout has no shared/ beside it."""
-    if not SHARED_MANIFESTS.is_dir():
-        pytest.skip(f"real upstream manifests not present at {SHARED_MANIFESTS}")
-    return SHARED_MANIFESTS
+def upstream_manifests() -> Path:
+    """The directory of real upstream manifests: <tag>/install.yaml, <tag>/ha/install.yaml, ..."""
+    return UPSTREAM_MANIFESTS
 
 
 def real_manifest(relative: str) -> Path:
-    """A path under ../shared/manifests/argo-cd, skipping the calling test when it is absent."""
-    path = SHARED_MANIFESTS / relative
+    """A real upstream manifest by '<tag>/<path>'; a missing one is a broken test, not a skip."""
+    path = UPSTREAM_MANIFESTS / relative
     if not path.is_file():
-        pytest.skip(f"real upstream manifest not present: {path}")
+        raise FileNotFoundError(f"no vendored upstream manifest {path}: copy it from argoproj/argo-cd with its tag")
     return path

@@ -102,7 +102,7 @@ def test_server_side_apply_sends_field_manager_and_force() -> None:
     assert LAST_APPLIED not in (deployment["metadata"].get("annotations") or {})
 
 
-def test_client_side_apply_hits_the_annotation_limit_like_users_do(shared_manifests: Any) -> None:
+def test_client_side_apply_hits_the_annotation_limit_like_users_do(upstream_manifests: Any) -> None:
     big = bundle_from(real_manifest("v3.5.1/install.yaml"))
     with ApiDouble() as double, pytest.raises(CandidateFailed) as failure:
         install(double.api_client(), big, mode="client-side")

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SHARED_MANIFESTS, real_manifest
+from tests.conftest import UPSTREAM_MANIFESTS, real_manifest
 from validator.errors import InputError
 from validator.manifests import (
     Limits,
@@ -131,7 +131,7 @@ def test_split_image() -> None:
 
 
 @pytest.mark.parametrize("relative", sorted(
-    str(Path(p).relative_to(SHARED_MANIFESTS)) for p in glob.glob(f"{SHARED_MANIFESTS}/**/*.yaml", recursive=True)
+    str(Path(p).relative_to(UPSTREAM_MANIFESTS)) for p in glob.glob(f"{UPSTREAM_MANIFESTS}/**/*.yaml", recursive=True)
 ) or ["v3.5.1/install.yaml"])
 def test_identical_to_pyyaml_on_every_real_manifest(relative: str) -> None:
     data = real_manifest(relative).read_bytes()
