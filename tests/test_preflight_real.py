@@ -1,4 +1,4 @@
-"""Preflight on the real upstream Argo CD manifests (../shared/manifests; skipped cleanly when absent)."""
+"""Preflight on the real upstream Argo CD manifests (vendored under tests/fixtures/upstream)."""
 
 from __future__ import annotations
 
@@ -89,3 +89,44 @@ def test_v351_ha_on_three_workers_warns_that_haproxy_upgrades_stall() -> None:
     assert [(f.check, f.objects) for f in warnings] == [
         ("scheduling", ("Deployment.apps/argocd/argocd-redis-ha-haproxy",))]
     assert warnings[0].evidence["resolved_surge"] == 1
+
+
+def netpol(findings: list) -> list:
+    return [f for f in findings if f.check == "networkpolicy-api-egress"]
+
+
+@pytest.mark.parametrize("path", ["v2.11.1/install.yaml", "v2.11.1/ha/install.yaml"])
+def test_real_v2111_secret_init_cut_off_from_the_api_is_an_error_in_every_variant(path: str) -> None:
+    """The outage itself, on the real v2.11.1 manifests: a certain API caller under a DNS-only egress policy."""
+    profile = load_profile("ha" if path.startswith("v2.11.1/ha") else "default")
+    found = errors(netpol(run_preflight(resolve(str(real_manifest(path))), profile)))
+    owners = {f.evidence["owner"] for f in found}
+    expected = {"Deployment.apps/argocd/argocd-redis"} if "ha" not in path else {
+        "Deployment.apps/argocd/argocd-redis-ha-haproxy"}
+    assert owners == expected, [f.reason for f in found]
+    assert all(f.evidence["containers"] == ["secret-init"] for f in found)
+    assert all("`argocd admin redis-initial-password`, which creates Secret argocd-redis" in f.reason for f in found)
+
+
+def test_real_v2110_ha_haproxy_bound_to_a_role_is_not_an_error() -> None:
+    """v2.5.0-rc1..v2.11.0 HA: haproxy's ServiceAccount may `get endpoints`, but neither config-init (copies a
+    config, resolves the announce Services through DNS) nor haproxy calls the API. RBAC alone is no evidence of
+    a call; with only redis/haproxy images it is context (info), never an error."""
+    findings = netpol(run_preflight(resolve(str(real_manifest("v2.11.0/ha/install.yaml"))), load_profile("ha")))
+    haproxy = [f for f in findings if f.evidence["owner"] == "Deployment.apps/argocd/argocd-redis-ha-haproxy"]
+    assert [f.severity for f in haproxy] == ["info"], [f.reason for f in findings]
+    assert haproxy[0].evidence["api_need_evidence"] == "rbac-only-non-api-images"
+    assert "no container runs a program known to call it" in haproxy[0].reason
+    assert errors(findings) == []
+
+
+def test_rbac_only_on_a_pod_that_runs_other_images_is_a_warning() -> None:
+    """The same haproxy pod with a sidecar of an unknown image: RBAC might be for it, so a warning (a likely
+    problem), still not an error."""
+    bundle = resolve(str(real_manifest("v2.11.0/ha/install.yaml")))
+    bodies = [copy.deepcopy(o.body) for o in bundle]
+    for body in bodies:
+        if body["kind"] == "Deployment" and body["metadata"]["name"] == "argocd-redis-ha-haproxy":
+            body["spec"]["template"]["spec"]["containers"].append({"name": "agent", "image": "example.com/agent:1"})
+    findings = netpol(run_preflight(load_bundle(yaml.safe_dump_all(bodies).encode()), load_profile("ha")))
+    assert [f.severity for f in findings if "haproxy" in f.evidence["owner"]] == ["warning"]

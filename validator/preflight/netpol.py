@@ -5,7 +5,8 @@ creates Secret argocd-redis through the API) while NetworkPolicy argocd-redis-ne
 the pod with policyTypes [Ingress, Egress] and egress to port 53 only. On a CNI that enforces policy the
 init container timed out dialling 10.96.0.1:443 and Argo CD never came up. This check finds that
 statically: pod templates selected by an egress-restricting policy whose rules do not admit the API server
-endpoint (TCP 6443 on the control-plane node), while the pod needs the API.
+endpoint (TCP 6443 on the control-plane node), while the pod needs the API. How sure that need is decides the
+severity (validator.preflight.apineed): a known API caller is an error, RBAC alone a warning at most.
 
 Why the endpoint and not the `kubernetes` Service (10.96.0.1:443) the pod dials: NetworkPolicy is enforced
 after kube-proxy has rewritten the Service address to the endpoint (kindnet's kube-network-policies filters
@@ -23,26 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from validator.apiserver import KIND_API_SERVER, ApiServer, format_address
-from validator.manifests import Bundle, KubeObject, containers_of, mapping_at
+from validator.manifests import Bundle, KubeObject, mapping_at
 from validator.preflight import Finding
+from validator.preflight.apineed import RBAC_ONLY, ApiNeed, Grants, api_need
 from validator.preflight.selectors import Lookup, PodTemplate, pod_templates, selector_matches
 from validator.profiles import Profile
 from validator.text import some as bounded
 
 CHECK = "networkpolicy-api-egress"
-
-# Commands known to talk to the Kubernetes API whatever RBAC the bundle shows.
-API_COMMANDS = (
-    ("argocd admin redis-initial-password", "creates Secret argocd-redis through the Kubernetes API"),
-    ("kubectl ", "runs kubectl"),
-)
-_SA_USER = "system:serviceaccount:"  # a ServiceAccount's user name: system:serviceaccount:<namespace>:<name>
-# Groups every service account token is in (RBAC's authenticator adds both), and the prefix of a namespace's.
-_EVERY_ACCOUNT = frozenset({"system:serviceaccounts", "system:authenticated"})
-_ACCOUNTS_OF = "system:serviceaccounts:"
-# ClusterRoles every cluster has (bindings to them grant API access even though the bundle lacks them).
-BUILTIN_CLUSTER_ROLES = frozenset({"cluster-admin", "admin", "edit", "view"})
-
 
 def policy_types(spec: dict[str, Any]) -> list[str]:
     """Effective policyTypes: as given, else Ingress plus Egress when egress rules exist (API defaulting)."""
@@ -133,92 +122,6 @@ def describe_rule(rule: dict[str, Any]) -> str:
         for p in peers if isinstance(p, dict)
     )
     return f"{ports} to {where}"
-
-
-@dataclass(frozen=True)
-class ApiNeed:
-    """Why a pod needs the API and which containers (those running a known API command, else all)."""
-
-    reasons: tuple[str, ...]
-    containers: tuple[str, ...]
-
-
-def _service_account(lookup: Lookup, tmpl: PodTemplate) -> tuple[str, bool]:
-    """(ServiceAccount name, token mounted) as the kubelet will decide it."""
-    name = str(tmpl.spec.get("serviceAccountName") or tmpl.spec.get("serviceAccount") or "default")
-    mounted = tmpl.spec.get("automountServiceAccountToken")
-    if mounted is None:
-        account = lookup.get("ServiceAccount", name, tmpl.namespace)
-        mounted = (account.body.get("automountServiceAccountToken") if account else None)
-    projected = any(
-        "serviceAccountToken" in source
-        for volume in tmpl.spec.get("volumes") or [] if isinstance(volume, dict)
-        for source in (volume.get("projected") or {}).get("sources") or [] if isinstance(source, dict)
-    )
-    return name, mounted is not False or projected
-
-
-def _role_grants(lookup: Lookup, binding: KubeObject) -> bool:
-    ref = binding.body.get("roleRef") or {}
-    kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
-    role = lookup.get(kind, name, binding.namespace if kind == "Role" else "")
-    if role is None:
-        return kind == "ClusterRole" and (name in BUILTIN_CLUSTER_ROLES or name.startswith("system:"))
-    return bool(role.body.get("rules")) or bool(role.body.get("aggregationRule"))
-
-
-class Grants:
-    """Which bindings in the bundle grant a ServiceAccount any rules, indexed once for every pod."""
-
-    def __init__(self, lookup: Lookup) -> None:
-        self._accounts: dict[tuple[str, str], list[KubeObject]] = {}  # (namespace, account) -> bindings
-        self._groups: dict[str, list[KubeObject]] = {}  # namespace ('*' = all) -> bindings
-        for binding in lookup.of_kind("RoleBinding", "ClusterRoleBinding"):
-            if not _role_grants(lookup, binding):
-                continue
-            for subject in binding.body.get("subjects") or []:
-                if not isinstance(subject, dict):
-                    continue
-                name = str(subject.get("name", ""))
-                if subject.get("kind") == "ServiceAccount":
-                    key = (str(subject.get("namespace") or binding.namespace), name)
-                    self._accounts.setdefault(key, []).append(binding)
-                elif subject.get("kind") == "User" and name.startswith(_SA_USER) and name.count(":") == 3:
-                    namespace, account = name.removeprefix(_SA_USER).split(":")  # how RBAC names an account
-                    self._accounts.setdefault((namespace, account), []).append(binding)
-                elif subject.get("kind") == "Group" and name in _EVERY_ACCOUNT:
-                    self._groups.setdefault("*", []).append(binding)
-                elif subject.get("kind") == "Group" and name.startswith(_ACCOUNTS_OF):
-                    self._groups.setdefault(name.removeprefix(_ACCOUNTS_OF), []).append(binding)
-
-    def of(self, account: str, namespace: str) -> list[KubeObject]:
-        """Bindings granting the account rules; a RoleBinding only grants within its own namespace."""
-        found = self._accounts.get((namespace, account), []) + self._groups.get(namespace, []) + self._groups.get(
-            "*", [])
-        unique = {id(b): b for b in found if b.kind == "ClusterRoleBinding" or b.namespace == namespace}
-        return list(unique.values())
-
-
-def api_need(tmpl: PodTemplate, lookup: Lookup, grants: Grants) -> ApiNeed | None:
-    """Whether the pod will call the Kubernetes API, with the evidence, or None."""
-    reasons: list[str] = []
-    callers: list[str] = []
-    for _, container in containers_of(tmpl.spec):
-        line = " ".join(str(part) for part in (container.get("command") or []) + (container.get("args") or []))
-        for pattern, why in API_COMMANDS:
-            if pattern in line + " ":
-                callers.append(str(container.get("name")))
-                reasons.append(f"container {container.get('name')} runs `{line.strip()}` ({why})")
-    account, mounted = _service_account(lookup, tmpl)
-    if mounted:
-        for binding in grants.of(account, tmpl.namespace):
-            ref = binding.body.get("roleRef") or {}
-            reasons.append(f"ServiceAccount {account} is bound by {binding.kind} {binding.name} "
-                           f"to {ref.get('kind')} {ref.get('name')} and its token is mounted")
-    if not reasons:
-        return None
-    everyone = tuple(str(c.get("name")) for _, c in containers_of(tmpl.spec))
-    return ApiNeed(tuple(reasons), tuple(dict.fromkeys(callers)) or everyone)
 
 
 class EgressPolicies:
@@ -324,28 +227,37 @@ def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
             continue
         names = ", ".join(some((p.name for p in policies), total=len(policies)))
         allowed = some((describe_rule(r) for r in rules), total=len(rules)) or ["nothing (deny all egress)"]
-        which = ("container " if len(need.containers) == 1 else "containers ") + ", ".join(need.containers)
         evidence = {
             "owner": str(tmpl.owner.ref), "containers": list(need.containers),
             "policies": some((p.name for p in policies), total=len(policies)), "allowed_egress": allowed,
-            "needs_api_because": list(need.reasons),
+            "needs_api_because": list(need.reasons), "api_need_evidence": need.evidence,
             "admits_service": service_ok, "admits_endpoints": endpoint_ok,
             "api_service": format_address(api.service) if api.service else None,
             "api_endpoints": [format_address(e) for e in api.endpoints], "api_server_source": api.source,
         }
         objects = (str(tmpl.owner.ref), *(str(p.ref) for p in policies[:QUOTED]))
-        head = (f"{tmpl.label}: {which} need(s) the Kubernetes API but NetworkPolicy {names} restricts egress to "
-                f"{'; '.join(allowed)}")
+        if need.certain:
+            head = f"{tmpl.label}: {need.reasons[0]},"
+        else:
+            head = (f"{tmpl.label} may need the Kubernetes API ({need.reasons[0]}; no container runs a program known "
+                    "to call it)")
+        head += f" but NetworkPolicy {names} restricts egress to {'; '.join(allowed)}"
         if endpoint_ok is None:
             findings.append(Finding(
-                CHECK, "warning", objects,
+                CHECK, "warning" if need.certain else "info", objects,
                 f"{head}: it admits only part of the API server's endpoint(s) {api.describe()}, so whether the "
                 "pod reaches the API depends on the endpoint's address", evidence))
             continue
         after_dnat = (f"; it admits the kubernetes Service {format_address(api.service)}, but policy is enforced "
                       "after the Service address is rewritten to the endpoint" if service_ok and api.service else "")
-        findings.append(Finding(
-            CHECK, "error", objects,
-            f"{head}: no rule admits the API server's endpoint(s) {api.describe()}{after_dnat}, so the pod will "
-            "time out dialling the API (the Argo CD v2.11.1 redis outage)", evidence))
+        blocked = f"no rule admits the API server's endpoint(s) {api.describe()}{after_dnat}"
+        if need.certain:
+            findings.append(Finding(
+                CHECK, "error", objects,
+                f"{head}: {blocked}, so it will time out dialling the API (the Argo CD v2.11.1 redis outage); "
+                "admit egress to the API server's endpoints in the policy", evidence))
+        else:
+            findings.append(Finding(
+                CHECK, "warning" if need.evidence == RBAC_ONLY else "info", objects,
+                f"{head}: {blocked}; if one of its containers does call the API it will time out", evidence))
     return findings

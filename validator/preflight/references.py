@@ -15,7 +15,7 @@ from typing import Any
 
 from validator.manifests import Bundle, containers_of, split_image
 from validator.preflight import Finding
-from validator.preflight.netpol import BUILTIN_CLUSTER_ROLES
+from validator.preflight.apineed import is_builtin_cluster_role
 from validator.preflight.selectors import Lookup, PodTemplate, pod_templates
 from validator.profiles import Profile
 from validator.releases import ARGOCD_IMAGE
@@ -98,7 +98,7 @@ def _missing_references(bundle: Bundle) -> list[Finding]:
     for binding in lookup.of_kind("RoleBinding", "ClusterRoleBinding"):
         ref = binding.body.get("roleRef") or {}
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
-        builtin = kind == "ClusterRole" and (name in BUILTIN_CLUSTER_ROLES or name.startswith("system:"))
+        builtin = kind == "ClusterRole" and is_builtin_cluster_role(name)
         if not builtin and not lookup.get(kind, name, binding.namespace if kind == "Role" else ""):
             missing.setdefault((kind, name), []).append((str(binding.ref), f"{binding.kind} {binding.name} (roleRef)"))
         for subject in binding.body.get("subjects") or []:
