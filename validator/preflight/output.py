@@ -25,6 +25,7 @@ SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 INFORMATION_URI = "https://github.com/argocd-mirror/argocd-mirror"
 CHECK_DESCRIPTIONS = {
     "networkpolicy-api-egress": "Pods that need the Kubernetes API must not be cut off from it by NetworkPolicy egress",
+    "api-credentials": "Containers that call the Kubernetes API must get credentials for it (a ServiceAccount token)",
     "client-side-apply-size": "Client-side apply's last-applied annotation must stay within 262144 bytes",
     "scheduling": "Pods must be schedulable on the profile's nodes",
     "schema": "Objects must match the Kubernetes schema and use apiVersions the profile's version serves",
