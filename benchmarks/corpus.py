@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from validator.candidate import Provenance, argocd_image_version
 from validator.manifests import load_bundle
-from validator.preflight import run_preflight
+from validator.preflight import run_preflight, signature
 from validator.profiles import default_profile_name, load_profile
 from validator.releases import RELEASE_TAG, VARIANTS, semver_key
 
@@ -50,14 +49,6 @@ def release_tags(repo: Path, since: str) -> list[str]:
 def manifest_at(repo: Path, tag: str, path: str) -> bytes | None:
     done = subprocess.run(["git", "-C", str(repo), "show", f"{tag}:manifests/{path}"], capture_output=True)
     return done.stdout if done.returncode == 0 else None
-
-
-def signature(check: str, reason: str) -> str:
-    """What makes two findings the same defect across releases: versions, digests and numbers blanked."""
-    text = re.sub(r"v\d+\.\d+\.\d+(-rc\d+)?", "<version>", reason)
-    text = re.sub(r"sha256:[0-9a-f]{64}", "<digest>", text)
-    text = re.sub(r"\d+", "<n>", text)
-    return f"[{check}] {text[:220]}"
 
 
 def run_one(job: tuple[str, str, str, str]) -> dict[str, Any]:
@@ -104,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     for result in ran:
         for finding in result.get("findings", []):
             if finding["severity"] == args.severity:
-                hits[signature(finding["check"], finding["reason"])].append(f"{result['tag']}/{result['variant']}")
+                key = f"[{finding['check']}] {signature(finding['reason'])[:220]}"
+                hits[key].append(f"{result['tag']}/{result['variant']}")
     total = sum(len(v) for v in hits.values())
     print(f"{len(tags)} tags, {len(ran)} preflight runs in {time.perf_counter() - started:.0f} s, "
           f"{len(crashed)} could not check, {total} {args.severity} finding(s) in {len(hits)} signature(s)")

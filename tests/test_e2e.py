@@ -129,6 +129,20 @@ def test_v2_11_1_shaped_candidate_stops_at_preflight(mirror: ApiDouble, fake_too
     assert not fake_tools.calls("kind", "create")  # no cluster time spent on a statically broken candidate
 
 
+def test_preflight_in_validate_labels_what_is_new_against_the_baseline(
+        mirror: ApiDouble, fake_tools: FakeTools, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """With --baseline the verdict says which preflight findings the release production runs did not have."""
+    out = tmp_path / "artifacts"
+    code = main(["validate", str(real_manifest("v2.11.1/install.yaml")), "--baseline",
+                 str(real_manifest("v2.11.0/install.yaml")), "--artifacts", str(out)])
+    err = capsys.readouterr().err
+    doc = json.loads((out / "verdict.json").read_text())
+    validate_document(doc)
+    assert code == 1 and doc["preflight"][0]["severity"] == "error" and doc["preflight"][0]["baseline"] == "new"
+    assert "preflight: 1 error(s) (1 new)" in err
+    assert not fake_tools.calls("kind", "create")
+
+
 def test_v2_11_1_shaped_candidate_fails_on_the_mirror(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811
                                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken_redis(mirror, every=0.1)

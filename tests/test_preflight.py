@@ -612,10 +612,19 @@ def test_schema_version_is_the_newest_shipped_not_newer_than_the_profile() -> No
 def test_missing_references_are_warnings_and_runtime_created_ones_are_not() -> None:
     findings = run(fixture("references.yaml"), "references")
     warnings = {f.evidence["name"]: f for f in only(findings, "references", "warning") if "name" in f.evidence}
-    assert set(warnings) == {"app-token", "app-sa", "app-role"}
-    assert warnings["app-sa"].objects == ("Deployment.apps/argocd/app",
-                                          "RoleBinding.rbac.authorization.k8s.io/argocd/app")
+    assert set(warnings) == {"app-token", "app-sa"}
+    assert warnings["app-sa"].objects == ("Deployment.apps/argocd/app",)
+    assert "ServiceAccount admission refuses its pods" in warnings["app-sa"].reason
     assert "container app env TOKEN" in warnings["app-token"].reason
+    assert "CreateContainerConfigError" in warnings["app-token"].reason
+
+
+def test_rbac_naming_a_missing_role_is_info_not_a_pod_failure() -> None:
+    """The API accepts a RoleBinding whose Role does not exist; it grants nothing. No pod waits for it."""
+    infos = {f.evidence["name"]: f for f in only(run(fixture("references.yaml"), "references"), "references", "info")
+             if "name" in f.evidence}
+    assert "grants nothing until that object exists" in infos["app-role"].reason
+    assert "CreateContainerConfigError" not in infos["app-role"].reason
 
 
 def test_argocd_redis_secret_is_known_when_secret_init_creates_it() -> None:
@@ -632,29 +641,48 @@ def test_argocd_redis_secret_is_known_when_secret_init_creates_it() -> None:
     assert [f.evidence["name"] for f in warnings] == ["argocd-redis"]
 
 
-def test_images_latest_undigested_and_pull_always_are_info() -> None:
-    infos = {f.evidence["image"]: f.evidence["flags"] for f in only(run(fixture("references.yaml"), "references"),
-                                                                       "references", "info")}
-    assert "uses :latest (moving tag)" in infos["busybox"]
-    assert "imagePullPolicy Always (pulled on every start)" in infos["busybox"]  # the default for :latest
-    assert infos["quay.io/argoproj/argocd:latest"]
+def test_images_latest_undigested_and_pull_always_are_one_info() -> None:
+    infos = [f for f in only(run(fixture("references.yaml"), "references"), "references", "info") if "images" in
+             f.evidence]
+    assert len(infos) == 1  # one line for every image, not one per image
+    flags = infos[0].evidence["images"]
+    assert "on a moving tag" in flags["busybox"]
+    assert "pulled on every start (imagePullPolicy Always)" in flags["busybox"]  # the default for :latest
+    assert flags["quay.io/argoproj/argocd:latest"]
+    assert infos[0].reason.startswith("2 image(s) make a run harder to repeat: 2 not pinned by digest")
     pinned = run(fixture("scheduling-ha.yaml"), "references")
     assert pinned == []  # digest-pinned, IfNotPresent by default
 
 
-def test_argocd_image_differing_from_resolved_version_is_a_warning() -> None:
+def provenance(source: str, version: str) -> Provenance:
+    return Provenance(spec=version if source == "tag" else "x", source=source, variant="install", version=version,
+                      commit=None, url=None, path=None, sha256="0" * 64, size=1, fetched_at="now", image_version=None)
+
+
+def test_a_release_running_another_versions_images_is_one_error_a_team_can_accept() -> None:
     bundle = fixture("references.yaml")
     assert not [f for f in run(bundle, "references") if "resolved_version" in f.evidence]  # no version: no claim
-    bundle.provenance = Provenance(spec="stable", source="stable", variant="install", version="v3.5.1", commit=None,
-                                   url=None, path=None, sha256="0" * 64, size=1, fetched_at="now", image_version=None)
+    bundle.provenance = provenance("stable", "v3.5.1")
     mismatch = [f for f in run(bundle, "references") if "resolved_version" in f.evidence]
-    assert [(f.severity, f.evidence["image"]) for f in mismatch] == [("warning", "quay.io/argoproj/argocd:latest")]
-    by_digest = f"quay.io/argoproj/argocd@sha256:{'a' * 64}"  # names no version: nothing to compare, no warning
+    assert [(f.severity, f.evidence["image_versions"]) for f in mismatch] == [("error", ["latest"])]
+    assert mismatch[0].waiver == ("image-version=latest",)
+    assert "--accept-image-version latest" in mismatch[0].reason
+    accepted = [f for f in run_preflight(bundle, DEFAULT, only=("references",), accepted=("image-version=latest",))
+                if "resolved_version" in f.evidence]
+    assert [f.severity for f in accepted] == ["warning"] and "(accepted: image-version=latest)" in accepted[0].reason
+    other = run_preflight(bundle, DEFAULT, only=("references",), accepted=("image-version=v3.5.0",))
+    assert has_error(other)  # accepting another version accepts nothing here
+    bundle.provenance = provenance("url", "v3.5.1")  # a version read from a URL is a name, not a release's claim
+    assert [f.severity for f in run(bundle, "references") if "resolved_version" in f.evidence] == ["warning"]
+
+
+def test_an_image_pinned_by_digest_alone_names_no_version() -> None:
+    bundle = fixture("references.yaml")
+    by_digest = f"quay.io/argoproj/argocd@sha256:{'a' * 64}"
     digest_only = edited(bundle, "Deployment", next(o.name for o in bundle if o.kind == "Deployment"),
                          lambda body: body["spec"]["template"]["spec"]["containers"][0].update(image=by_digest))
-    digest_only.provenance = bundle.provenance
-    assert not [f for f in run(digest_only, "references") if f.evidence.get("image") == by_digest
-                and "resolved_version" in f.evidence]
+    digest_only.provenance = provenance("stable", "v3.5.1")
+    assert not [f for f in run(digest_only, "references") if "resolved_version" in f.evidence]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -665,7 +693,7 @@ def test_argocd_image_differing_from_resolved_version_is_a_warning() -> None:
 def test_run_preflight_orders_worst_first_and_filters_checks() -> None:
     findings = run_preflight(fixture("references.yaml"), DEFAULT)
     ranks = [("error", "warning", "info").index(f.severity) for f in findings]
-    assert ranks == sorted(ranks) and counts(findings)["warning"] == 3 and not has_error(findings)
+    assert ranks == sorted(ranks) and counts(findings)["warning"] == 2 and not has_error(findings)
     assert run_preflight(fixture(V2111), DEFAULT, only=("schema",)) == []
     with pytest.raises(InputError, match="unknown check"):
         run_preflight(fixture(V2111), DEFAULT, only=("nope",))

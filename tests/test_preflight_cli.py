@@ -187,3 +187,63 @@ def test_names_cannot_forge_report_lines_or_drive_the_terminal(fmt: str, tmp_pat
     assert code == 1
     assert "\x1b" not in out and "\r" not in out and "\\x1b[2J" in out
     assert not any(line.startswith("PASS") for line in out.splitlines())
+
+
+def test_baseline_labels_findings_new_first_and_shows_the_profiles_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """v2.11.1 HA against the v2.11.0 HA production ran: the outage is new; the haproxy rollout warning comes from
+    the 3-worker profile, so it is shown once, apart, with no label."""
+    code, out, _ = cli(capsys, str(real_manifest("v2.11.1/ha/install.yaml")), "--variant", "ha",
+                       "--baseline", str(real_manifest("v2.11.0/ha/install.yaml")))
+    lines = out.rstrip().splitlines()
+    assert code == 1 and "compared with" in lines[0] and lines[0].endswith("=v2.11.0")
+    assert lines[1].startswith("  ERROR   [networkpolicy-api-egress] new: Deployment argocd-redis-ha-haproxy")
+    assert lines[2] == "  from profile ha, the same for any release:"
+    assert lines[3].startswith("  WARNING [scheduling] Deployment argocd-redis-ha-haproxy: installs, but")
+    assert lines[-1] == "FAIL: 1 error(s) (1 new), 1 warning(s), 2 info (not shown; -v shows them)"
+    assert len(lines) == 5  # fits on one screen
+
+
+def test_findings_the_baseline_shares_are_labelled_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """v2.11.2 (the fix) against v2.11.1: nothing new; the runtime Secret and the image notes are the same defects,
+    though the image tags differ (versions are blanked when findings are matched)."""
+    code, out, _ = cli(capsys, str(real_manifest("v2.11.2/install.yaml")), "--baseline",
+                       str(real_manifest("v2.11.1/install.yaml")), "--format", "json")
+    document = json.loads(out)
+    validate(document, FINDINGS_SCHEMA)
+    assert code == 0 and [(f["check"], f["baseline"]) for f in document["findings"]] == [
+        ("references", "also-in-baseline"), ("references", "also-in-baseline")]
+    assert document["baseline"]["path"].endswith("v2.11.1/install.yaml")
+
+
+def test_info_is_hidden_unless_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(real_manifest("v3.5.1/install.yaml"))
+    _, quiet, _ = cli(capsys, path)
+    _, verbose, _ = cli(capsys, path, "-v")
+    assert "INFO" not in quiet and "2 info (not shown; -v shows them)" in quiet
+    assert verbose.count("  INFO    [references]") == 2 and "not shown" not in verbose
+    assert len(quiet.splitlines()) == 2
+
+
+def test_accept_image_version_turns_that_error_into_a_warning(capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """v2.14.0's manifests run v2.14.0-rc7 images. Resolved as the release (a tag), that is an error; a team
+    that knows can accept exactly that version."""
+    import validator.commands.preflight as command
+    from validator.candidate import Provenance
+
+    real = command.resolve
+
+    def as_release(spec: str, **kwargs: object) -> object:
+        bundle = real(spec, **kwargs)  # type: ignore[arg-type]
+        bundle.provenance = Provenance(**{**bundle.provenance.to_dict(), "source": "tag", "version": "v2.14.0"})
+        return bundle
+
+    monkeypatch.setattr(command, "resolve", as_release)
+    path = str(real_manifest("v2.14.0/install.yaml"))
+    code, out, _ = cli(capsys, path)
+    assert code == 1
+    errors = [line for line in out.splitlines() if line.startswith("  ERROR")]
+    assert len(errors) == 1, errors  # one line for the bundle, not one per container
+    assert "release v2.14.0's manifests run quay.io/argoproj/argocd:v2.14.0-rc7 in" in errors[0]
+    code, out, _ = cli(capsys, path, "--accept-image-version", "v2.14.0-rc7")
+    assert code == 0 and "(accepted: image-version=v2.14.0-rc7)" in out

@@ -21,6 +21,20 @@ def add_candidate_arguments(parser: argparse.ArgumentParser, *, default: str | N
                              "resolve, which reads no profile: argocd)")
 
 
+def add_acceptance_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a team may accept deliberately: the preflight errors it knows about and chose to live with."""
+    parser.add_argument("--accept-image-version", action="append", metavar="VERSION", default=[],
+                        help="accept a release whose manifests run Argo CD images of VERSION (e.g. v2.14.0's "
+                             "v2.14.0-rc7): that error becomes a warning (repeatable)")
+
+
+def accepted_waivers(args: argparse.Namespace) -> tuple[str, ...]:
+    """The acceptances given on the command line, as the waivers findings carry."""
+    from validator.preflight.references import IMAGE_VERSION_WAIVER
+
+    return tuple(f"{IMAGE_VERSION_WAIVER}{version}" for version in args.accept_image_version)
+
+
 def namespace_name(value: str) -> str:
     """--namespace as the API server will accept it: an RFC 1123 label, not a path or an empty string."""
     from validator.manifests import DNS_LABEL

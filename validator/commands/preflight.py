@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from validator.candidate import resolve
-from validator.commands import add_candidate_arguments
+from validator.commands import accepted_waivers, add_acceptance_arguments, add_candidate_arguments
 from validator.errors import ExitCode
 from validator.files import atomic_write
-from validator.preflight import checks, has_error, run_preflight
-from validator.preflight.output import RENDERERS
+from validator.preflight import checks, compare_with_baseline, has_error, run_preflight
+from validator.preflight.output import RENDERERS, Report
 from validator.profiles import APPLY_MODES, default_profile_name, load_profile
 
 
@@ -35,15 +35,26 @@ def register(sub: Any) -> None:
     parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument("--check", action="append", metavar="NAME", dest="checks",
                         help=f"run only this check (repeatable): {', '.join(checks())}")
+    parser.add_argument("--baseline", metavar="SPEC",
+                        help="the release production runs now: label every finding new or also in the baseline")
+    add_acceptance_arguments(parser)
+    parser.add_argument("--verbose", "-v", action="store_true", help="text: show info findings too")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile or default_profile_name(args.variant))
     apply_mode = args.apply_mode or profile.apply_mode
-    bundle = resolve(args.spec, variant=args.variant, namespace=args.namespace or profile.namespace)
-    findings = run_preflight(bundle, profile, apply_mode, only=tuple(args.checks) if args.checks else None)
-    report = RENDERERS[args.format](findings, bundle, profile, apply_mode)
+    namespace = args.namespace or profile.namespace
+    bundle = resolve(args.spec, variant=args.variant, namespace=namespace)
+    baseline = resolve(args.baseline, variant=args.variant, namespace=namespace) if args.baseline else None
+    accepted = accepted_waivers(args)
+    only = tuple(args.checks) if args.checks else None
+    findings = run_preflight(bundle, profile, apply_mode, only=only, accepted=accepted)
+    if baseline is not None:
+        findings = compare_with_baseline(findings, run_preflight(baseline, profile, apply_mode, only=only,
+                                                                 accepted=accepted))
+    report = RENDERERS[args.format](Report(findings, bundle, profile, apply_mode, baseline, accepted, args.verbose))
     if args.output:
         atomic_write(Path(args.output), (report.rstrip("\n") + "\n").encode())
     else:

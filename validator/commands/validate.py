@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from validator.commands import add_candidate_arguments, seconds
+from validator.commands import accepted_waivers, add_acceptance_arguments, add_candidate_arguments, seconds
 from validator.errors import CandidateFailed, EnvironmentNotReady, InputError, MirrorError
 from validator.progress import Progress
 from validator.report import (
@@ -80,6 +80,7 @@ def register(sub: Any) -> None:
         parser.add_argument("--skip-preflight-errors", action="store_true",
                             help="go on to the cluster even if preflight finds errors (they are still reported; "
                                  "the scenarios decide the verdict)")
+        add_acceptance_arguments(parser)
         parser.add_argument("--smoke-repo", help="git repo for the app-smoke Application")
         parser.add_argument("--smoke-path", help="path in --smoke-repo")
         parser.add_argument("--smoke-revision", help="revision of --smoke-repo (default HEAD)")
@@ -149,13 +150,18 @@ def run_scenarios(args: argparse.Namespace, scenarios: list[str], out: Path, dri
     return code
 
 
-def _preflight(verdict: Verdict, bundle: Any, profile: Any, apply_mode: str, progress: Progress) -> list[str]:
-    from validator.preflight import counts, run_preflight
+def _preflight(verdict: Verdict, bundle: Any, baseline: Any, profile: Any, apply_mode: str, accepted: tuple[str, ...],
+               progress: Progress) -> list[str]:
+    """Preflight the candidate (labelled against the baseline when there is one): the errors that stop the run."""
+    from validator.preflight import NEW, compare_with_baseline, counts, run_preflight
 
-    findings = run_preflight(bundle, profile, apply_mode)
+    findings = run_preflight(bundle, profile, apply_mode, accepted=accepted)
+    if baseline is not None:
+        findings = compare_with_baseline(findings, run_preflight(baseline, profile, apply_mode, accepted=accepted))
     verdict.preflight = [f.to_dict() for f in findings]
     summary = counts(findings)
-    progress(f"preflight: {summary['error']} error(s), {summary['warning']} warning(s), {summary['info']} info")
+    new = f" ({sum(f.severity == 'error' and f.baseline == NEW for f in findings)} new)" if baseline else ""
+    progress(f"preflight: {summary['error']} error(s){new}, {summary['warning']} warning(s), {summary['info']} info")
     return [f"{f.check}: {f.reason}" for f in findings if f.severity == "error"]
 
 
@@ -190,7 +196,8 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
     if args.baseline:
         baseline = resolve(args.baseline, variant=args.variant, namespace=namespace)
         verdict.baseline = baseline.provenance.to_dict()
-    errors = _preflight(verdict, candidate, profile, args.apply_mode or profile.apply_mode, progress)
+    errors = _preflight(verdict, candidate, baseline, profile, args.apply_mode or profile.apply_mode,
+                        accepted_waivers(args), progress)
     if errors and not args.skip_preflight_errors:
         verdict.status, verdict.root_cause = decide([], preflight_errors=errors)
         return

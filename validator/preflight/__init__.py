@@ -9,8 +9,9 @@ run before every validation (an error here stops `validate` before it spends min
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from validator.errors import InputError, MirrorError
@@ -23,21 +24,55 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 @dataclass(frozen=True)
 class Finding:
-    """One thing preflight saw: which check, how bad, on which objects, why (one line) and the evidence."""
+    """One thing preflight saw: which check, how bad, on which objects, why (one line) and the evidence.
+
+    `origin` says whether the candidate or the profile causes it ("profile": e.g. a rollout that cannot finish on
+    exactly the profile's node count, whatever the release). `waiver` names the acceptances (--accept-...) that
+    together turn an error the team chose to live with into a warning. `baseline` is set when compared with the version
+    production runs: "new" or "also-in-baseline".
+    """
 
     check: str
     severity: str  # "error" | "warning" | "info"
     objects: tuple[str, ...]
     reason: str
     evidence: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    origin: str = field(default="candidate", compare=False)
+    waiver: tuple[str, ...] = field(default=(), compare=False)  # accepted when every one of these is
+    baseline: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITY_RANK:
             raise ValueError(f"severity must be one of {SEVERITIES}, not {self.severity!r}")
+        if self.origin not in ORIGINS:
+            raise ValueError(f"origin must be one of {ORIGINS}, not {self.origin!r}")
+
+    @property
+    def identity(self) -> tuple[str, tuple[str, ...], str]:
+        """What makes two findings the same defect in two releases: the check, the objects and the reason with
+        versions, digests and numbers blanked (a CRD's annotation grows by some bytes from release to release)."""
+        return self.check, self.objects, signature(self.reason)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"check": self.check, "severity": self.severity, "objects": list(self.objects),
-                "reason": self.reason, "evidence": self.evidence}
+        out = {"check": self.check, "severity": self.severity, "objects": list(self.objects),
+               "reason": self.reason, "evidence": self.evidence, "origin": self.origin}
+        if self.waiver:
+            out["waiver"] = list(self.waiver)
+        if self.baseline:
+            out["baseline"] = self.baseline
+        return out
+
+
+ORIGINS = ("candidate", "profile")
+NEW, ALSO_IN_BASELINE = "new", "also-in-baseline"
+_VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-rc\d+)?")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_NUMBER = re.compile(r"\d+")
+
+
+def signature(reason: str) -> str:
+    """A reason with release versions, digests and numbers blanked: the same defect across releases."""
+    return _NUMBER.sub("<n>", _DIGEST.sub("<digest>", _VERSION.sub("<version>", reason)))
 
 
 Check = Callable[[Bundle, Profile, str], list[Finding]]
@@ -58,8 +93,11 @@ def checks() -> dict[str, Check]:
 
 
 def run_preflight(bundle: Bundle, profile: Profile, apply_mode: str = "server-side",
-                  only: tuple[str, ...] | None = None) -> list[Finding]:
-    """Run every check (or the named ones) and return findings, worst first, stable within a severity."""
+                  only: tuple[str, ...] | None = None, accepted: Collection[str] = ()) -> list[Finding]:
+    """Run every check (or the named ones) and return findings, worst first, stable within a severity.
+
+    ACCEPTED holds waivers the team chose (e.g. "image-version=v2.14.0-rc7"): an error carrying one of them is
+    reported as a warning that says it was accepted, never dropped."""
     if apply_mode not in APPLY_MODES:
         raise InputError(f"apply mode must be one of {', '.join(APPLY_MODES)}, not {apply_mode!r}")
     registry = checks()
@@ -82,7 +120,24 @@ def run_preflight(bundle: Bundle, profile: Profile, apply_mode: str = "server-si
         schema_ran = only is None or SCHEMA_CHECK in only
         findings.extend(_explain_crashes(crashed, findings, schema_ran,
                                          lambda: registry[SCHEMA_CHECK](bundle, profile, apply_mode)))
+    findings = [_accept(f) if f.waiver and set(f.waiver) <= set(accepted) and f.severity == "error" else f
+                for f in findings]
     return sorted(findings, key=lambda f: SEVERITY_RANK[f.severity])
+
+
+def _accept(finding: Finding) -> Finding:
+    return replace(finding, severity="warning", reason=f"{finding.reason} (accepted: {', '.join(finding.waiver)})")
+
+
+def compare_with_baseline(findings: list[Finding], baseline: list[Finding]) -> list[Finding]:
+    """FINDINGS labelled "new" or "also-in-baseline" against the baseline's, new ones first (worst first within
+    each): a release gate is about what got worse. Findings the profile causes are the same for both releases, so
+    they get no label and come last."""
+    seen = {f.identity for f in baseline}
+    labelled = [f if f.origin == "profile" else replace(f, baseline=ALSO_IN_BASELINE if f.identity in seen else NEW)
+                for f in findings]
+    order = {NEW: 0, ALSO_IN_BASELINE: 1, None: 2}
+    return sorted(labelled, key=lambda f: (order[f.baseline], SEVERITY_RANK[f.severity]))
 
 
 _MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError)

@@ -8,17 +8,18 @@ GitHub step summary; text is for people at a terminal.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from validator import __version__
 from validator.manifests import Bundle, KubeObject
-from validator.preflight import Finding, counts, has_error
+from validator.preflight import ALSO_IN_BASELINE, NEW, Finding, counts, has_error
 from validator.profiles import Profile
 from validator.text import escape_controls
 
 SCHEMA_ID = "https://argocd-mirror.dev/schemas/preflight-findings.schema.json"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_PATH = Path(__file__).with_name("findings.schema.json")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -42,48 +43,96 @@ def _uri(source: str) -> str | None:
     return Path(source).absolute().as_uri()
 
 
+@dataclass(frozen=True)
+class Report:
+    """What a preflight report shows: the findings and what they were judged against."""
+
+    findings: list[Finding]
+    bundle: Bundle
+    profile: Profile
+    apply_mode: str
+    baseline: Bundle | None = None  # the release production runs, when the findings were compared with it
+    accepted: tuple[str, ...] = ()
+    verbose: bool = False  # text: show info findings too
+
+    @property
+    def label(self) -> str:
+        return getattr(self.bundle.provenance, "label", "manifest")
+
+    @property
+    def baseline_label(self) -> str | None:
+        return getattr(self.baseline.provenance, "label", "baseline") if self.baseline is not None else None
+
+
 def _locations(bundle: Bundle, finding: Finding) -> list[KubeObject]:
     by_ref = {str(obj.ref): obj for obj in bundle}
     return [by_ref[ref] for ref in finding.objects if ref in by_ref]
 
 
-def to_document(findings: list[Finding], bundle: Bundle, profile: Profile, apply_mode: str) -> dict[str, Any]:
+def _provenance(bundle: Bundle | None) -> dict[str, Any] | None:
+    to_dict = getattr(getattr(bundle, "provenance", None), "to_dict", None)
+    return to_dict() if to_dict is not None else None
+
+
+def to_document(report: Report) -> dict[str, Any]:
     """The JSON document (schema: findings.schema.json)."""
-    provenance = bundle.provenance.to_dict() if hasattr(bundle.provenance, "to_dict") else None
     items = []
-    for finding in findings:
+    for finding in report.findings:
         item = finding.to_dict()
         item["locations"] = [{"source": o.source, "document": o.document, "line": o.line}
-                             for o in _locations(bundle, finding)]
+                             for o in _locations(report.bundle, finding)]
         items.append(item)
-    return {
+    profile = report.profile
+    document: dict[str, Any] = {
         "$schema": SCHEMA_ID,
         "schemaVersion": SCHEMA_VERSION,
         "tool": {"name": "argocd-mirror", "version": __version__},
-        "candidate": provenance,
+        "candidate": _provenance(report.bundle),
         "profile": {"name": profile.name, "kubernetesVersion": profile.kubernetes_version,
                     "nodes": len(profile.nodes), "cni": profile.cni},
-        "applyMode": apply_mode,
-        "objects": len(bundle),
-        "passed": not has_error(findings),
-        "summary": counts(findings),
-        "findings": items,
+        "applyMode": report.apply_mode,
+        "objects": len(report.bundle),
+        "passed": not has_error(report.findings),
+        "summary": counts(report.findings),
     }
+    if report.baseline is not None:
+        document["baseline"] = _provenance(report.baseline)
+    if report.accepted:
+        document["accepted"] = list(report.accepted)
+    document["findings"] = items
+    return document
 
 
-def render_json(findings: list[Finding], bundle: Bundle, profile: Profile, apply_mode: str) -> str:
-    return json.dumps(to_document(findings, bundle, profile, apply_mode), indent=2, sort_keys=False, default=str)
+def render_json(report: Report) -> str:
+    return json.dumps(to_document(report), indent=2, sort_keys=False, default=str)
 
 
-def render_text(findings: list[Finding], bundle: Bundle, profile: Profile, apply_mode: str) -> str:
-    label = escape_controls(getattr(bundle.provenance, "label", "manifest"))
-    lines = [f"preflight {label}: {len(bundle)} objects, profile {escape_controls(profile.name)} (Kubernetes "
-             f"{profile.kubernetes_version}, {len(profile.nodes)} node(s)), {apply_mode} apply"]
-    for finding in findings:
-        lines.append(f"  {finding.severity.upper():<7} [{finding.check}] {escape_controls(finding.reason)}")
-    tally = counts(findings)
+def _text_line(finding: Finding, report: Report) -> str:
+    label = {NEW: "new: ", ALSO_IN_BASELINE: f"also in {report.baseline_label}: "}.get(finding.baseline or "", "")
+    return f"  {finding.severity.upper():<7} [{finding.check}] {label}{escape_controls(finding.reason)}"
+
+
+def render_text(report: Report) -> str:
+    """One line per finding, worst first (new ones first with a baseline), the profile's own findings after the
+    candidate's, info only with verbose; then the verdict with counts."""
+    profile = report.profile
+    against = f"; compared with {escape_controls(report.baseline_label)}" if report.baseline_label else ""
+    lines = [f"preflight {escape_controls(report.label)}: {len(report.bundle)} objects, profile "
+             f"{escape_controls(profile.name)} (Kubernetes {profile.kubernetes_version}, {len(profile.nodes)} "
+             f"node(s)), {report.apply_mode} apply{against}"]
+    shown = [f for f in report.findings if report.verbose or f.severity != "info"]
+    lines += [_text_line(f, report) for f in shown if f.origin == "candidate"]
+    from_profile = [f for f in shown if f.origin == "profile"]
+    if from_profile:
+        lines.append(f"  from profile {escape_controls(profile.name)}, the same for any release:")
+        lines += [_text_line(f, report) for f in from_profile]
+    tally = counts(report.findings)
+    new_errors = sum(1 for f in report.findings if f.severity == "error" and f.baseline == NEW)
+    hidden = len(report.findings) - len(shown)
     verdict = "FAIL" if tally["error"] else "PASS"
-    lines.append(f"{verdict}: {tally['error']} error(s), {tally['warning']} warning(s), {tally['info']} info")
+    lines.append(f"{verdict}: {tally['error']} error(s){f' ({new_errors} new)' if report.baseline else ''}, "
+                 f"{tally['warning']} warning(s), {tally['info']} info"
+                 f"{' (not shown; -v shows them)' if hidden else ''}")
     return "\n".join(lines)
 
 
@@ -91,23 +140,27 @@ def _md(text: str) -> str:
     return escape_controls(text.replace("|", "\\|").replace("\n", " "))
 
 
-def render_markdown(findings: list[Finding], bundle: Bundle, profile: Profile, apply_mode: str) -> str:
+def render_markdown(report: Report) -> str:
+    findings, profile = report.findings, report.profile
     tally = counts(findings)
-    label = getattr(bundle.provenance, "label", "manifest")
     head = "❌ preflight failed" if tally["error"] else "✅ preflight passed"
-    lines = [f"### {head}: `{_md(label)}`", "",
+    against = f", compared with `{_md(report.baseline_label)}`" if report.baseline_label else ""
+    lines = [f"### {head}: `{_md(report.label)}`", "",
              f"Profile **{_md(profile.name)}** (Kubernetes {profile.kubernetes_version}, "
-             f"{len(profile.nodes)} node(s)), {apply_mode} apply, {len(bundle)} objects: **{tally['error']}** "
-             f"error(s), {tally['warning']} warning(s), {tally['info']} info.", ""]
+             f"{len(profile.nodes)} node(s)), {report.apply_mode} apply, {len(report.bundle)} objects{against}: "
+             f"**{tally['error']}** error(s), {tally['warning']} warning(s), {tally['info']} info.", ""]
     if findings:
         lines += ["| severity | check | objects | reason |", "|---|---|---|---|"]
         for f in findings:
             objects = "<br>".join(f"`{_md(o)}`" for o in f.objects[:5]) + (" …" if len(f.objects) > 5 else "")
-            lines.append(f"| {f.severity} | {f.check} | {objects} | {_md(f.reason)} |")
+            tags = [t for t in (f.baseline, "from the profile" if f.origin == "profile" else None) if t]
+            severity = f.severity + "".join(f" ({t})" for t in tags)
+            lines.append(f"| {severity} | {f.check} | {objects} | {_md(f.reason)} |")
     return "\n".join(lines) + "\n"
 
 
-def render_sarif(findings: list[Finding], bundle: Bundle, profile: Profile, apply_mode: str) -> str:
+def render_sarif(report: Report) -> str:
+    findings, bundle, profile = report.findings, report.bundle, report.profile
     rule_ids = list(dict.fromkeys([*CHECK_DESCRIPTIONS, *(f.check for f in findings)]))
     results = []
     for finding in findings:
@@ -116,8 +169,11 @@ def render_sarif(findings: list[Finding], bundle: Bundle, profile: Profile, appl
             "ruleIndex": rule_ids.index(finding.check),
             "level": SARIF_LEVEL[finding.severity],
             "message": {"text": finding.reason},
-            "properties": {"objects": list(finding.objects), "evidence": finding.evidence},
+            "properties": {"objects": list(finding.objects), "evidence": finding.evidence,
+                           **{k: v for k, v in finding.to_dict().items() if k in ("origin", "baseline", "waiver")}},
         }
+        if finding.baseline:  # SARIF's own word for it, which code-scanning UIs show
+            result["baselineState"] = "new" if finding.baseline == NEW else "unchanged"
         locations = [{
             "physicalLocation": {"artifactLocation": {"uri": _uri(obj.source)},
                                  "region": {"startLine": max(obj.line, 1)}},
@@ -136,7 +192,7 @@ def render_sarif(findings: list[Finding], bundle: Bundle, profile: Profile, appl
                           for rule in rule_ids],
             }},
             "properties": {"profile": profile.name, "kubernetesVersion": profile.kubernetes_version,
-                           "applyMode": apply_mode},
+                           "applyMode": report.apply_mode},
             "results": results,
         }],
     }

@@ -19,8 +19,13 @@ from validator.preflight.apineed import is_builtin_cluster_role
 from validator.preflight.selectors import Lookup, PodTemplate, pod_templates
 from validator.profiles import Profile
 from validator.releases import ARGOCD_IMAGE
+from validator.text import some as bounded_list
 
 CHECK = "references"
+QUOTED = 5  # references a one-line reason names before "N more"
+RELEASE_SOURCES = ("stable", "tag")  # a release's version is what it claims to be, not a guess from a name
+IMAGE_VERSION_WAIVER = "image-version="  # --accept-image-version V accepts the error for image-version=V
+UNPINNED, ALWAYS, MOVING = "not pinned by digest", "pulled on every start (imagePullPolicy Always)", "on a moving tag"
 REDIS_PASSWORD_COMMAND = "argocd admin redis-initial-password"
 
 # Objects that exist without being in any manifest, and who creates them.
@@ -78,10 +83,26 @@ def runtime_created(bundle: Bundle) -> dict[tuple[str, str], str]:
         for _, container in containers_of(tmpl.spec):
             line = " ".join(str(p) for p in (container.get("command") or []) + (container.get("args") or []))
             if REDIS_PASSWORD_COMMAND in line:
-                known.setdefault(("Secret", "argocd-redis"),
-                                 f"init container {container.get('name')} of {tmpl.label} (`{REDIS_PASSWORD_COMMAND}`, "
-                                 "Argo CD >= v2.11)")
+                known.setdefault(("Secret", "argocd-redis"), f"init container {container.get('name')} of {tmpl.label}")
     return known
+
+
+# What a pod does while an object it refers to is missing, by how it refers to it.
+POD_CONSEQUENCE = {
+    "volume": "its pods stay ContainerCreating (FailedMount) until it exists",
+    "env": "its containers wait in CreateContainerConfigError until it exists",
+    "ServiceAccount": "the ServiceAccount admission refuses its pods (FailedCreate: serviceaccount not found)",
+}
+
+
+def _consequence(kind: str, where: str) -> str:
+    if kind == "ServiceAccount":
+        return POD_CONSEQUENCE["ServiceAccount"]
+    return POD_CONSEQUENCE["volume" if where.startswith("volume") else "env"]
+
+
+def some(items: Any, limit: int) -> list[str]:
+    return bounded_list((str(item) for item in items), limit)
 
 
 def _missing_references(bundle: Bundle) -> list[Finding]:
@@ -89,6 +110,7 @@ def _missing_references(bundle: Bundle) -> list[Finding]:
     lookup = Lookup(bundle)
     missing: dict[tuple[str, str], list[tuple[str, str]]] = {}
     awaited: dict[tuple[str, str], list[tuple[str, str]]] = {}  # created at runtime by the bundle's own pods
+    unbound: dict[tuple[str, str], list[tuple[str, str]]] = {}  # RBAC naming what is not there: grants nothing
     for tmpl in pod_templates(bundle):
         for kind, name, optional, where in pod_references(tmpl):
             if optional or (kind, name) in ALWAYS_PRESENT or lookup.get(kind, name, tmpl.namespace):
@@ -100,68 +122,109 @@ def _missing_references(bundle: Bundle) -> list[Finding]:
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
         builtin = kind == "ClusterRole" and is_builtin_cluster_role(name)
         if not builtin and not lookup.get(kind, name, binding.namespace if kind == "Role" else ""):
-            missing.setdefault((kind, name), []).append((str(binding.ref), f"{binding.kind} {binding.name} (roleRef)"))
+            unbound.setdefault((kind, name), []).append((str(binding.ref), f"{binding.kind} {binding.name} (roleRef)"))
         for subject in binding.body.get("subjects") or []:
             if not isinstance(subject, dict) or subject.get("kind") != "ServiceAccount":
                 continue
             namespace = subject.get("namespace") or binding.namespace
             account = str(subject.get("name", ""))
             if namespace == bundle.namespace and ("ServiceAccount", account) not in known and not lookup.get(
-                    "ServiceAccount", account, namespace):
-                missing.setdefault(("ServiceAccount", account), []).append(
+                    "ServiceAccount", account, namespace) and ("ServiceAccount", account) not in missing:
+                unbound.setdefault(("ServiceAccount", account), []).append(
                     (str(binding.ref), f"{binding.kind} {binding.name} (subject)"))
-    waits = [
+    findings = [
         Finding(CHECK, "info", tuple(dict.fromkeys(ref for ref, _ in users)),
-                f"{kind} {name} is not in the bundle: it is created at runtime by {known[(kind, name)]}; "
-                f"{', '.join(how for _, how in users)} wait(s) for it (CreateContainerConfigError until then)",
+                f"{kind} {name} is created at runtime by {known[(kind, name)]}; "
+                f"{len(users)} reference(s) wait for it until then",
                 {"kind": kind, "name": name, "created_by": known[(kind, name)],
                  "referenced_by": [how for _, how in users]})
         for (kind, name), users in awaited.items()
     ]
-    return waits + [
+    findings += [
         Finding(CHECK, "warning", tuple(dict.fromkeys(ref for ref, _ in users)),
-                f"{kind} {name} is referenced by {', '.join(how for _, how in users)} but is neither in the bundle "
-                "nor known to be created at runtime: pods will wait in CreateContainerConfigError (or RBAC will "
-                "not apply)",
+                f"{kind} {name} is referenced by {', '.join(some((how for _, how in users), QUOTED))} but is neither "
+                f"in the bundle nor known to be created at runtime: {_consequence(kind, users[0][1].split('(')[-1])}",
                 {"kind": kind, "name": name, "referenced_by": [how for _, how in users]})
         for (kind, name), users in missing.items()
     ]
+    return findings + [
+        Finding(CHECK, "info", tuple(dict.fromkeys(ref for ref, _ in users)),
+                f"{kind} {name} is named by {', '.join(some((how for _, how in users), QUOTED))} but is not in the "
+                "bundle: the API accepts the binding, and it grants nothing until that object exists",
+                {"kind": kind, "name": name, "referenced_by": [how for _, how in users]})
+        for (kind, name), users in unbound.items()
+    ]
 
 
-def _image_findings(bundle: Bundle) -> list[Finding]:
-    version = getattr(bundle.provenance, "version", None)
-    notes: dict[str, dict[str, Any]] = {}
-    findings = []
+def _argocd_image_versions(bundle: Bundle, version: str) -> dict[str, list[tuple[str, str]]]:
+    """Other versions the Argo CD images name -> [(owner ref, 'Kind name/container')]. An image pinned by digest
+    alone names no version: pinning by digest is what we recommend, not a mismatch."""
+    others: dict[str, list[tuple[str, str]]] = {}
+    for tmpl in pod_templates(bundle):
+        for _, container in containers_of(tmpl.spec):
+            repo, tag, digest = split_image(str(container.get("image", "")))
+            named = tag or ("latest" if digest is None else None)
+            if repo == ARGOCD_IMAGE and named is not None and named != version:
+                others.setdefault(named, []).append((str(tmpl.owner.ref), f"{tmpl.label}/{container.get('name')}"))
+    return others
+
+
+def _image_integrity(bundle: Bundle) -> list[Finding]:
+    """A release whose manifests run another build's images (v2.14.0's name v2.14.0-rc7): production would run
+    that other build, so a gate on the release must not pass it unnoticed. Certain for a release (tag or stable),
+    whose version is the claim; for a URL or file the version is only read from its name, so a warning."""
+    provenance = bundle.provenance
+    version = getattr(provenance, "version", None)
+    if not version:
+        return []
+    others = _argocd_image_versions(bundle, version)
+    if not others:
+        return []
+    users = [user for found in others.values() for user in found]
+    images = ", ".join(f"{ARGOCD_IMAGE}:{other}" for other in sorted(others))
+    containers = ", ".join(some((how for _, how in users), QUOTED))
+    release = getattr(provenance, "source", None) in RELEASE_SOURCES
+    evidence = {"resolved_version": version, "image_versions": sorted(others),
+                "containers": [how for _, how in users]}
+    objects = tuple(dict.fromkeys(ref for ref, _ in users))
+    if release:
+        accept = " ".join(f"--accept-image-version {other}" for other in sorted(others))
+        return [Finding(
+            CHECK, "error", objects,
+            f"release {version}'s manifests run {images} in {len(users)} container(s) ({containers}): production "
+            f"would run that build, not {version}; pin a release whose images match, or pass {accept} to accept it",
+            evidence, waiver=tuple(f"{IMAGE_VERSION_WAIVER}{other}" for other in sorted(others)))]
+    return [Finding(
+        CHECK, "warning", objects,
+        f"the candidate's name says {version} but its manifests run {images} in {len(users)} container(s) "
+        f"({containers}): the gate validates that build", evidence)]
+
+
+def _image_hygiene(bundle: Bundle) -> list[Finding]:
+    """One line for every image that makes a run unrepeatable (:latest, no digest, pulled on every start)."""
+    flags: dict[str, set[str]] = {}
     for tmpl in pod_templates(bundle):
         for _, container in containers_of(tmpl.spec):
             image = str(container.get("image", ""))
-            repo, tag, digest = split_image(image)
-            entry = notes.setdefault(image, {"flags": set(), "users": [], "owners": []})
-            entry["users"].append(f"{tmpl.label}/{container.get('name')}")
-            entry["owners"].append(str(tmpl.owner.ref))
+            _, tag, digest = split_image(image)
+            found = flags.setdefault(image, set())
             if tag == "latest" or (tag is None and digest is None):
-                entry["flags"].add("uses :latest (moving tag)")
+                found.add(MOVING)
             if digest is None:
-                entry["flags"].add("not pinned by digest")
+                found.add(UNPINNED)
             if container.get("imagePullPolicy") == "Always" or (container.get("imagePullPolicy") is None
-                                                                 and tag in (None, "latest") and digest is None):
-                entry["flags"].add("imagePullPolicy Always (pulled on every start)")
-            # a digest alone names no version to compare: pinning by digest is what we recommend, not a mismatch
-            named = tag is not None or digest is None
-            if version and repo == ARGOCD_IMAGE and named and (tag or "latest") != version:
-                findings.append(Finding(
-                    CHECK, "warning", (str(tmpl.owner.ref),),
-                    f"{tmpl.label}: container {container.get('name')} runs {image} but the candidate resolved to "
-                    f"{version}: the gate would validate a different Argo CD than it reports",
-                    {"image": image, "resolved_version": version}))
-    for image, entry in notes.items():
-        if entry["flags"]:
-            findings.append(Finding(
-                CHECK, "info", tuple(dict.fromkeys(entry["owners"])),
-                f"image {image}: {', '.join(sorted(entry['flags']))}",
-                {"image": image, "flags": sorted(entry["flags"]), "containers": entry["users"]}))
-    return findings
+                                                                and tag in (None, "latest") and digest is None):
+                found.add(ALWAYS)
+    flagged = {image: sorted(found) for image, found in flags.items() if found}
+    if not flagged:
+        return []
+    tally = ", ".join(f"{sum(flag in found for found in flagged.values())} {flag}"
+                      for flag in (UNPINNED, ALWAYS, MOVING) if any(flag in found for found in flagged.values()))
+    return [Finding(CHECK, "info", (),
+                    f"{len(flagged)} image(s) make a run harder to repeat: {tally} "
+                    f"({', '.join(some(flagged, QUOTED))})",
+                    {"images": flagged})]
 
 
 def check(bundle: Bundle, profile: Profile, apply_mode: str) -> list[Finding]:
-    return _missing_references(bundle) + _image_findings(bundle)
+    return _image_integrity(bundle) + _missing_references(bundle) + _image_hygiene(bundle)

@@ -254,13 +254,14 @@ def _rollout_findings(tmpl: PodTemplate, replicas: int, repelling: Repelling, pr
     return [Finding(
         CHECK, "warning", (str(tmpl.owner.ref),),
         f"{tmpl.label}: installs, but an upgrade can never finish its rollout: {replicas} replicas with required pod "
-        f"anti-affinity on {key} fill all {len(domains)} schedulable node(s), and its rolling update (maxSurge "
-        f"{budget.max_surge} = {budget.surge}, maxUnavailable {budget.max_unavailable} = 0) must add a pod before "
-        "removing one, so the new pod stays Pending until the progress deadline and Argo CD reports it Degraded (set "
-        "maxUnavailable: 1, or give the profile one more node)",
+        f"anti-affinity on {key} fill all {len(domains)} schedulable node(s) of profile {profile.name}, and its "
+        f"rolling update (maxSurge {budget.max_surge} = {budget.surge}, maxUnavailable {budget.max_unavailable} = 0) "
+        "must add a pod before removing one, so the new pod stays Pending until the progress deadline and Argo CD "
+        "reports it Degraded (set maxUnavailable: 1, or give the profile one more node)",
         {"replicas": replicas, "topology_key": key, "domains": domains, "maxSurge": budget.max_surge,
          "maxUnavailable": budget.max_unavailable, "resolved_surge": budget.surge, "resolved_unavailable": 0,
          "upstream": "https://github.com/argoproj/argo-cd/issues/16627"},
+        origin="profile",  # every release with this rollout strategy meets it on exactly this many nodes
     )]
 
 
