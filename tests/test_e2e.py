@@ -95,9 +95,11 @@ def test_passing_candidate(mirror: ApiDouble, fake_tools: FakeTools, tmp_path: P
     candidate = real_manifest("v2.11.2/install.yaml")
     out = tmp_path / "artifacts"
     code = main(["validate", str(candidate), "--artifacts", str(out), "--wait-timeout", "60"])
-    stdout = capsys.readouterr().out
+    captured = capsys.readouterr()
+    stdout = captured.out
     doc, summary, junit = outputs(out)
     assert code == 0, stdout
+    assert "dry run: 59 objects accepted by the API server\n" in captured.err  # judged whole before the first apply
     assert doc["status"] == "pass" and doc["candidate"]["image_version"] == "v2.11.2"
     assert [s["name"] for s in doc["scenarios"]] == ["fresh-install", "app-smoke"]
     cases = junit_outcomes(junit)
@@ -430,6 +432,35 @@ def test_an_install_rejection_keeps_the_cluster_on_failure(mirror: ApiDouble, fa
     assert not fake_tools.calls("kind", "delete", "cluster")
     assert fake_tools.calls("kind", "export", "logs")
     assert list(fake_tools.clusters())
+
+
+def test_every_object_the_api_server_rejects_is_named_in_the_fail_line(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811
+                                                                       tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Two objects of the real manifest the API server refuses (422 with details.causes): the dry run before the
+    first apply names both, with the server's messages, in the one root cause; nothing of the candidate was applied."""
+    from tests.test_install_dryrun import CM_KEY, REDIS_MOUNT, reject_two
+
+    healthy_redis(mirror)
+    reject_two(mirror)
+    candidate = real_manifest("v2.11.2/install.yaml")
+    out = tmp_path / "artifacts"
+    code = main(["validate", str(candidate), "--scenario", "fresh-install", "--artifacts", str(out),
+                 "--wait-timeout", "60"])
+    captured = capsys.readouterr()
+    doc, summary, junit = outputs(out)
+    assert (code, doc["status"]) == (1, "fail"), captured.out
+    cause = doc["root_cause"]
+    assert cause.startswith("fresh-install: API server rejected 2 object(s) (dry run): "
+                            "ConfigMap argocd/argocd-cm ("), cause
+    assert f'ConfigMap "argocd-cm" is invalid: data[bad key]: {" ".join(CM_KEY.split())}; ' in cause
+    assert f'Deployment argocd/argocd-redis ({candidate} document ' in cause
+    assert cause.endswith(f'Deployment.apps "argocd-redis" is invalid: {REDIS_MOUNT}: Not found: "data"')
+    assert summary[0] == captured.out.splitlines()[0] == f"FAIL {candidate}=v2.11.2: {cause}"
+    assert "error" not in junit_outcomes(junit).values()  # the candidate's failure, not could-not-validate
+    assert mirror.get("ConfigMap", "argocd-cm", "argocd") is None  # refused before the first real apply
+    assert mirror.get("Deployment", "argocd-server", "argocd") is None
+    assert "dry run: " not in captured.err  # no "accepted" progress line for a refused candidate
 
 
 @pytest.mark.parametrize(("change", "cause"), [

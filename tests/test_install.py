@@ -206,8 +206,9 @@ def test_rejected_object_fails_install_with_server_message() -> None:
     bad = load_bundle(deployment("broken", pod_app="other").encode(), source="bad.yaml", namespace="argocd")
     with ApiDouble() as double, pytest.raises(CandidateFailed) as failure:
         install(double.api_client(), bad)
-    text = failure.value.one_line()
-    assert text.startswith("apply Deployment.apps/argocd/broken (bad.yaml document 1 (line 2)) rejected")
+    text = failure.value.one_line()  # judged by the dry run, before anything was applied (test_install_dryrun.py)
+    assert text.startswith("API server rejected 1 object(s) (dry run): Deployment argocd/broken (bad.yaml document 1 "
+                           '(line 2)): Deployment.apps "broken" is invalid: ')
     assert "`selector` does not match template `labels`" in text
     assert failure.value.exit_code == 1
 

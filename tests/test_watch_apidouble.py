@@ -164,6 +164,48 @@ def test_repeated_apply_is_a_no_op() -> None:
         assert versions[0] == versions[1]
 
 
+def test_dry_run_answers_like_a_write_and_stores_nothing() -> None:
+    """dryRun=All (the typed client's dry_run="All") on create, apply, patch, update and delete: the usual checks and
+    answer, no stored change, no event; scripted rejections come as the apiserver's 422 Status with details.causes."""
+    with ApiDouble(simulate=False) as double:
+        _ns(double)
+        api = double.api_client()
+        apps = client.AppsV1Api(api)
+        rv = double.store.rv
+        created = apps.create_namespaced_deployment("argocd", DEPLOYMENT, dry_run="All")
+        assert created.metadata.uid and created.metadata.resource_version is None
+        params = api.param_serialize("PATCH", "/apis/apps/v1/namespaces/argocd/deployments/web", body=DEPLOYMENT,
+                                     query_params=[("fieldManager", "m"), ("dryRun", "All")],
+                                     header_params={"Content-Type": "application/apply-patch+yaml"})
+        assert api.call_api(*params).status == 201
+        assert double.store.rv == rv and double.get("Deployment", "web", "argocd") is None
+        live = apps.create_namespaced_deployment("argocd", DEPLOYMENT)
+        rv = double.store.rv
+        patched = apps.patch_namespaced_deployment("web", "argocd", {"spec": {"replicas": 5}}, dry_run="All")
+        assert (patched.spec.replicas, patched.metadata.generation) == (5, 2)
+        replaced = apps.replace_namespaced_deployment("web", "argocd", {**DEPLOYMENT, "spec": {
+            **DEPLOYMENT["spec"], "replicas": 7}}, dry_run="All")
+        assert replaced.spec.replicas == 7 and replaced.metadata.resource_version == live.metadata.resource_version
+        apps.delete_namespaced_deployment("web", "argocd", dry_run="All")
+        stored = double.get("Deployment", "web", "argocd")
+        assert double.store.rv == rv and stored is not None and stored["spec"]["replicas"] == 2
+        with pytest.raises(ApiException) as unsupported:
+            apps.patch_namespaced_deployment("web", "argocd", {"spec": {"replicas": 5}}, dry_run="Some")
+        assert unsupported.value.status == 400
+        double.reject("Deployment", "web", "argocd", field="spec.replicas", message="Invalid value: -1: must be >= 0")
+        with pytest.raises(ApiException) as rejected:
+            apps.patch_namespaced_deployment("web", "argocd", {"spec": {"replicas": -1}}, dry_run="All")
+        assert json.loads(rejected.value.body) == {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Invalid", "code": 422,
+            "message": 'Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be >= 0',
+            "details": {"name": "web", "group": "apps", "kind": "Deployment", "causes": [
+                {"reason": "FieldValueInvalid", "message": "Invalid value: -1: must be >= 0",
+                 "field": "spec.replicas"}]}}
+        assert [verb for verb, _ in double.request_log if verb.startswith("dry-run-")] == [
+            "dry-run-create", "dry-run-apply", "dry-run-patch", "dry-run-update", "dry-run-delete", "dry-run-patch",
+            "dry-run-patch"]
+
+
 def test_storage_classes_are_served_cluster_scoped() -> None:
     """The watcher reads StorageClasses to decide PVC exemptions: the double serves them like the apiserver."""
     with ApiDouble(simulate=False) as double:

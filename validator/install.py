@@ -11,6 +11,11 @@ limit rejects large CRDs exactly as it does for users (updates are sent as a JSO
 object plus kubectl's three-way deletions: a key the previous apply set and this one drops is removed; lists
 are replaced whole, a simplification of strategic merge that changes nothing for a fresh install).
 
+Before the first object of the candidate is applied, the whole bundle goes through a server-side dry run
+(``dryRun=All`` on the very requests the apply sends), so every object the API server refuses is reported in one
+failure, not one per run; what needs something only the bundle creates (custom resources of its CRDs) waits for the
+real apply.
+
 Order: the namespace first; then everything Argo CD would sync before workloads (NetworkPolicies,
 accounts, config, CRDs, RBAC, Services, in gitops-engine's kind order), with CRDs waited on until
 Established; then an optional hook (the harness proves NetworkPolicy enforcement there, so policies
@@ -25,7 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +44,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 from validator.errors import CandidateFailed, EnvironmentNotReady, InputError
 from validator.kubeapi import Kube, KubeError, iter_lines
 from validator.manifests import APPLY_ORDER, Bundle, KubeObject, containers_of, crd_kind, pod_spec, split_image
+from validator.text import some
 
 FIELD_MANAGER = "argocd-mirror"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -55,10 +63,26 @@ Progress = Callable[[str], None]
 # --------------------------------------------------------------------------------------------------
 
 @dataclass
+class DryRun:
+    """What the API server said of each object of a bundle before anything of it was applied."""
+
+    accepted: list[str] = field(default_factory=list)
+    not_checked: dict[str, str] = field(default_factory=dict)  # object -> why it was not dry-run
+    rejected: list[str] = field(default_factory=list)  # "<Kind> <namespace>/<name> (<where>): <the server's message>"
+
+    def summary(self) -> str:
+        """The progress line: 'dry run: 57 objects accepted by the API server (3 deferred: ...)'."""
+        counts = Counter(self.not_checked.values())
+        skipped = "; ".join(f"{n} {why}" for why, n in counts.items())
+        return f"dry run: {len(self.accepted)} objects accepted by the API server{f' ({skipped})' if skipped else ''}"
+
+
+@dataclass
 class InstallResult:
     """What the install did, for the report."""
 
     mode: str
+    dry_run: DryRun | None = None
     applied: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     established: list[str] = field(default_factory=list)  # CRDs seen Established
@@ -109,36 +133,48 @@ def with_deletions(new: dict[str, Any], previous: dict[str, Any]) -> dict[str, A
     return patch
 
 
+def _apply_request(kube: Kube, obj: KubeObject, mode: str, dry_run: bool = False) -> Any:
+    """The writes `kubectl apply` makes for one object, answered by the API server (KubeError if refused); with
+    dry_run, each write asks for dryRun=All: judged and answered as the real one, nothing persisted."""
+    query = {**STRICT, "dryRun": "All"} if dry_run else STRICT
+    client_side = {**query, "fieldManager": "kubectl-client-side-apply"}
+    res = kube.resource(obj.api_version, obj.kind)
+    path = res.path(obj.namespace, obj.name)
+    body = _body(obj)
+    if mode == "server-side":
+        return kube.call("PATCH", path, body, {**query, "fieldManager": FIELD_MANAGER, "force": "true"},
+                         content_type="application/apply-patch+yaml")
+    body.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = (
+        json.dumps(_body(obj), separators=(",", ":"), sort_keys=True) + "\n")
+    live = _get_or_none(kube, path)
+    if live is None:
+        try:
+            return kube.call("POST", res.path(obj.namespace), body, client_side)
+        except KubeError as exc:
+            if exc.reason != "AlreadyExists":
+                raise
+            live = kube.call("GET", path)  # a retried POST whose first try had landed: update instead
+    patch = with_deletions(body, _last_applied(live))
+    return kube.call("PATCH", path, patch, client_side, content_type="application/merge-patch+json")
+
+
+def _not_the_candidates(what: str, exc: KubeError) -> EnvironmentNotReady | None:
+    """The refusal as "could not validate" when it is not the candidate's doing (a failing API server, our access,
+    a namespace being deleted), else None."""
+    if exc.transient:
+        return EnvironmentNotReady(f"{what}: API server failing: {exc.message}")
+    if why := _mirror_problem(exc):
+        return EnvironmentNotReady(f"{what}: {why}: {exc.message}")
+    return None
+
+
 def apply_one(kube: Kube, obj: KubeObject, mode: str) -> dict[str, Any]:
     """Apply one object; an API rejection (4xx) becomes CandidateFailed with the server's message."""
     try:
-        res = kube.resource(obj.api_version, obj.kind)
-        path = res.path(obj.namespace, obj.name)
-        body = _body(obj)
-        if mode == "server-side":
-            result = kube.call("PATCH", path, body, {**STRICT, "fieldManager": FIELD_MANAGER, "force": "true"},
-                               content_type="application/apply-patch+yaml")
-        else:
-            body.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = (
-                json.dumps(_body(obj), separators=(",", ":"), sort_keys=True) + "\n")
-            live = _get_or_none(kube, path)
-            if live is None:
-                try:
-                    result = kube.call("POST", res.path(obj.namespace), body,
-                                       {**STRICT, "fieldManager": "kubectl-client-side-apply"})
-                except KubeError as exc:
-                    if exc.reason != "AlreadyExists":
-                        raise
-                    live = kube.call("GET", path)  # a retried POST whose first try had landed: update instead
-            if live is not None:
-                patch = with_deletions(body, _last_applied(live))
-                result = kube.call("PATCH", path, patch, {**STRICT, "fieldManager": "kubectl-client-side-apply"},
-                                   content_type="application/merge-patch+json")
+        result = _apply_request(kube, obj, mode)
     except KubeError as exc:
-        if exc.transient:
-            raise EnvironmentNotReady(f"apply {obj.ref}: API server failing: {exc.message}") from None
-        if why := _mirror_problem(exc):
-            raise EnvironmentNotReady(f"apply {obj.ref}: {why}: {exc.message}") from None
+        if problem := _not_the_candidates(f"apply {obj.ref}", exc):
+            raise problem from None
         if exc.reason == "NotFound" and "no matches for kind" in exc.message:
             raise CandidateFailed(f"apply {obj.ref} ({obj.where}): {exc.message}; ensure CRDs are installed first") \
                 from None
@@ -167,6 +203,78 @@ def _mirror_problem(exc: KubeError) -> str | None:
     if exc.status == 403 and "because it is being terminated" in exc.message:
         return "its namespace is being deleted"
     return None
+
+
+# Why an object was not dry-run (the key of DryRun.not_checked's counts in the progress line).
+REJECTIONS_QUOTED = 10  # rejections the root-cause line names before "N more"
+DEFERRED = "deferred: what they need (CRD, namespace...) comes with the bundle"
+NO_DRY_RUN_WEBHOOK = "unchecked: an admission webhook of the cluster does not support dry run"
+_MISSING = re.compile(r'([a-z0-9.-]+) "([^"]+)" not found')  # apimachinery's NotFound: 'serviceaccount "x" not found'
+
+
+def _plurals(kind: str) -> set[str]:
+    k = kind.lower()
+    return {k, f"{k}s", f"{k}es", f"{k[:-1]}ies"}
+
+
+def _not_judged(exc: KubeError, bundle: Bundle) -> str | None:
+    """Why a dry-run refusal says nothing about the candidate, or None (a rejection).
+
+    Nothing is created during a dry run, so a check against another object (a namespace, the ServiceAccount a Pod
+    names, the Role a binding grants to a user without `bind`) cannot pass for an object the bundle brings first:
+    a NotFound naming one of the bundle's objects is deferred to the real apply. A webhook that does not declare
+    itself free of side effects refuses every dry run (400), whatever the object: the real apply judges it.
+    """
+    if exc.status == 400 and "does not support dry run" in exc.message:
+        return NO_DRY_RUN_WEBHOOK
+    if exc.status in (403, 404):
+        for resource, name in _MISSING.findall(exc.message):
+            if any(o.name == name and resource.split(".")[0] in _plurals(o.kind) for o in bundle):
+                return DEFERRED
+    return None
+
+
+def dry_run(kube: Kube, bundle: Bundle, mode: str) -> DryRun:
+    """Send every object's apply request with dryRun=All, in apply order, and collect what the API server rejects.
+
+    Raises CandidateFailed naming every rejected object with the server's message (a real apply would stop at the
+    first), EnvironmentNotReady when the refusal is not the candidate's (as apply_one). Custom resources of a CRD
+    the bundle brings are not sent unless the cluster already serves that CRD Established and the candidate's
+    would not change it: judged against no CRD, or an older one, a healthy resource could be refused.
+    """
+    result = DryRun()
+    own_crds = {crd_kind(o.body) for o in bundle if o.kind == "CustomResourceDefinition"}
+    served: set[tuple[str, str]] = set()  # the bundle's CRDs the cluster serves already, as the candidate has them
+    stopped = ""
+    prereq, rest, custom = phases(bundle)
+    for obj in prereq + rest + custom:
+        if (obj.group, obj.kind) in own_crds and (obj.group, obj.kind) not in served:
+            result.not_checked[str(obj.ref)] = DEFERRED
+            continue
+        try:
+            live = _get_or_none(kube, kube.path_of(obj)) if obj.kind == "CustomResourceDefinition" else None
+            would_be = _apply_request(kube, obj, mode, dry_run=True)
+        except KubeError as exc:
+            if problem := _not_the_candidates(f"dry run of {obj.ref}", exc):
+                if not result.rejected:
+                    raise problem from None
+                stopped = f" (and no verdict on the rest: {problem})"
+                break
+            if why := _not_judged(exc, bundle):
+                result.not_checked[str(obj.ref)] = why
+            else:
+                name = f"{obj.namespace}/{obj.name}" if obj.namespace else obj.name
+                result.rejected.append(f"{obj.kind} {name} ({obj.where}): {exc.message}")
+            continue
+        if live is not None and _established(live) and isinstance(would_be, dict) and \
+                would_be.get("spec") == live.get("spec"):
+            served.add(crd_kind(obj.body))
+        result.accepted.append(str(obj.ref))
+    if result.rejected:
+        listed = some(result.rejected, REJECTIONS_QUOTED)  # then "N more": one line that stays readable
+        raise CandidateFailed(f"API server rejected {len(result.rejected)} object(s) (dry run): "
+                              f"{'; '.join(listed)}{stopped}")
+    return result
 
 
 def ensure_namespace(kube: Kube, namespace: str, mode: str) -> None:
@@ -334,6 +442,8 @@ def install(api: ApiClient, bundle: Bundle, mode: str = "server-side", previous:
     result = InstallResult(mode=mode)
     say = progress or (lambda _msg: None)
     ensure_namespace(kube, bundle.namespace, mode)
+    result.dry_run = dry_run(kube, bundle, mode)
+    say(result.dry_run.summary())
     prereq, rest, custom = phases(bundle)
     for obj in prereq:
         apply_one(kube, obj, mode)

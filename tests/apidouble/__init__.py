@@ -136,6 +136,15 @@ class ApiDouble:
         """Hand an object's status back to the simulator."""
         self.sim.frozen.discard((kind, namespace, name))
 
+    def reject(self, kind: str, name: str, namespace: str = "", field: str = "", message: str = "Invalid value",
+               reason: str = "FieldValueInvalid") -> None:
+        """Answer every write of that object (create, update, patch, apply; dry run or not) with 422 Invalid, as
+        validation does: each call adds one details.causes entry {reason, message, field}, and the Status message
+        aggregates them ('Deployment.apps "x" is invalid: <field>: <message>')."""
+        with self.store.lock:
+            self.store.rejections.setdefault((kind, namespace, name), []).append(
+                {"reason": reason, "message": message, "field": field})
+
     # -- scenario DSL ------------------------------------------------------------------------------
     @property
     def network(self) -> Network:

@@ -198,8 +198,19 @@ class Server:
         if method == "GET":
             return "watch" if query.get("watch") in ("true", "1") else ("get" if parsed.name else "list")
         if method == "PATCH":
-            return "apply" if "apply-patch" in content_type else "patch"
-        return {"POST": "create", "PUT": "update", "DELETE": "delete"}.get(method, method.lower())
+            verb = "apply" if "apply-patch" in content_type else "patch"
+        else:
+            verb = {"POST": "create", "PUT": "update", "DELETE": "delete"}.get(method, method.lower())
+        return f"dry-run-{verb}" if "dryRun" in query else verb  # counted (and faulted) apart from real writes
+
+    @staticmethod
+    def dry_run(query: dict[str, str]) -> bool:
+        """dryRun=All: the request goes through every check and answers as usual, and nothing is stored."""
+        if "dryRun" not in query:
+            return False
+        if query["dryRun"] != "All":
+            raise ApiError(400, "BadRequest", f'Unsupported value: "{query["dryRun"]}": supported values: "All"')
+        return True
 
     def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         url = urlsplit(h.path)
@@ -297,6 +308,7 @@ class Server:
     # -- verbs -------------------------------------------------------------------------------------
     def dispatch(self, method: str, p: Parsed, q: dict[str, str], raw: bytes, ctype: str) -> tuple[int, Any]:
         store, rt = self.store, p.rt
+        dry = method != "GET" and self.dry_run(q)
         if p.sub == "log" and method == "GET":
             return 200, self.pod_log(p, q)
         if method == "GET" and not p.name:
@@ -309,14 +321,16 @@ class Server:
                 raise not_found(rt, p.name)
             return 200, obj
         if method == "DELETE":
-            obj = store.delete(rt, p.ns, p.name)
+            obj = store.get(rt, p.ns, p.name) if dry else store.delete(rt, p.ns, p.name)
+            if obj is None:
+                raise not_found(rt, p.name)
             return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                          "details": {"name": p.name, "group": rt.group, "kind": rt.plural,
                                      "uid": obj["metadata"].get("uid")}}
         body = self._body(raw, ctype)
         if method == "POST":
             self._check_identity(rt, p, body, creating=True)
-            return 201, store.create(rt, body, p.ns)
+            return 201, store.create(rt, body, p.ns, dry_run=dry)
         if method == "PUT":
             self._check_identity(rt, p, body)
             with store.lock:
@@ -329,10 +343,11 @@ class Server:
                                    "the object has been modified; please apply your changes to the latest version "
                                    "and try again")
                 body.setdefault("metadata", {})["namespace"] = p.ns
-                return 200, store.replace(rt, body, status_only=p.sub == "status", keep_status=p.sub != "status")
+                return 200, store.replace(rt, body, status_only=p.sub == "status", keep_status=p.sub != "status",
+                                          dry_run=dry)
         if method == "PATCH":
             if "apply-patch" in ctype:
-                return self.apply(p, q, body)
+                return self.apply(p, q, body, dry)
             if "json-patch" in ctype:
                 raise ApiError(415, "UnsupportedMediaType", "json-patch is not supported by the API double")
             with store.lock:
@@ -340,7 +355,7 @@ class Server:
                 if current is None:
                     raise not_found(rt, p.name)
                 patched = merge_patch(current, body)
-                return 200, store.replace(rt, patched, status_only=p.sub == "status")
+                return 200, store.replace(rt, patched, status_only=p.sub == "status", dry_run=dry)
         raise ApiError(405, "MethodNotAllowed", f"method {method} not allowed")
 
     @staticmethod
@@ -370,8 +385,9 @@ class Server:
         if not creating and meta.get("name") and p.name and meta["name"] != p.name:
             raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
 
-    def apply(self, p: Parsed, q: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
-        """Server-side apply, create-or-merge: the applied fields replace this manager's; status is kept."""
+    def apply(self, p: Parsed, q: dict[str, str], body: dict[str, Any], dry: bool = False) -> tuple[int, Any]:
+        """Server-side apply, create-or-merge: the applied fields replace this manager's; status is kept. dry: the
+        same checks and answer (201 with the would-be object, or 200 with the merged one), nothing stored."""
         store, rt = self.store, p.rt
         manager = q.get("fieldManager", "")
         if not manager:
@@ -387,7 +403,7 @@ class Server:
                 new = copy.deepcopy(body)
                 new.pop("status", None)
                 new["metadata"]["managedFields"] = [entry]
-                return 201, store.create(rt, new, p.ns)
+                return 201, store.create(rt, new, p.ns, dry_run=dry)
             others = [m for m in current["metadata"].get("managedFields") or []
                       if m.get("manager") != manager and m.get("operation") == "Update"]
             spec_of = lambda o: {k: v for k, v in o.items() if k not in ("metadata", "status", "apiVersion", "kind")}  # noqa: E731
@@ -413,8 +429,9 @@ class Server:
                 "apiVersion": rt.api_version, "kind": rt.kind} and meta.get("labels") == current["metadata"].get(
                 "labels") and meta.get("annotations") == current["metadata"].get("annotations"))
             if unchanged and mine and len(kept) == len(current["metadata"].get("managedFields") or []) - 1:
+                store.validate(rt, new)  # validated all the same
                 return 200, current  # a no-op apply changes nothing, not even resourceVersion
-            return 200, store.replace(rt, new)
+            return 200, store.replace(rt, new, dry_run=dry)
 
     def pod_log(self, p: Parsed, q: dict[str, str]) -> str:
         pod = self.store.get(p.rt, p.ns, p.name)

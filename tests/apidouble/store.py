@@ -92,6 +92,16 @@ class ApiError(Exception):
         return body
 
 
+def invalid(rt: ResourceType, name: str, causes: list[dict[str, str]]) -> ApiError:
+    """422 Invalid as apimachinery's errors.NewInvalid builds it: one StatusCause (reason, message, field) per field
+    error, and a message aggregating them ('<Kind.group> "<name>" is invalid: [f1: m1, f2: m2]'; no brackets for
+    one)."""
+    each = [f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes]
+    summary = each[0] if len(each) == 1 else f"[{', '.join(each)}]"
+    return ApiError(422, "Invalid", f'{rt.kind_qualified} "{name}" is invalid: {summary}',
+                    {"name": name, "group": rt.group, "kind": rt.kind, "causes": [dict(c) for c in causes]})
+
+
 def not_found(rt: ResourceType, name: str) -> ApiError:
     return ApiError(404, "NotFound", f'{rt.qualified} "{name}" not found',
                     {"name": name, "group": rt.group, "kind": rt.plural})
@@ -177,6 +187,7 @@ class Store:
         self.compacted_rv = 0  # watches from a resourceVersion below this get 410 Gone
         self.history = history
         self.listeners: list[Callable[[str, ResourceType, dict[str, Any]], None]] = []
+        self.rejections: dict[tuple[str, str, str], list[dict[str, str]]] = {}  # (kind, ns, name) -> 422 causes
         for rt in BUILTIN_TYPES:
             self.register(rt)
 
@@ -228,28 +239,32 @@ class Store:
         for listener in list(self.listeners):
             listener(etype, rt, obj)
 
-    def _validate(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+    def validate(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """The checks every write of OBJ passes (scripted rejections first), as validation in the apiserver."""
         name = obj["metadata"]["name"]
+        scripted = self.rejections.get((rt.kind, obj["metadata"].get("namespace", "") if rt.namespaced else "", name))
+        if scripted:
+            raise invalid(rt, name, scripted)
         annotations = obj["metadata"].get("annotations") or {}
         size = sum(len(k) + len(str(v)) for k, v in annotations.items())
         if size > ANNOTATION_LIMIT:
-            raise ApiError(422, "Invalid", f'{rt.kind_qualified} "{name}" is invalid: metadata.annotations: '
-                           f"Too long: may not be more than {ANNOTATION_LIMIT} bytes",
-                           {"name": name, "group": rt.group, "kind": rt.kind})
+            raise invalid(rt, name, [{"reason": "FieldValueTooLong", "field": "metadata.annotations",
+                                      "message": f"Too long: may not be more than {ANNOTATION_LIMIT} bytes"}])
         if rt.kind in ("Deployment", "StatefulSet", "ReplicaSet", "DaemonSet"):
             spec = obj.get("spec") or {}
             selector = (spec.get("selector") or {}).get("matchLabels")
             if not spec.get("selector"):
-                raise ApiError(422, "Invalid", f'{rt.kind_qualified} "{name}" is invalid: spec.selector: '
-                               "Required value", {"name": name, "group": rt.group, "kind": rt.kind})
+                raise invalid(rt, name, [{"reason": "FieldValueRequired", "field": "spec.selector",
+                                          "message": "Required value"}])
             labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
             if selector and any(labels.get(k) != v for k, v in selector.items()):
-                raise ApiError(422, "Invalid", f'{rt.kind_qualified} "{name}" is invalid: '
-                               f"spec.template.metadata.labels: Invalid value: {json.dumps(labels)}: "
-                               "`selector` does not match template `labels`",
-                               {"name": name, "group": rt.group, "kind": rt.kind})
+                raise invalid(rt, name, [{"reason": "FieldValueInvalid", "field": "spec.template.metadata.labels",
+                                          "message": f"Invalid value: {json.dumps(labels)}: `selector` does not "
+                                                     "match template `labels`"}])
 
-    def create(self, rt: ResourceType, obj: dict[str, Any], ns: str = "") -> dict[str, Any]:
+    def create(self, rt: ResourceType, obj: dict[str, Any], ns: str = "", dry_run: bool = False) -> dict[str, Any]:
+        """Store a new object; dry_run: every check, the answer a create would get, nothing stored (no
+        resourceVersion, no event), as the apiserver does for dryRun=All."""
         with self.lock:
             obj = copy.deepcopy(obj)
             meta = obj.setdefault("metadata", {})
@@ -270,18 +285,21 @@ class Store:
             if key in self.objects:
                 raise ApiError(409, "AlreadyExists", f'{rt.qualified} "{name}" already exists',
                                {"name": name, "group": rt.group, "kind": rt.plural})
-            self._validate(rt, obj)
+            self.validate(rt, obj)
             obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+            meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=now_rfc3339())
+            if dry_run:
+                return copy.deepcopy(obj)
             self.rv += 1
-            meta.update(uid=str(uuid.uuid4()), resourceVersion=str(self.rv), generation=1,
-                        creationTimestamp=now_rfc3339())
+            meta["resourceVersion"] = str(self.rv)
             self.objects[key] = obj
             self._emit("ADDED", rt, obj)
             return copy.deepcopy(obj)
 
     def replace(self, rt: ResourceType, obj: dict[str, Any], status_only: bool = False,
-                keep_status: bool = True) -> dict[str, Any]:
-        """Write a new version (spec changes bump generation); status_only touches only .status."""
+                keep_status: bool = True, dry_run: bool = False) -> dict[str, Any]:
+        """Write a new version (spec changes bump generation); status_only touches only .status; dry_run: the
+        would-be object (old resourceVersion), nothing stored."""
         with self.lock:
             meta = obj["metadata"]
             ns = meta.get("namespace", "") if rt.namespaced else ""
@@ -294,7 +312,7 @@ class Store:
                 new["status"] = copy.deepcopy(obj.get("status"))
             else:
                 new = copy.deepcopy(obj)
-                self._validate(rt, new)
+                self.validate(rt, new)
                 new["apiVersion"], new["kind"] = rt.api_version, rt.kind
                 for field in ("uid", "creationTimestamp", "generation", "namespace"):
                     if field in old["metadata"]:
@@ -305,6 +323,9 @@ class Store:
                     new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
             if _without_rv(new) == _without_rv(old):
                 return copy.deepcopy(old)  # no-op writes do not bump resourceVersion, as in the apiserver
+            if dry_run:
+                new["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
+                return copy.deepcopy(new)
             self.rv += 1
             new["metadata"]["resourceVersion"] = str(self.rv)
             self.objects[key] = new
