@@ -83,3 +83,11 @@ def test_credentials_from_elsewhere_are_not_reported(remedy: Callable[[dict[str,
         remedy(spec["initContainers"][0], spec)
 
     assert credentials(edit(V351, "Deployment", "argocd-redis", change)) == []
+
+
+def test_the_real_v300_rc1_ha_haproxy_secret_init_had_no_token() -> None:
+    """Caught on a real release: v3.0.0-rc1's HA haproxy gained secret-init while its pod template still said
+    automountServiceAccountToken: false (argo-cd#22226 turned it on in rc2)."""
+    found = credentials(resolve(str(real_manifest("v3.0.0-rc1/ha/install.yaml"))))
+    assert [(f.severity, f.evidence["owner"], f.evidence["container"]) for f in found] == [
+        ("error", "Deployment.apps/argocd/argocd-redis-ha-haproxy", "secret-init")]
