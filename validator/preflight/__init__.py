@@ -79,7 +79,7 @@ Check = Callable[[Bundle, Profile, str], list[Finding]]
 
 
 # One module per check, each with CHECK (its name) and check(bundle, profile, apply_mode); run in this order.
-CHECK_MODULES = ("netpol", "credentials", "annotation_size", "scheduling", "schema", "references")
+CHECK_MODULES = ("netpol", "credentials", "annotation_size", "scheduling", "schema", "podspec", "references")
 SCHEMA_CHECK = "schema"
 
 

@@ -30,6 +30,7 @@ CHECK_DESCRIPTIONS = {
     "client-side-apply-size": "Client-side apply's last-applied annotation must stay within 262144 bytes",
     "scheduling": "Pods must be schedulable on the profile's nodes",
     "schema": "Objects must match the Kubernetes schema and use apiVersions the profile's version serves",
+    "podspec": "Pod specs must pass the API server's PodSpec validation: mounts, names, ports, env, probes",
     "references": "Referenced objects must exist or be created at runtime; images should be pinned",
 }
 
