@@ -205,16 +205,48 @@ def closed_port() -> int:
 
 
 @pytest.mark.parametrize("command", ["validate", "reproduce"])
-def test_without_docker_could_not_validate(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_statically_broken_candidate_fails_without_docker(command: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Resolve and preflight need no cluster: a v2.11.1-like bundle is a FAIL (exit 1) with its provenance and
+    findings on a runner without Docker, not 'could not validate'."""
     monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{closed_port()}")  # an engine that is not there
     out = tmp_path / "out"
-    assert main([command, "stable", "--artifacts", str(out)]) == 2  # before any fetch: works offline too
+    assert main([command, str(v2_11_1_file(tmp_path)), "--artifacts", str(out)]) == 1
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("ERROR stable: could not validate: Docker engine not reachable")
+    assert first.startswith("FAIL ") and "argocd-redis-network-policy" in first and "secret-init" in first
     doc = json.loads((out / "verdict.json").read_text())
-    assert doc["status"] == "error" and doc["root_cause"].startswith("Docker engine not reachable")
+    validate_document(doc)
+    assert doc["status"] == "fail" and len(doc["candidate"]["sha256"]) == 64
+    assert [f["check"] for f in doc["preflight"] if f["severity"] == "error"] == ["networkpolicy-api-egress"]
+
+
+def test_every_missing_prerequisite_is_named_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A healthy candidate on a machine with neither Docker nor kind: one exit-2 line naming both."""
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no kind (nor anything else) on PATH
+    monkeypatch.delenv("ARGOCD_MIRROR_KIND", raising=False)
+    out = tmp_path / "out"
+    assert main(["validate", str(real_manifest("v2.11.2/install.yaml")), "--artifacts", str(out)]) == 2
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "could not validate: missing prerequisites: (1) Docker engine not reachable" in first
+    assert "(2) kind is not installed or not on PATH" in first
+    doc = json.loads((out / "verdict.json").read_text())
+    assert doc["status"] == "error" and doc["candidate"]["image_version"] == "v2.11.2"
     assert (out / "summary.md").read_text().splitlines()[0] == first
+
+
+def test_offline_without_docker_names_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`stable` cannot be resolved offline; the same line says Docker is missing too."""
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("ARGOCD_MIRROR_GIT_URL", str(tmp_path / "no-such-repo"))  # fails at once, like no network
+    out = tmp_path / "out"
+    assert main(["validate", "stable", "--artifacts", str(out)]) == 2
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("ERROR stable: could not validate: could not list tags of")
+    assert "; also " in first and "Docker engine not reachable" in first
 
 
 def wait_for(predicate: Any, timeout_s: float = 30) -> None:

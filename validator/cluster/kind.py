@@ -33,6 +33,42 @@ def kind_binary() -> str:
     return find_tool("kind", KIND_REMEDY)
 
 
+def _kind_version(kind: str) -> images.KindVersion:
+    proc = run([kind, "version"], timeout_s=30)
+    if proc.returncode != 0:
+        raise EnvironmentNotReady(f"`kind version` failed: {last_error(proc)}")
+    version = images.parse_kind_version(proc.stdout)
+    images.check_kind_version(version)
+    return version
+
+
+def prerequisites(profile: Profile) -> tuple[str, images.KindVersion]:
+    """(kind binary, its version) when this machine can host the profile's mirror; else one EnvironmentNotReady
+    that lists every missing prerequisite (Docker, kind and its version, kubectl for Calico), so a user fixes
+    them in one go instead of meeting them one run at a time."""
+    problems: list[str] = []
+    kind, version = "", None
+    try:
+        docker_ping()
+    except EnvironmentNotReady as exc:
+        problems.append(str(exc))
+    try:
+        kind = kind_binary()
+        version = _kind_version(kind)
+    except EnvironmentNotReady as exc:
+        problems.append(str(exc))
+    if profile.cni == "calico":
+        try:
+            find_tool("kubectl", KUBECTL_REMEDY)
+        except EnvironmentNotReady as exc:
+            problems.append(str(exc))
+    if problems or version is None:
+        head = "missing prerequisites: " if len(problems) > 1 else ""
+        raise EnvironmentNotReady(head + "; ".join(f"({n}) {p}" if len(problems) > 1 else p
+                                                   for n, p in enumerate(problems, 1)))
+    return kind, version
+
+
 def new_cluster_name() -> str:
     """argocd-mirror-<8 hex>: unique per run, matches kind's ^[a-z0-9.-]+$, and the sweeper's prefix."""
     return NAME_PREFIX + secrets.token_hex(4)
@@ -75,15 +111,7 @@ class KindProvider(Provider):
         self.image = images.node_image(profile.kubernetes_version)
 
     def prepare(self) -> Cluster:
-        self.kind = kind_binary()
-        docker_ping()
-        proc = run([self.kind, "version"], timeout_s=30)
-        if proc.returncode != 0:
-            raise EnvironmentNotReady(f"`kind version` failed: {last_error(proc)}")
-        version = images.parse_kind_version(proc.stdout)
-        images.check_kind_version(version)
-        if self.profile.cni == "calico":
-            find_tool("kubectl", KUBECTL_REMEDY)
+        self.kind, version = prerequisites(self.profile)
         name = new_cluster_name()
         kubeconfig = self.run_dir / "kubeconfig"
         kubeconfig.unlink(missing_ok=True)  # kind merges into an existing file: start from nothing

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from validator.commands import accepted_waivers, add_acceptance_arguments, add_candidate_arguments, seconds
-from validator.errors import CandidateFailed, EnvironmentNotReady, InputError, MirrorError
+from validator.errors import CandidateFailed, EnvironmentNotReady, FetchError, InputError, MirrorError
 from validator.progress import Progress
 from validator.report import (
     INTERRUPTED,
@@ -165,6 +165,19 @@ def _preflight(verdict: Verdict, bundle: Any, baseline: Any, profile: Any, apply
     return [f"{f.check}: {f.reason}" for f in findings if f.severity == "error"]
 
 
+def _missing_prerequisites(args: argparse.Namespace, profile: Any) -> str | None:
+    """What else this machine lacks to host a kind mirror (None: nothing, or not kind's business)."""
+    if args.provider != "kind":
+        return None
+    from validator.cluster.kind import prerequisites
+
+    try:
+        prerequisites(profile)
+    except EnvironmentNotReady as exc:
+        return exc.one_line()
+    return None
+
+
 def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Progress,
              connect: dict[str, str]) -> None:
     """Fill VERDICT (and CONNECT: how to reach each cluster); raises MirrorError for what stops the run early."""
@@ -174,33 +187,41 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
 
     scenarios = choose_scenarios(args.scenario, args.baseline, args.spec)
     profile = load_profile(args.profile)
-    if args.provider == "kind":
-        from validator.cluster.tools import docker_ping
-
-        docker_ping()  # first, and cheap: no fetching, no preflight, if this machine cannot host a mirror
-    else:
-        from validator.cluster.existing import locate
-
-        _, server = locate(args.kubeconfig, args.context)
-        progress(f"existing cluster: context {one_line(args.context)} at {one_line(server)}")
-        if profile.api_server is None:
-            progress("note: preflight judges egress NetworkPolicies against kind's usual API server addresses; state "
-                     "this cluster's in the profile (apiServer: endpoints) to judge against its own (the probes on "
-                     "the cluster read its kubernetes EndpointSlice either way)")
+    if args.provider == "existing" and profile.api_server is None:
+        progress("note: preflight judges egress NetworkPolicies against kind's usual API server addresses; state "
+                 "this cluster's in the profile (apiServer: endpoints) to judge against its own (the probes on "
+                 "the cluster read its kubernetes EndpointSlice either way)")
+    # resolve and preflight need no cluster: a statically broken candidate is a FAIL with its provenance on any
+    # machine, Docker or not; only then is the environment checked, every prerequisite in one message
     progress(f"resolving {args.spec}")
     namespace = args.namespace or profile.namespace
-    candidate = resolve(args.spec, variant=args.variant, namespace=namespace)
-    verdict.candidate = candidate.provenance.to_dict()
-    progress(f"candidate {candidate.provenance.label} sha256:{candidate.provenance.sha256[:12]}")
-    baseline = None
-    if args.baseline:
-        baseline = resolve(args.baseline, variant=args.variant, namespace=namespace)
-        verdict.baseline = baseline.provenance.to_dict()
+    try:
+        candidate = resolve(args.spec, variant=args.variant, namespace=namespace)
+        verdict.candidate = candidate.provenance.to_dict()
+        progress(f"candidate {candidate.provenance.label} sha256:{candidate.provenance.sha256[:12]}")
+        baseline = None
+        if args.baseline:
+            baseline = resolve(args.baseline, variant=args.variant, namespace=namespace)
+            verdict.baseline = baseline.provenance.to_dict()
+    except FetchError as exc:  # no network: name what else is missing too, one fix-up round for the user
+        missing = _missing_prerequisites(args, profile)
+        if missing is None:
+            raise
+        raise EnvironmentNotReady(f"{exc.one_line()}; also {missing}") from None
     errors = _preflight(verdict, candidate, baseline, profile, args.apply_mode or profile.apply_mode,
                         accepted_waivers(args), progress)
     if errors and not args.skip_preflight_errors:
         verdict.status, verdict.root_cause = decide([], preflight_errors=errors)
         return
+    if args.provider == "kind":
+        from validator.cluster.kind import prerequisites
+
+        prerequisites(profile)
+    else:
+        from validator.cluster.existing import locate
+
+        _, server = locate(args.kubeconfig, args.context)
+        progress(f"existing cluster: context {one_line(args.context)} at {one_line(server)}")
     progress(f"running scenarios: {', '.join(scenarios)} (pytest output: {out / 'pytest.log'})")
     driver = Driver(candidate=candidate, baseline=baseline, progress=progress, connect=connect)
     code = run_scenarios(args, scenarios, out, driver)
