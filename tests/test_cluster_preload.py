@@ -20,8 +20,8 @@ PINNED = "quay.io/argoproj/argocd@sha256:" + hashlib.sha256(b"x").hexdigest()
 
 @pytest.fixture
 def cluster(fake_tools: FakeTools, tmp_path: Path) -> Cluster:  # noqa: F811
-    fake_tools.add_cluster("argocd-mirror-pre10ad0", age_s=1)
-    return Cluster("argocd-mirror-pre10ad0", tmp_path / "kubeconfig", "kind-argocd-mirror-pre10ad0", "kind", True)
+    fake_tools.add_cluster("argocd-mirror-9e10ad00", age_s=1)
+    return Cluster("argocd-mirror-9e10ad00", tmp_path / "kubeconfig", "kind-argocd-mirror-9e10ad00", "kind", True)
 
 
 def test_pull_save_single_platform_and_load(fake_tools: FakeTools, cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811

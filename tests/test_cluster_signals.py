@@ -16,7 +16,7 @@ from tests.apidouble import ApiDouble
 from tests.fakes import FakeTools, fake_tools  # noqa: F401
 from tests.test_cluster_kind import FAST, ready_node
 from validator.cluster import mirror_cluster
-from validator.cluster.lifecycle import Terminated, signals_deferred, sigterm_raises
+from validator.cluster.lifecycle import Terminated, signals_deferred, termination_raises
 from validator.cluster.tools import run
 from validator.profiles import load_profile
 
@@ -45,7 +45,8 @@ def wait_for(predicate: Any, timeout_s: float = 20) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT],
+                         ids=["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"])
 @pytest.mark.parametrize("when", ["during-kind-create", "while-in-use"])
 def test_signal_mid_run_deletes_the_cluster(fake_tools: FakeTools, tmp_path: Path, sig: int, when: str) -> None:  # noqa: F811
     with ApiDouble(simulate=False) as double:
@@ -76,7 +77,7 @@ def test_signal_mid_run_deletes_the_cluster(fake_tools: FakeTools, tmp_path: Pat
             if proc.poll() is None:
                 proc.kill()
     assert proc.returncode == 130, out
-    expected = "Terminated" if sig == signal.SIGTERM else "KeyboardInterrupt"
+    expected = "KeyboardInterrupt" if sig == signal.SIGINT else "Terminated"
     assert f"INTERRUPTED {expected}" in out
     deletes = fake_tools.calls("kind", "delete", "cluster")
     assert [d[d.index("--name") + 1] for d in deletes] == [name]
@@ -86,7 +87,7 @@ def test_signal_mid_run_deletes_the_cluster(fake_tools: FakeTools, tmp_path: Pat
 
 def test_sigterm_handler_is_restored() -> None:
     before = signal.getsignal(signal.SIGTERM)
-    with sigterm_raises():
+    with termination_raises():
         assert signal.getsignal(signal.SIGTERM) is not before
         with pytest.raises(Terminated):
             os.kill(os.getpid(), signal.SIGTERM)
@@ -103,7 +104,7 @@ def test_signals_are_deferred_during_teardown_then_delivered() -> None:
     assert received == [signal.SIGINT] and "finishing teardown first" in seen[0]
     assert seen[-1] == "teardown finished"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with pytest.raises(Terminated), sigterm_raises(), signals_deferred(seen.append):
+    with pytest.raises(Terminated), termination_raises(), signals_deferred(seen.append):
         os.kill(os.getpid(), signal.SIGTERM)  # SIGTERM goes to the handler it was meant for: Terminated
         time.sleep(0.05)
 

@@ -12,13 +12,18 @@ from validator.cli import main
 from validator.cluster.sweep import decide, parse_created, parse_duration
 from validator.errors import InputError
 
+SHARED_PREFIX = {"argocd-mirror-dev", "argocd-mirror-staging-2", "argocd-mirror-0123abcd9"}
+
 
 def seed(fake: FakeTools) -> None:
-    fake.add_cluster("argocd-mirror-0ld0ld01", age_s=3 * 3600)
-    fake.add_cluster("argocd-mirror-0ld0ld02", age_s=2 * 3600 + 5, nodes=("control-plane", "worker"))
-    fake.add_cluster("argocd-mirror-fresh001", age_s=10 * 60)
+    fake.add_cluster("argocd-mirror-01d01d01", age_s=3 * 3600)
+    fake.add_cluster("argocd-mirror-01d01d02", age_s=2 * 3600 + 5, nodes=("control-plane", "worker"))
+    fake.add_cluster("argocd-mirror-f2e5a001", age_s=10 * 60)
     fake.add_cluster("team-prod-mirror", age_s=30 * 86400)
     fake.add_cluster("argocd-mirrorx", age_s=30 * 86400)
+    fake.add_cluster("argocd-mirror-dev", age_s=30 * 86400)  # a team's own clusters that share our prefix
+    fake.add_cluster("argocd-mirror-staging-2", age_s=30 * 86400)
+    fake.add_cluster("argocd-mirror-0123abcd9", age_s=30 * 86400)  # one hex digit too many
     fake.add_cluster("kind", age_s=30 * 86400)
 
 
@@ -26,35 +31,36 @@ def test_deletes_only_our_prefix_and_only_older(fake_tools: FakeTools, capsys: p
     seed(fake_tools)
     assert main(["sweep", "--older-than", "2h"]) == 0
     deleted = [c[c.index("--name") + 1] for c in fake_tools.calls("kind", "delete", "cluster")]
-    assert deleted == ["argocd-mirror-0ld0ld01", "argocd-mirror-0ld0ld02"]
-    assert set(fake_tools.clusters()) == {"argocd-mirror-fresh001", "team-prod-mirror", "argocd-mirrorx", "kind"}
+    assert deleted == ["argocd-mirror-01d01d01", "argocd-mirror-01d01d02"]
+    assert set(fake_tools.clusters()) == {"argocd-mirror-f2e5a001", "team-prod-mirror", "argocd-mirrorx", "kind",
+                                       *SHARED_PREFIX}
     out = capsys.readouterr().out
-    assert "deleted argocd-mirror-0ld0ld01 (age 3h00m)" in out
-    assert "kept argocd-mirror-fresh001 (age 10m < 2h)" in out
+    assert "deleted argocd-mirror-01d01d01 (age 3h00m)" in out
+    assert "kept argocd-mirror-f2e5a001 (age 10m < 2h)" in out
     assert "team-prod" not in out
     # ages come from the control-plane containers, asked of Docker by name
     inspected = [c[-1] for c in fake_tools.calls("docker", "inspect")]
-    assert sorted(inspected) == ["argocd-mirror-0ld0ld01-control-plane", "argocd-mirror-0ld0ld02-control-plane",
-                                 "argocd-mirror-fresh001-control-plane"]
+    assert sorted(inspected) == ["argocd-mirror-01d01d01-control-plane", "argocd-mirror-01d01d02-control-plane",
+                                 "argocd-mirror-f2e5a001-control-plane"]
 
 
 def test_dry_run_deletes_nothing(fake_tools: FakeTools, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     seed(fake_tools)
     assert main(["sweep", "--older-than", "1h", "--dry-run"]) == 0
     assert not fake_tools.calls("kind", "delete")
-    assert len(fake_tools.clusters()) == 6
+    assert len(fake_tools.clusters()) == 9
     assert capsys.readouterr().out.count("would delete") == 2
 
 
 def test_zero_threshold_takes_all_of_ours(fake_tools: FakeTools) -> None:  # noqa: F811
     seed(fake_tools)
     assert main(["sweep", "--older-than", "0"]) == 0
-    assert set(fake_tools.clusters()) == {"team-prod-mirror", "argocd-mirrorx", "kind"}
+    assert set(fake_tools.clusters()) == {"team-prod-mirror", "argocd-mirrorx", "kind", *SHARED_PREFIX}
 
 
 def test_nothing_to_sweep(fake_tools: FakeTools, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     assert main(["sweep"]) == 0
-    assert "no argocd-mirror-* clusters found" in capsys.readouterr().out
+    assert "no argocd-mirror-<8 hex digits> clusters found" in capsys.readouterr().out
 
 
 def test_docker_down_is_exit_2_with_remedy(fake_tools: FakeTools, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
@@ -116,11 +122,13 @@ def test_parse_created_nanoseconds() -> None:
     assert parse_created("2026-11-28T01:18:22+01:00") == dt.datetime(2026, 11, 28, 0, 18, 22, tzinfo=dt.UTC)
 
 
-def test_decide_is_prefix_and_age_only() -> None:
-    decisions = decide({"argocd-mirror-a": 7200.0, "argocd-mirror-b": 7199.0, "argocd-mirror-c": None,
-                        "x-argocd-mirror-d": 1e9}, 7200)
-    assert [(d.name, d.action) for d in decisions] == [("argocd-mirror-a", "delete"), ("argocd-mirror-b", "keep"),
-                                                        ("argocd-mirror-c", "unknown-age")]
+def test_decide_is_generated_name_and_age_only() -> None:
+    decisions = decide({"argocd-mirror-0000000a": 7200.0, "argocd-mirror-0000000b": 7199.0,
+                        "argocd-mirror-0000000c": None, "x-argocd-mirror-0000000d": 1e9, "argocd-mirror-dev": 1e9,
+                        "argocd-mirror-0000000E": 1e9}, 7200)
+    assert [(d.name, d.action) for d in decisions] == [
+        ("argocd-mirror-0000000a", "delete"), ("argocd-mirror-0000000b", "keep"),
+        ("argocd-mirror-0000000c", "unknown-age")]
 
 
 def test_ctrl_c_stops_the_sweep_between_deletes_never_halfway(fake_tools: FakeTools, tmp_path: Path) -> None:  # noqa: F811
@@ -132,8 +140,8 @@ def test_ctrl_c_stops_the_sweep_between_deletes_never_halfway(fake_tools: FakeTo
     import sys
     import time
 
-    fake_tools.add_cluster("argocd-mirror-0ld0ld01", age_s=3 * 3600)
-    fake_tools.add_cluster("argocd-mirror-0ld0ld02", age_s=3 * 3600)
+    fake_tools.add_cluster("argocd-mirror-01d01d01", age_s=3 * 3600)
+    fake_tools.add_cluster("argocd-mirror-01d01d02", age_s=3 * 3600)
     fake_tools.setenv("FAKE_KIND_DELETE_SLEEP", "1")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-m", "validator.cli", "sweep", "--older-than", "0"], env=env,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,8 +71,17 @@ def prerequisites(profile: Profile) -> tuple[str, images.KindVersion]:
 
 
 def new_cluster_name() -> str:
-    """argocd-mirror-<8 hex>: unique per run, matches kind's ^[a-z0-9.-]+$, and the sweeper's prefix."""
+    """argocd-mirror-<8 hex>: unique per run, matches kind's ^[a-z0-9.-]+$ and GENERATED_NAME."""
     return NAME_PREFIX + secrets.token_hex(4)
+
+
+# Exactly what new_cluster_name() makes: the sweeper deletes these and nothing else. A prefix alone also matched a
+# team's own `argocd-mirror-dev` or `argocd-mirror-staging-2`.
+GENERATED_NAME = re.compile(re.escape(NAME_PREFIX) + r"[0-9a-f]{8}")
+
+
+def is_generated_name(name: str) -> bool:
+    return GENERATED_NAME.fullmatch(name) is not None
 
 
 def create_argv(kind: str, name: str, config: Path, image: str, kubeconfig: Path, wait: str | None) -> list[str]:

@@ -1,8 +1,8 @@
 """mirror_cluster(): a cluster for exactly one run, torn down on every exit path.
 
-Paths covered: success, candidate failure, exception, Ctrl-C (KeyboardInterrupt) and SIGTERM, which
-Python (and pytest) would otherwise let kill the process without running any finalizer. SIGTERM is
-turned into `Terminated` (a KeyboardInterrupt) while the cluster exists; during teardown both signals
+Paths covered: success, candidate failure, exception, Ctrl-C (KeyboardInterrupt), SIGTERM, SIGHUP (a closed
+terminal) and SIGQUIT, which Python (and pytest) would otherwise let kill the process without running any
+finalizer. They are turned into `Terminated` (a KeyboardInterrupt) while the cluster exists; during teardown they
 are deferred, and its children run out of the terminal's reach, so a second Ctrl-C cannot leave a
 half-deleted cluster behind; the deferred signal is delivered once the teardown is done.
 """
@@ -31,7 +31,13 @@ KIND_ONLY_OPTIONS = {"preload_images", "image_cache", "wait", "create_timeout_s"
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so every `finally` and context manager unwinds."""
+    """SIGTERM, SIGHUP or SIGQUIT, raised like Ctrl-C so every `finally` and context manager unwinds."""
+
+
+# Signals that end a run by default, and what a user does to send them: `kill`/CI cancellation (SIGTERM), a closed
+# terminal or dropped SSH session (SIGHUP), Ctrl-\ (SIGQUIT). Each would kill Python without running a finalizer,
+# leaving the cluster behind; all take Ctrl-C's path instead (only those this platform has).
+TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
 
 
 class TeardownIncomplete(EnvironmentNotReady):
@@ -43,8 +49,8 @@ def _in_main_thread() -> bool:
 
 
 @contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """While inside, SIGTERM raises Terminated; the previous handler is restored afterwards."""
+def termination_raises() -> Iterator[None]:
+    """While inside, SIGTERM, SIGHUP and SIGQUIT raise Terminated; the previous handlers are restored afterwards."""
     if not _in_main_thread():  # signal handlers can only be set from the main thread
         yield
         return
@@ -52,20 +58,22 @@ def sigterm_raises() -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         raise Terminated(f"received {signal.Signals(signum).name}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in TERMINATING}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @contextmanager
 def signals_deferred(progress: Progress) -> Iterator[list[int]]:
-    """Hold SIGINT/SIGTERM off while tearing down; yields the list of signals received meanwhile.
+    """Hold SIGINT and the terminating signals off while tearing down; yields the signals received meanwhile.
 
     Deferred, not dropped: on leaving, the first one goes to the handler it was meant for (SIGINT:
-    KeyboardInterrupt; SIGTERM inside mirror_cluster: Terminated), so the run still stops. Children started
-    inside get a session of their own, out of reach of the Ctrl-C a terminal sends to the whole group.
+    KeyboardInterrupt; SIGTERM, SIGHUP, SIGQUIT inside mirror_cluster: Terminated), so the run still stops.
+    Children started inside get a session of their own, out of reach of the Ctrl-C a terminal sends to the whole
+    group.
     """
     received: list[int] = []
     with own_session():
@@ -77,7 +85,7 @@ def signals_deferred(progress: Progress) -> Iterator[list[int]]:
             received.append(signum)
             progress(f"{signal.Signals(signum).name} received: finishing teardown first")
 
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, *TERMINATING)}
         try:
             yield received
         finally:
@@ -124,7 +132,7 @@ def mirror_cluster(profile: Profile, run_dir: Path, keep: str = "never", provide
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     impl = make_provider(provider, profile, run_dir, kubeconfig, context, progress, options)
-    with sigterm_raises():
+    with termination_raises():
         cluster = impl.prepare()
         outcome = "failed"
         error: BaseException | None = None

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from validator.cluster.kind import NAME_PREFIX, cluster_names, delete_argv, kind_binary
+from validator.cluster.kind import cluster_names, delete_argv, is_generated_name, kind_binary
 from validator.cluster.lifecycle import signals_deferred
 from validator.cluster.tools import Progress, docker_ping, find_tool, last_error, run
 from validator.errors import InputError
@@ -59,11 +59,11 @@ class Decision:
     action: str  # "delete" | "keep" | "unknown-age"
 
 
-def decide(ages: dict[str, float | None], older_than_s: float, prefix: str = NAME_PREFIX) -> list[Decision]:
-    """Pure selection: only names with our prefix, and only when certainly older than the threshold."""
+def decide(ages: dict[str, float | None], older_than_s: float) -> list[Decision]:
+    """Pure selection: only names the tool generates, and only when certainly older than the threshold."""
     out = []
     for name in sorted(ages):
-        if not name.startswith(prefix):
+        if not is_generated_name(name):
             continue
         age = ages[name]
         action = "unknown-age" if age is None else "delete" if age >= older_than_s else "keep"
@@ -94,7 +94,7 @@ def sweep(older_than_s: float, dry_run: bool, progress: Progress) -> SweepResult
     docker = find_tool("docker", "install Docker (kind runs every node as a Docker container)")
     docker_ping()
     now = dt.datetime.now(dt.UTC)
-    ours = [n for n in cluster_names(kind) if n.startswith(NAME_PREFIX)]
+    ours = [n for n in cluster_names(kind) if is_generated_name(n)]
     result = SweepResult(decide({n: cluster_age(docker, n, now) for n in ours}, older_than_s))
     with tempfile.TemporaryDirectory(prefix="argocd-mirror-sweep-") as tmp:
         # kind edits the kubeconfig it is given on delete: give it a throwaway one, never the user's.

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
 
@@ -27,7 +27,9 @@ _OWN_SESSION: ContextVar[bool] = ContextVar("own_session", default=False)
 
 
 def stderr_progress(message: str) -> None:
-    print(f"argocd-mirror: {message}", file=sys.stderr, flush=True)
+    """A progress line on stderr; a terminal that is gone (SIGHUP, a closed pipe) must not stop the teardown."""
+    with suppress(OSError, ValueError):
+        print(f"argocd-mirror: {message}", file=sys.stderr, flush=True)
 
 
 def child_env() -> dict[str, str]:

@@ -13,9 +13,10 @@ from validator.errors import EnvironmentNotReady
 
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
-        "sweep", help="delete leaked mirror clusters (our name prefix only) older than a threshold",
-        description=f"Delete kind clusters named {NAME_PREFIX}* whose control-plane container is older than "
-                    "--older-than (age from the Docker engine's creation time). Other clusters are never touched.",
+        "sweep", help="delete leaked mirror clusters (only names runs generate) older than a threshold",
+        description=f"Delete kind clusters named {NAME_PREFIX}<8 hex digits> (the names runs generate) whose "
+                    "control-plane container is older than --older-than (age from the Docker engine's creation "
+                    "time). Other clusters, argocd-mirror-dev included, are never touched.",
     )
     parser.add_argument("--older-than", default="2h", metavar="DURATION",
                         help="only clusters at least this old (e.g. 2h, 90m, 1h30m, 0 for all; default 2h)")
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     threshold = parse_duration(args.older_than)
     result = sweep(threshold, args.dry_run, stderr_progress)
     if not result.decisions:
-        print(f"no {NAME_PREFIX}* clusters found")
+        print(f"no {NAME_PREFIX}<8 hex digits> clusters found")
     for d in result.decisions:
         age = format_age(d.age_s) if d.age_s is not None else "unknown age"
         if d.action == "delete":
