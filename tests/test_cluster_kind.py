@@ -166,7 +166,7 @@ def test_create_and_delete_argv(kind_env: FakeTools, tmp_path: Path, monkeypatch
     with mirror_cluster(load_profile("default"), run_dir, progress=progress, **FAST) as cluster:
         name = cluster.name
         assert name.startswith("argocd-mirror-") and len(name) == len("argocd-mirror-") + 8
-        assert cluster.context == f"kind-{name}" and cluster.kubeconfig == run_dir / "kubeconfig"
+        assert cluster.context == f"kind-{name}" and cluster.kubeconfig == run_dir / f"{name}.kubeconfig"
         assert cluster.created_by_us and cluster.managed and cluster.provider == "kind"
         nodes = cluster.api_client().call_api("GET", f"{kind_env.env['FAKE_KIND_API_SERVER']}/api/v1/nodes")
         assert nodes.status == 200
@@ -174,9 +174,9 @@ def test_create_and_delete_argv(kind_env: FakeTools, tmp_path: Path, monkeypatch
     kind = [c for c in kind_env.calls("kind")]
     assert kind[0] == ["version"]
     assert kind[1] == ["create", "cluster", "--name", name, "--config", str(run_dir / "kind-config.yaml"),
-                       "--image", images.NODE_IMAGES["1.35"], "--kubeconfig", str(run_dir / "kubeconfig"),
+                       "--image", images.NODE_IMAGES["1.35"], "--kubeconfig", str(run_dir / f"{name}.kubeconfig"),
                        "--wait", "5m"]
-    assert kind[2:] == [["delete", "cluster", "--name", name, "--kubeconfig", str(run_dir / "kubeconfig")],
+    assert kind[2:] == [["delete", "cluster", "--name", name, "--kubeconfig", str(run_dir / f"{name}.kubeconfig")],
                         ["get", "clusters"]]  # and verified gone
     assert name not in kind_env.clusters()
     assert all(e["kubeconfig_env"] is None for e in kind_env.entries())  # children never see KUBECONFIG
@@ -194,7 +194,8 @@ def test_wait_timeout_exit_0_is_caught_by_our_readiness_check(kind_env: FakeTool
     assert "cluster not ready after 1s: node argocd-mirror-control-plane is not Ready (KubeletNotReady" \
         in str(err.value)
     assert kind_env.calls("kind", "delete", "cluster")  # torn down
-    assert (tmp_path / "kind-logs" / "docker-info.txt").exists()  # and diagnostics exported first
+    (exported,) = (tmp_path / "kind-logs").iterdir()  # one directory per cluster: runs never mix their logs
+    assert (exported / "docker-info.txt").exists()  # and diagnostics exported first
 
 
 def test_missing_nodes_are_not_ready(kind_env: FakeTools, tmp_path: Path) -> None:
@@ -339,7 +340,7 @@ def test_exception_in_body_tears_down_and_exports_logs(kind_env: FakeTools, tmp_
     with pytest.raises(RuntimeError, match="boom"), \
             mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST) as cluster:
         raise RuntimeError("boom")
-    assert kind_env.calls("kind", "export", "logs") == [["export", "logs", str(tmp_path / "kind-logs"),
+    assert kind_env.calls("kind", "export", "logs") == [["export", "logs", str(tmp_path / "kind-logs" / cluster.name),
                                                          "--name", cluster.name]]
     assert kind_env.calls("kind", "delete", "cluster")
     assert cluster.name not in kind_env.clusters()
@@ -353,9 +354,10 @@ def test_keep_on_failure_prints_how_to_reach_it(kind_env: FakeTools, tmp_path: P
     assert cluster.name in kind_env.clusters()
     text = "\n".join(seen)
     assert f"keeping cluster {cluster.name} (--keep-cluster=on-failure)" in text
-    assert f"kubeconfig: {tmp_path / 'kubeconfig'} (context kind-{cluster.name})" in text
-    assert f"kubectl --kubeconfig {tmp_path / 'kubeconfig'} --context kind-{cluster.name} get pods -A" in text
-    assert (tmp_path / "kind-logs" / f"{cluster.name}-control-plane" / "kubelet.log").exists()
+    kubeconfig = tmp_path / f"{cluster.name}.kubeconfig"
+    assert f"kubeconfig: {kubeconfig} (context kind-{cluster.name})" in text
+    assert f"kubectl --kubeconfig {kubeconfig} --context kind-{cluster.name} get pods -A" in text
+    assert (tmp_path / "kind-logs" / cluster.name / f"{cluster.name}-control-plane" / "kubelet.log").exists()
 
 
 def test_keep_on_failure_deletes_on_success_and_always_keeps(kind_env: FakeTools, tmp_path: Path) -> None:
@@ -431,7 +433,7 @@ def test_cluster_kept_after_a_failed_create_is_announced(fake_tools: FakeTools, 
     (cluster,) = kept
     assert cluster.name in fake_tools.clusters() and not fake_tools.calls("kind", "delete")
     assert cluster.delete_command() == (f"kind delete cluster --name {cluster.name} "
-                                        f"--kubeconfig {tmp_path / 'kubeconfig'}")
+                                        f"--kubeconfig {tmp_path / (cluster.name + '.kubeconfig')}")
 
 
 def test_nothing_is_kept_when_kinds_failed_create_removed_the_nodes(fake_tools: FakeTools,  # noqa: F811
@@ -478,7 +480,7 @@ def test_reproduce_reports_a_cluster_kept_after_a_failed_create(fake_tools: Fake
     out = capsys.readouterr().out
     assert code == 2
     (name,) = fake_tools.clusters()
-    kubeconfig = tmp_path / "a" / "clusters" / "main" / "kubeconfig"
+    kubeconfig = tmp_path / "a" / "clusters" / "main" / f"{name}.kubeconfig"
     assert "The cluster is kept for you to explore" in out and "No cluster was" not in out
     assert f"  delete main: kind delete cluster --name {name} --kubeconfig {kubeconfig}\n" in out
     assert f"  cluster main: kubectl --kubeconfig {kubeconfig} --context kind-{name} get pods -A\n" in out
@@ -503,7 +505,7 @@ def test_calico_profile_skips_kind_wait_and_installs_operator(kind_env: FakeTool
     assert "--wait" not in create
     config = yaml.safe_load((tmp_path / "kind-config.yaml").read_text())
     assert config["networking"] == {"disableDefaultCNI": True, "podSubnet": "192.168.0.0/16"}
-    ours = ["--kubeconfig", str(tmp_path / "kubeconfig"), "--context", cluster.context]
+    ours = ["--kubeconfig", str(tmp_path / f"{cluster.name}.kubeconfig"), "--context", cluster.context]
     crds, operator, resources = images.CALICO_MANIFESTS
     assert crds.endswith("/v3.31.3/manifests/operator-crds.yaml") and resources.endswith("/custom-resources.yaml")
     assert kind_env.calls("kubectl") == [  # CRDs Established before the operator and the Installation
@@ -536,7 +538,7 @@ def test_context_safety_ambient_kubeconfig_is_never_used(kind_env: FakeTools, tm
         assert production.requests == []
         assert ambient.read_text() == before
     for argv in kind_env.calls("kind", "create") + kind_env.calls("kind", "delete"):
-        assert argv[argv.index("--kubeconfig") + 1] == str(tmp_path / "run" / "kubeconfig")
+        assert argv[argv.index("--kubeconfig") + 1] == str(tmp_path / "run" / f"{c.name}.kubeconfig")
     assert all(e["kubeconfig_env"] is None for e in kind_env.entries())
 
 
@@ -570,3 +572,17 @@ def test_an_engine_that_answers_a_byte_at_a_time_is_not_reachable(fake_tools: Fa
         stop.set()
         listener.close()
     assert time.monotonic() - started < 5  # the drip alone would take 12 s
+
+
+def test_runs_sharing_a_directory_never_share_a_kubeconfig(kind_env: FakeTools, tmp_path: Path) -> None:
+    """Two runs with the same --artifacts (the default), one overlapping the other: each has its own kubeconfig, a
+    kept cluster's survives the later run, a deleted one's goes with it. Old: one run_dir/kubeconfig, which the
+    second run's prepare() deleted under the first (`kind-<first> not in contexts`)."""
+    with mirror_cluster(load_profile("default"), tmp_path, keep="always", progress=lambda m: None, **FAST) as kept:
+        with mirror_cluster(load_profile("default"), tmp_path, progress=lambda m: None, **FAST) as other:
+            assert other.kubeconfig != kept.kubeconfig
+            assert f"kind-{kept.name}" in kept.kubeconfig.read_text()  # the overlapping run left it alone
+        assert not other.kubeconfig.exists()  # deleted with its cluster
+        kept.api_client().call_api("GET", f"{kind_env.env['FAKE_KIND_API_SERVER']}/api/v1/nodes")
+    assert kept.kubeconfig.is_file() and f"kind-{kept.name}" in kept.kubeconfig.read_text()
+    assert set(kind_env.clusters()) == {kept.name}

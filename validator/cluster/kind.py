@@ -123,8 +123,10 @@ class KindProvider(Provider):
     def prepare(self) -> Cluster:
         self.kind, version = prerequisites(self.profile)
         name = new_cluster_name()
-        kubeconfig = self.run_dir / "kubeconfig"
-        kubeconfig.unlink(missing_ok=True)  # kind merges into an existing file: start from nothing
+        # One kubeconfig per cluster: two runs sharing a run directory (the default --artifacts) never rewrite each
+        # other's, and a kept cluster's stays valid through later runs. kind merges into an existing file, so a
+        # fresh name also means starting from nothing.
+        kubeconfig = self.run_dir / f"{name}.kubeconfig"
         return Cluster(name=name, kubeconfig=kubeconfig, context=f"kind-{name}", provider=self.name,
                        created_by_us=True, managed=True,
                        details={"kind_version": str(version), "node_image": self.image})
@@ -186,6 +188,7 @@ class KindProvider(Provider):
         if self.exists(cluster):  # verify: exit 0 alone is not proof
             return [f"kind cluster {cluster.name} still exists after deletion "
                     f"(delete it with `{cluster.delete_command()}`)"]
+        cluster.kubeconfig.unlink(missing_ok=True)  # it named only this cluster, which is gone
         return []
 
     def exists(self, cluster: Cluster) -> bool:

@@ -122,7 +122,7 @@ def mirror_cluster(profile: Profile, run_dir: Path, keep: str = "never", provide
     """Create (kind) or verify (existing) a cluster, yield it, tear it down on every exit path.
 
     The caller calls cluster.mark_failed() when the candidate failed, so keep="on-failure" and the
-    `kind export logs` into run_dir/kind-logs happen for a failed verdict as well as for an exception.
+    `kind export logs` into run_dir/kind-logs/<cluster> happen for a failed verdict as well as for an exception.
     on_kept(cluster) is called for a cluster that is kept, also one kept after create() failed (when
     nothing was yielded), so the caller can tell the user how to reach and delete it.
     Extra keyword options go to the provider (timeouts, e.g. ready_timeout_s).
@@ -161,7 +161,7 @@ def _finish(impl: Provider, cluster: Cluster, keep: str, outcome: str, run_dir: 
         return []
     if outcome == "failed":
         try:
-            exported = impl.export_logs(cluster, run_dir / "kind-logs")
+            exported = impl.export_logs(cluster, run_dir / "kind-logs" / cluster.name)  # runs never mix logs
         except Exception as exc:  # diagnostics are best effort: never at the cost of the teardown
             progress(f"warning: cluster logs not exported: {exc}")
         else:

@@ -187,10 +187,15 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
 
     scenarios = choose_scenarios(args.scenario, args.baseline, args.spec)
     profile = load_profile(args.profile)
-    if args.provider == "existing" and profile.api_server is None:
-        progress("note: preflight judges egress NetworkPolicies against kind's usual API server addresses; state "
-                 "this cluster's in the profile (apiServer: endpoints) to judge against its own (the probes on "
-                 "the cluster read its kubernetes EndpointSlice either way)")
+    if args.provider == "existing":  # which cluster, from which kubeconfig: input, checked before any fetch
+        from validator.cluster.existing import locate
+
+        _, server = locate(args.kubeconfig, args.context)
+        progress(f"existing cluster: context {one_line(args.context)} at {one_line(server)}")
+        if profile.api_server is None:
+            progress("note: preflight judges egress NetworkPolicies against kind's usual API server addresses; "
+                     "state this cluster's in the profile (apiServer: endpoints) to judge against its own (the "
+                     "probes on the cluster read its kubernetes EndpointSlice either way)")
     # resolve and preflight need no cluster: a statically broken candidate is a FAIL with its provenance on any
     # machine, Docker or not; only then is the environment checked, every prerequisite in one message
     progress(f"resolving {args.spec}")
@@ -217,11 +222,6 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
         from validator.cluster.kind import prerequisites
 
         prerequisites(profile)
-    else:
-        from validator.cluster.existing import locate
-
-        _, server = locate(args.kubeconfig, args.context)
-        progress(f"existing cluster: context {one_line(args.context)} at {one_line(server)}")
     progress(f"running scenarios: {', '.join(scenarios)} (pytest output: {out / 'pytest.log'})")
     driver = Driver(candidate=candidate, baseline=baseline, progress=progress, connect=connect)
     code = run_scenarios(args, scenarios, out, driver)
