@@ -26,6 +26,7 @@ COMMANDS = {
     "reproduce": "validator.commands.validate",
     "pin": "validator.commands.pin",
     "sweep": "validator.commands.sweep",
+    "compat": "validator.commands.compat",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from validator.candidate import resolve
 from validator.commands import accepted_waivers, add_acceptance_arguments, add_candidate_arguments
+from validator.compat import compat_findings
 from validator.errors import ExitCode
 from validator.files import atomic_write
 from validator.preflight import checks, compare_with_baseline, has_error, run_preflight
@@ -36,7 +37,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--check", action="append", metavar="NAME", dest="checks",
                         help=f"run only this check (repeatable): {', '.join(checks())}")
     parser.add_argument("--baseline", metavar="SPEC",
-                        help="the release production runs now: label every finding new or also in the baseline")
+                        help="the release production runs now: label every finding new or also in the baseline, and "
+                             "check the candidate's Argo CD ConfigMaps against the upgrade (docs/compat.md)")
     add_acceptance_arguments(parser)
     parser.add_argument("--verbose", "-v", action="store_true", help="text: show info findings too")
     parser.set_defaults(func=run)
@@ -51,9 +53,10 @@ def run(args: argparse.Namespace) -> int:
     accepted = accepted_waivers(args)
     only = tuple(args.checks) if args.checks else None
     findings = run_preflight(bundle, profile, apply_mode, only=only, accepted=accepted)
-    if baseline is not None:
-        findings = compare_with_baseline(findings, run_preflight(baseline, profile, apply_mode, only=only,
-                                                                 accepted=accepted))
+    if baseline is not None:  # + the team's configuration against the upgrade (validator.compat), unless --check
+        compat = compat_findings(bundle, baseline) if only is None else []
+        findings = compare_with_baseline(findings + compat, run_preflight(baseline, profile, apply_mode, only=only,
+                                                                          accepted=accepted))
     report = RENDERERS[args.format](Report(findings, bundle, profile, apply_mode, baseline, accepted, args.verbose))
     if args.output:
         atomic_write(Path(args.output), (report.rstrip("\n") + "\n").encode())

@@ -156,8 +156,11 @@ def _preflight(verdict: Verdict, bundle: Any, baseline: Any, profile: Any, apply
     from validator.preflight import NEW, compare_with_baseline, counts, run_preflight
 
     findings = run_preflight(bundle, profile, apply_mode, accepted=accepted)
-    if baseline is not None:
-        findings = compare_with_baseline(findings, run_preflight(baseline, profile, apply_mode, accepted=accepted))
+    if baseline is not None:  # + the team's configuration against the upgrade (validator.compat): new by nature
+        from validator.compat import compat_findings
+
+        findings = compare_with_baseline(findings + compat_findings(bundle, baseline),
+                                         run_preflight(baseline, profile, apply_mode, accepted=accepted))
     verdict.preflight = [f.to_dict() for f in findings]
     summary = counts(findings)
     new = f" ({sum(f.severity == 'error' and f.baseline == NEW for f in findings)} new)" if baseline else ""
