@@ -46,7 +46,7 @@ def test_secret_init_without_a_token_on_the_pod_template_is_an_error() -> None:
     assert [(f.severity, f.evidence["container"]) for f in found] == [("error", "secret-init")]
     reason = found[0].reason
     assert "`argocd admin redis-initial-password`, which creates Secret argocd-redis" in reason
-    assert "Deployment argocd-redis's pod template sets automountServiceAccountToken: False" in reason
+    assert "Deployment argocd-redis's pod template sets automountServiceAccountToken: false" in reason
     assert "invalid configuration: no configuration has been provided" in reason
 
 
@@ -56,7 +56,7 @@ def test_a_service_account_that_opts_out_removes_the_token_of_every_pod_using_it
 
     found = credentials(edit(V351, "ServiceAccount", "argocd-server", opt_out))
     assert [f.evidence["container"] for f in found] == ["argocd-server"]
-    assert "ServiceAccount argocd-server sets automountServiceAccountToken: False" in found[0].reason
+    assert "ServiceAccount argocd-server sets automountServiceAccountToken: false" in found[0].reason
 
 
 def test_the_pod_setting_wins_over_its_service_account() -> None:

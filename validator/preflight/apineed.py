@@ -97,13 +97,18 @@ def token_mount(lookup: Lookup, tmpl: PodTemplate) -> TokenMount:
     pod_setting = tmpl.spec.get("automountServiceAccountToken")
     if pod_setting is not None:
         return TokenMount(name, pod_setting is not False or projected,
-                          f"{tmpl.label}'s pod template sets automountServiceAccountToken: {pod_setting}")
+                          f"{tmpl.label}'s pod template sets automountServiceAccountToken: {_yaml(pod_setting)}")
     account = lookup.get("ServiceAccount", name, tmpl.namespace)
     account_setting = account.body.get("automountServiceAccountToken") if account else None
     if account_setting is not None:
         return TokenMount(name, account_setting is not False or projected,
-                          f"ServiceAccount {name} sets automountServiceAccountToken: {account_setting}")
+                          f"ServiceAccount {name} sets automountServiceAccountToken: {_yaml(account_setting)}")
     return TokenMount(name, True, "the default (a token is mounted)")
+
+
+def _yaml(value: Any) -> str:
+    """A setting as the manifest spells it (false, not Python's False)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _role_grants(lookup: Lookup, binding: KubeObject) -> bool:
