@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from validator.failfast import FailFast, Terminal
+from validator.failfast import FailFast, Terminal, culprits
 from validator.health import HealthStatus, aggregate, assess, explain, object_ref
 from validator.manifests import containers_of, load_bundle, pod_spec, read_bounded
 
@@ -218,3 +218,40 @@ def test_scenario_models_the_real_manifest() -> None:
             if "secretKeyRef" in (env.get("valueFrom") or {})
         ]
         assert "argocd-redis" in refs, component
+
+
+def test_culprits_name_the_producer_before_the_pods_waiting_for_its_secret() -> None:
+    """One order for the live suspect and the diagnosis: secret-init's pod first, the pods that only wait for the
+    Secret it would create after it, whatever order they come in."""
+    initializing = {"restartCount": 0, "ready": False, "state": {"waiting": {"reason": "PodInitializing"}}}
+    waiters = [waiter_pod(component, config_error()) for component in WAITERS]
+    for t in (35.0, 45.0):  # in back-off, and running again after a failed attempt
+        redis = redis_pod(secret_init_broken(t), initializing)
+        producers, victims = culprits([*waiters, redis])
+        assert producers == [redis] and victims == waiters, t
+    healthy = waiter_pod("argocd-server", {"restartCount": 0, "ready": True, "state": RUNNING}, "Running", True)
+    assert culprits([healthy]) == ([], [])
+    # a fail-fast Terminal's pod leads the producers
+    other = redis_pod(secret_init_broken(35.0), initializing)
+    other["metadata"]["name"] = "argocd-redis-6b9f7c5d8-other"
+    assert culprits([redis, other], first=object_ref(other))[0] == [other, redis]
+
+
+def test_live_suspect_is_the_producer_once_it_fails() -> None:
+    """The watcher's suspect (progress lines, a timed-out root cause) follows culprits: the waiting pods are Degraded
+    as much as redis' pod, but they are named only while nothing else visibly fails."""
+    from validator.failfast import Thresholds
+    from validator.manifests import Bundle
+    from validator.watch import _State
+
+    state = _State(Bundle([]), Thresholds(), started=0.0)
+    waiters = [waiter_pod(component, config_error()) for component in WAITERS]
+    for pod in waiters:
+        state.upsert(pod, 5.0)
+    initializing = {"restartCount": 0, "ready": False, "state": {"waiting": {"reason": "PodInitializing"}}}
+    state.upsert(redis_pod(secret_init_broken(5.0), initializing), 5.0)  # secret-init still on its first attempt
+    early = state.suspect() or ""
+    assert "CreateContainerConfigError" in early and "argocd-redis-6b9f7c5d8-xk2lp still initializing" in early
+    state.upsert(redis_pod(secret_init_broken(35.0), initializing), 35.0)  # it failed: the cause is visible
+    assert (state.suspect() or "").startswith("Pod/argocd/argocd-redis-6b9f7c5d8-xk2lp (init container secret-init "
+                                              "of Deployment/argocd/argocd-redis): CrashLoopBackOff")

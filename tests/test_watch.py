@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,11 @@ def test_healthy_rollout_passes_within_2s_of_last_healthy(v2_11_2: Bundle) -> No
         assert any("Progressing" in line for line in lines)  # live view: objects by state while waiting
         assert lines[-1].startswith("PASS")
         assert double.sim.errors == []
+        # every workload's span ends when it turned Healthy: the slow ones late, the others early
+        spans = {span.name: span for span in result.timeline}
+        assert {span.state for span in spans.values()} == {"ok"} and len(spans) == 7
+        assert spans["Deployment argocd-server"].end_s > 1.0 > spans["Deployment argocd-redis"].end_s
+        assert max(span.end_s for span in spans.values()) <= result.elapsed_s
 
 
 def test_v2_11_1_redis_timeline_fails_fast_with_root_cause(v2_11_2: Bundle, tmp_path: Path) -> None:
@@ -391,3 +397,37 @@ def test_pods_of_an_uncounted_deployment_are_known_before_their_replicaset_is_li
     counted = _State(_with_stuck(None), FAST, started=0.0)
     terminal = counted.upsert(pod, 1.0)
     assert terminal is not None and terminal.reason == "InvalidImageName"
+
+
+WAITERS = ("argocd-server", "argocd-repo-server", "argocd-application-controller")
+
+
+def test_live_suspect_names_secret_init_not_the_pods_waiting_for_its_secret(v2_11_2: Bundle) -> None:
+    """Acceptance: while secret-init crash-loops (no fail-fast here: the thresholds are out of reach), every progress
+    line names it as the suspect from the moment it is visible, never the components waiting for Secret
+    argocd-redis; so does the root cause when the wait runs out. Old: argocd-application-controller-0's
+    CreateContainerConfigError, a consequence, was the suspect throughout."""
+    candidate = as_v2_11_1(v2_11_2)
+    patient = replace(FAST, crashloop_restarts=10_000, crashloop_backoff_s=600, config_error_grace_s=600)
+    with _installed(candidate, partial(broken_redis, every=0.2)) as (_double, api):
+        lines: list[str] = []
+        result = wait_healthy(api, candidate, timeout_s=3, thresholds=patient, progress=lines.append,
+                              progress_every_s=0.2)
+    suspects = [line.split("; suspect: ", 1)[1] for line in lines if "; suspect: " in line]
+    named = [i for i, suspect in enumerate(suspects) if "(init container secret-init of " in suspect]
+    assert named, suspects
+    for suspect in suspects[named[0]:]:
+        assert suspect.startswith("Pod/argocd/argocd-redis-") and "init container secret-init" in suspect, suspect
+        assert not any(f"Pod/argocd/{waiter}" in suspect for waiter in WAITERS), suspect
+    assert result.timed_out and result.root_cause is not None
+    assert "(init container secret-init of Deployment/argocd/argocd-redis)" in result.root_cause
+    assert "CreateContainerConfigError" not in result.root_cause
+    # the run's timeline: redis failed, the components waited on its Secret, the rest became Healthy
+    spans = {span.name: span for span in result.timeline}
+    assert spans["Deployment argocd-redis"].state == "failed"
+    for waiter, kind in (("argocd-server", "Deployment"), ("argocd-repo-server", "Deployment"),
+                         ("argocd-application-controller", "StatefulSet")):
+        assert spans[f"{kind} {waiter} waits for Secret argocd-redis"].state == "waiting"
+    assert spans["Deployment argocd-dex-server"].state == "ok"
+    assert spans["Deployment argocd-dex-server"].end_s < spans["Deployment argocd-redis"].end_s <= result.elapsed_s
+    assert len(spans) == len([o for o in candidate if o.kind in ("Deployment", "StatefulSet")])

@@ -8,14 +8,16 @@ history per object records since when each signal has persisted. Pure and clock-
 
 Signals that are usually a *consequence* of another object's failure (a missing Secret/ConfigMap) are "dependent":
 while another pod is still initializing or visibly failing, they wait (bounded), so the root cause named is the
-failing producer (redis' `secret-init`), not the components waiting for its output.
+failing producer (redis' `secret-init`), not the components waiting for its output. The same order, producers
+before the pods that only wait for what they would create, is what `culprits` gives the live suspect (watch) and
+the diagnosis alike.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,12 +26,14 @@ from validator.errors import InputError
 from validator.health import (
     abnormal,
     condition,
+    container_problem,
     container_statuses,
     describe_termination,
     last_termination,
     metadata,
     object_ref,
     owner_of,
+    pod_problem,
     quote,
 )
 
@@ -515,3 +519,80 @@ class FailFast:
             evidence["image"] = sig.image
         return Terminal(ref, sig.container, sig.init_container, sig.reason, message, root_cause, owner, evidence,
                         environment)
+
+
+# --------------------------------------------------------------------------------------------------
+# Producers and victims: which visibly failing pod to name first. One order for the live suspect (watch) and the
+# diagnosis: a pod that only waits for a missing Secret/ConfigMap is the consequence of whatever should have created
+# it (redis' secret-init creates Secret argocd-redis), so any other failing pod is named before it.
+# --------------------------------------------------------------------------------------------------
+
+_MISSING_REF = re.compile(r'(secret|configmap) "([^"]+)" not found|couldn\'t find key (\S+) in (Secret|ConfigMap) '
+                          r"[^/]+/(\S+)", re.IGNORECASE)
+
+
+def _waiting(cs: Mapping[str, Any]) -> Mapping[str, Any]:
+    waiting = (cs.get("state") or {}).get("waiting") if isinstance(cs.get("state"), dict) else None
+    return waiting if isinstance(waiting, dict) else {}
+
+
+def waits_for(pod: Mapping[str, Any]) -> list[str]:
+    """'Secret/argocd-redis' for each missing config object a pod's containers wait on (CreateContainerConfigError)."""
+    out = []
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for cs in container_statuses(pod, key):
+            waiting = _waiting(cs)
+            if waiting.get("reason") in _CONFIG:
+                match = _MISSING_REF.search(str(waiting.get("message") or ""))
+                if match:
+                    kind = (match.group(1) or match.group(4) or "").lower()
+                    name = match.group(2) or match.group(5)
+                    out.append(f"{'Secret' if kind == 'secret' else 'ConfigMap'}/{name}")
+    return sorted(set(out))
+
+
+def failing_containers(pod: Mapping[str, Any]) -> list[tuple[str, bool, Mapping[str, Any], str]]:
+    """(name, is_init, status, problem) for containers visibly failing, init containers first."""
+    out = []
+    for key, init in (("initContainerStatuses", True), ("containerStatuses", False)):
+        for cs in container_statuses(pod, key):
+            problem = container_problem(cs)
+            if problem:
+                out.append((str(cs.get("name")), init, cs, problem))
+    return out
+
+
+def only_waiting(pod: Mapping[str, Any]) -> bool:
+    """True when every failing container of the pod only waits for a missing Secret/ConfigMap."""
+    problems = failing_containers(pod)
+    return bool(problems) and all(
+        _waiting(cs).get("reason") in _CONFIG and _MISSING_REF.search(str(_waiting(cs).get("message") or ""))
+        for _, _, cs, _ in problems)
+
+
+def initializing(pod: Mapping[str, Any]) -> bool:
+    """An init container is running and not done yet: the pod may still create what others wait for."""
+    return any(sig.rule == "initializing" for sig in signals(pod))
+
+
+def culprits(pods: Iterable[Mapping[str, Any]], first: str | None = None
+             ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """(producers, victims) among the PODS that visibly fail, each in the given order.
+
+    Victims only wait for a missing Secret/ConfigMap; producers fail for any other reason (a crash-looping init
+    container, an image that cannot be pulled, no node to run on) and come first, since what they fail to do is
+    likely what the victims wait for. FIRST (an object ref such as a fail-fast Terminal's "Pod/ns/name") leads the
+    producers when it is one of them.
+    """
+    producers: list[Mapping[str, Any]] = []
+    victims: list[Mapping[str, Any]] = []
+    for pod in pods:
+        try:
+            failing = bool(failing_containers(pod)) or pod_problem(pod) is not None
+        except (TypeError, ValueError, AttributeError):
+            continue  # a malformed status: health reports it as Unknown, it names no culprit
+        if failing:
+            (victims if only_waiting(pod) else producers).append(pod)
+    if first is not None:
+        producers.sort(key=lambda pod: object_ref(pod) != first)  # stable: the rest keep their order
+    return producers, victims

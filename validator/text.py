@@ -4,6 +4,7 @@ Markdown summary and CI logs, and must not move the cursor, clear the screen or 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable
 
 QUOTE_CHARS = 200  # how much of an input an error line quotes
@@ -30,3 +31,32 @@ def some(items: Iterable[str], limit: int, total: int | None = None) -> list[str
     listed = list(itertools.islice(iterator, limit + (1 if total is None else 0)))
     count = len(listed) + sum(1 for _ in iterator) if total is None else total
     return listed[:limit] + ([f"{count - limit} more"] if count > limit else [])
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>|~#&])")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colour and cursor sequences loggers write to a terminal
+
+
+def strip_ansi(text: str) -> str:
+    """TEXT without ANSI escape sequences (a coloured log line reads as its words)."""
+    return _ANSI.sub("", text)
+
+
+def markdown_escape(text: str) -> str:
+    """TEXT with Markdown's syntax characters backslash-escaped (a table's |, emphasis, links, HTML, code)."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def markdown_text(value: object, limit: int = QUOTE_CHARS) -> str:
+    """VALUE as inline Markdown (a table cell, a line): one_line, then markdown_escape, so a name or a log line renders
+    as itself and cannot end a table cell, open a link or inject HTML."""
+    return markdown_escape(one_line(value, limit))
+
+
+def code_block(text: str, info: str = "text") -> list[str]:
+    """TEXT as a fenced Markdown code block: control characters escaped line by line, and a fence longer than any
+    run of backticks inside, so the text cannot close it."""
+    lines = [escape_controls(strip_ansi(line)) for line in text.splitlines()]
+    longest = max((len(run) for line in lines for run in re.findall("`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}{info}", *lines, fence]

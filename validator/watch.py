@@ -8,6 +8,10 @@ health.assess (strict) and failfast.FailFast.observe; a local timer re-observes 
 periods expire even when nothing changes on the wire. The verdict is computed on every change, so a pass is
 reported as soon as the last object turns Healthy.
 
+The live suspect names causes before consequences, in the diagnosis' order (failfast.culprits): a pod that only
+waits for a missing Secret is named only when no other pod visibly fails. Each bundle workload's span (from first
+seen to Healthy, or to the end of the wait) is kept for the run's timeline (WaitResult.timeline).
+
 As in Argo CD's app health (health-rules §4.14), hooks and objects annotated ignore-healthcheck are not waited for
 (only for their existence) and their fail-fast signals, or their pods', do not stop the wait; they are reported as
 not counted. Pending PVCs are exempt only under a WaitForFirstConsumer StorageClass, read once per wait.
@@ -30,7 +34,7 @@ from kubernetes.client import ApiClient
 from tenacity import Retrying, retry_if_exception, stop_after_delay
 
 from validator.errors import EnvironmentNotReady
-from validator.failfast import FailFast, Terminal, Thresholds
+from validator.failfast import FailFast, Terminal, Thresholds, culprits, initializing, waits_for
 from validator.health import (
     Health,
     HealthStatus,
@@ -48,6 +52,7 @@ from validator.install import image_mismatches
 from validator.kubeapi import RETRY_WAIT, Kube, KubeError, Resource, iter_lines
 from validator.manifests import Bundle, KubeObject, ObjectRef, group_of
 from validator.text import some
+from validator.timeline import FAILED, OK, WAITING, Span
 
 Progress = Callable[[str], None]
 _OWNED_KINDS = (("v1", "Pod"), ("apps/v1", "ReplicaSet"))
@@ -75,6 +80,8 @@ class WaitResult:
     watches: int = 0  # watch streams opened (initial + reconnects)
     relists: int = 0
     cpu_s: float = 0.0  # CPU time of the watcher threads (main loop included)
+    started: float | None = None  # time.monotonic() when the wait started: the origin of `timeline`
+    timeline: list[Span] = field(default_factory=list)  # each bundle workload, first seen -> Healthy or the end
 
 
 @dataclass
@@ -212,6 +219,8 @@ class _State:
         self.failfast = FailFast(thresholds)
         self.started = started
         self.since: dict[ObjectRef, float] = {}  # when each bundle object last changed health
+        self.first_seen: dict[ObjectRef, float] = {}  # bundle workloads: when the watch first saw them
+        self.healthy_since: dict[ObjectRef, float] = {}  # bundle workloads: since when they are Healthy
         self.last_change: float | None = None
         self.unsatisfied: set[ObjectRef] = set(self.expected)
         self.signalled: set[ObjectRef] = set()  # objects with fail-fast signals whose grace may expire
@@ -281,6 +290,12 @@ class _State:
             if expected:
                 self.last_change = now
         self.health[ref] = health
+        if expected and ref.kind in _WORKLOADS:
+            self.first_seen.setdefault(ref, now)
+            if health.status is HealthStatus.HEALTHY:
+                self.healthy_since.setdefault(ref, now)
+            else:
+                self.healthy_since.pop(ref, None)
         if not expected:
             return terminal
         why = environment_exempt(obj, health, self.storage)
@@ -307,6 +322,7 @@ class _State:
         self.stuck.pop(ref, None)
         self.failfast.forget(obj)
         self.signalled.discard(ref)
+        self.healthy_since.pop(ref, None)
         if ref in self.expected:
             self._classify(ref, self.expected[ref].body)
             self.unsatisfied.add(ref)
@@ -386,19 +402,40 @@ class _State:
                 text += f"; suspect: {suspect}"
         return text
 
-    def suspect(self) -> str | None:
-        """The likeliest culprit now: the worst pod with a visible container problem, else the slowest object."""
-        worst: tuple[int, str] | None = None
+    def culprit(self) -> tuple[dict[str, Any], str] | None:
+        """The pod most likely to blame now, and its sentence: a producer (failfast.culprits) before any pod that
+        only waits for a missing Secret/ConfigMap, the worst verdict first within each; None when no pod fails."""
+        pods: list[dict[str, Any]] = []
         for ref, health in self.health.items():
             obj = self.live.get(ref)
-            if obj is None or obj.get("kind") != "Pod" or health.status not in _RANK or not pod_problem(obj) \
-                    or self.uncounted_root(obj):
+            if obj is not None and obj.get("kind") == "Pod" and health.status in _RANK and pod_problem(obj) \
+                    and not self.uncounted_root(obj):
+                pods.append(obj)
+        producers, victims = culprits(pods)
+        for group in (producers, victims):
+            best: tuple[int, dict[str, Any], str] | None = None
+            for pod in group:
+                health = self.health[ref_of(pod)]
+                text = explain(dict(pod), health)
+                rank = _RANK.get(health.status, 0) if health.status is not None else 0
+                if text and (best is None or rank > best[0]):
+                    best = (rank, dict(pod), text)
+            if best is None:
                 continue
-            text = explain(obj, health)
-            if text and (worst is None or _RANK[health.status] > worst[0]):
-                worst = (_RANK[health.status], text)
-        if worst:
-            return worst[1]
+            _, pod, text = best
+            if group is victims:
+                busy = [str(ref_of(p).name) for p in self.live.values() if p.get("kind") == "Pod" and initializing(p)]
+                if busy:
+                    text += f" (while {_some(sorted(busy))} still initializing)"
+            return pod, text
+        return None
+
+    def suspect(self) -> str | None:
+        """The likeliest culprit now: the worst failing producer pod, else the worst pod waiting on a missing
+        Secret/ConfigMap, else the slowest object."""
+        found = self.culprit()
+        if found:
+            return found[1]
         if not self.unsatisfied:
             return None
         slowest = min(self.unsatisfied, key=lambda r: (self.since.get(r, self.started), str(r)))
@@ -407,6 +444,42 @@ class _State:
         current = self.health.get(slowest)
         text = (explain(self.live[slowest], current) if current else None) or str(slowest)
         return f"{text} ({self.stuck[slowest]})" if slowest in self.stuck else text
+
+    def spans(self, end: float, blamed: str | None) -> list[Span]:
+        """Each bundle workload from first seen (or the wait's start) to Healthy; BLAMED ('Kind/ns/name', the
+        failure's workload) ends failed, the others not Healthy end waiting, named with what their pods wait for."""
+        waits: dict[str, set[str]] = {}
+        for obj in self.live.values():
+            owner = owner_of(obj) if obj.get("kind") == "Pod" else None
+            if owner:
+                waits.setdefault(owner, set()).update(w.replace("/", " ") for w in waits_for(obj))
+        out = []
+        for ref in self.expected:
+            if ref.kind not in _WORKLOADS:
+                continue
+            start = self.first_seen.get(ref, self.started)
+            short = f"{ref.kind}/{ref.namespace}/{ref.name}" if ref.namespace else f"{ref.kind}/{ref.name}"
+            name = f"{ref.kind} {ref.name}"
+            if ref in self.healthy_since and ref not in self.unsatisfied:
+                out.append(Span(name, start - self.started, self.healthy_since[ref] - self.started, OK))
+                continue
+            if short == blamed:
+                state = FAILED
+            else:
+                state = WAITING
+                if waits.get(short):
+                    name += " waits for " + ", ".join(sorted(waits[short]))
+                elif ref not in self.live:
+                    name += " missing"
+            out.append(Span(name, start - self.started, end - self.started, state))
+        return sorted(out, key=lambda s: (s.start_s, s.name))
+
+
+def _blamed(terminal: Terminal | None, culprit: tuple[dict[str, Any], str] | None) -> str | None:
+    """The workload ('Kind/ns/name') a failure is on: the Terminal's owner (or object), else the suspect pod's."""
+    if terminal is not None:
+        return terminal.owner or terminal.object
+    return owner_of(culprit[0]) if culprit else None
 
 
 def _some(items: Iterable[str], limit: int = 3) -> str:
@@ -570,6 +643,7 @@ def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: T
     if progress:
         verdict = "PASS" if passed else "could not validate" if terminal and terminal.environment else "FAIL"
         progress(f"{verdict}: {root_cause or state.summary(now)}")
+    spans = state.spans(now, None if passed else _blamed(terminal, state.culprit()))
     health = {str(r): h for r, h in state.health.items() if r in state.expected}
     return WaitResult(
         passed=passed, root_cause=None if passed else root_cause, terminal=terminal, health=health,
@@ -578,4 +652,4 @@ def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: T
         timed_out=timed_out, last_change_s=(state.last_change - started) if state.last_change else None,
         live={str(r): o for r, o in state.live.items()}, watches=sum(w.watches for w in watchers),
         relists=sum(w.relists for w in watchers),
-        cpu_s=(time.thread_time() - cpu_started) + sum(w.cpu_s for w in watchers))
+        cpu_s=(time.thread_time() - cpu_started) + sum(w.cpu_s for w in watchers), started=started, timeline=spans)

@@ -30,6 +30,7 @@ class ContainerScript:
     """How one container of a workload's pods behaves (times are seconds since the pod was created)."""
 
     crashloop_log: str | None = None  # crash-loops with this log (restartCount += 1 every restart_every_s)
+    attempt_log: str | None = None  # crash-looping: what the current attempt has logged so far (default crashloop_log)
     restart_every_s: float = 0.2
     exit_code: int = 1
     waiting_reason: str | None = None  # waits with this reason/message until `until_s` (None = forever)
@@ -51,10 +52,13 @@ class PodScript:
     def _c(self, name: str) -> ContainerScript:
         return self.containers.setdefault(name, ContainerScript())
 
-    def crashloop(self, container: str, log: str, every: float = 0.2, exit_code: int = 1) -> PodScript:
-        """The container (init or main) exits `exit_code` after logging `log`, restarting every `every` s."""
+    def crashloop(self, container: str, log: str, every: float = 0.2, exit_code: int = 1,
+                  attempt: str | None = None) -> PodScript:
+        """The container (init or main) exits `exit_code` after logging `log`, restarting every `every` s. `attempt`:
+        the current log instead (a restarted attempt caught mid-way, e.g. its start-up banner only); the previous
+        run's log (`previous=true`) stays `log`."""
         c = self._c(container)
-        c.crashloop_log, c.restart_every_s, c.exit_code = log, every, exit_code
+        c.crashloop_log, c.restart_every_s, c.exit_code, c.attempt_log = log, every, exit_code, attempt
         return self
 
     init_crashloop = crashloop
@@ -517,7 +521,9 @@ class Simulator:
                 return cs.crashloop_log if cs and cs.crashloop_log is not None else ""
             if cs is None:
                 return ""
-            return cs.crashloop_log if cs.crashloop_log is not None else cs.log
+            if cs.crashloop_log is not None:
+                return cs.attempt_log if cs.attempt_log is not None else cs.crashloop_log
+            return cs.log
 
     # -- roll-ups ----------------------------------------------------------------------------------
     @staticmethod
