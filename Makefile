@@ -7,7 +7,7 @@ ARGS ?=
 
 .PHONY: validate test lint bench clean
 
-$(BIN)/argocd-mirror: pyproject.toml
+$(BIN)/argocd-mirror: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -27,4 +27,4 @@ bench: $(BIN)/argocd-mirror
 	$(BIN)/python -m pytest benchmarks -o python_files='bench_*.py' --benchmark-only $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,7 +1,7 @@
 """App smoke: the freshly installed candidate can still deploy an application (repo: --smoke-repo/--smoke-path,
 default argoproj/argocd-example-apps guestbook) to Synced and Healthy.
 
-Run: pytest scenarios/test_app_smoke.py --candidate stable
+Run: pytest --pyargs validator.scenarios.test_app_smoke --mirror-candidate stable
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from validator.pytest_plugin import application, sync_application
 
-pytestmark = [pytest.mark.scenario("app-smoke"), pytest.mark.docker]
+pytestmark = [pytest.mark.scenario("app-smoke"), pytest.mark.mirror_docker]
 
 SMOKE_APP = "argocd-mirror-smoke"
 

@@ -1,13 +1,14 @@
 """Fresh install: the candidate installed from zero on a mirror cluster built from scratch.
 
-Run: pytest scenarios/test_fresh_install.py --candidate stable   (or: argocd-mirror validate --scenario fresh-install)
+Run: pytest --pyargs validator.scenarios.test_fresh_install --mirror-candidate stable
+(or: argocd-mirror validate --scenario fresh-install)
 """
 
 from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.scenario("fresh-install"), pytest.mark.docker]
+pytestmark = [pytest.mark.scenario("fresh-install"), pytest.mark.mirror_docker]
 
 
 def test_mirror_enforces_networkpolicy(mirror_cluster):

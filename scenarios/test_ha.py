@@ -1,13 +1,13 @@
 """HA: the candidate's ha/install.yaml on the `ha` profile (one control plane, three workers).
 
-Run: pytest scenarios/test_ha.py --candidate stable
+Run: pytest --pyargs validator.scenarios.test_ha --mirror-candidate stable
 """
 
 from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.scenario("ha"), pytest.mark.docker]
+pytestmark = [pytest.mark.scenario("ha"), pytest.mark.mirror_docker]
 
 
 def test_ha_manifests_are_the_candidates_release(ha_bundle, candidate_bundle):

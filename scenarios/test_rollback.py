@@ -1,13 +1,13 @@
 """Rollback: after the upgrade, the baseline applied again is Healthy (the manual `kubectl apply` made routine).
 
-Run: pytest scenarios/test_rollback.py --candidate stable --baseline v3.4.2
+Run: pytest --pyargs validator.scenarios.test_rollback --mirror-candidate stable --mirror-baseline v3.4.2
 """
 
 from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.scenario("rollback"), pytest.mark.docker]
+pytestmark = [pytest.mark.scenario("rollback"), pytest.mark.mirror_docker]
 
 
 def test_baseline_applies_over_candidate(rolled_back_argocd, baseline_bundle):

@@ -1,14 +1,14 @@
 """Self-managed: the baseline runs, and an Application `argocd` tracking the candidate's tag upgrades Argo CD
 through Argo CD itself (targetRevision = the tag, path manifests, directory.include install.yaml), as teams run it.
 
-Run: pytest scenarios/test_self_managed.py --candidate stable --baseline v3.4.2
+Run: pytest --pyargs validator.scenarios.test_self_managed --mirror-candidate stable --mirror-baseline v3.4.2
 """
 
 from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.scenario("self-managed"), pytest.mark.docker]
+pytestmark = [pytest.mark.scenario("self-managed"), pytest.mark.mirror_docker]
 
 
 def test_application_tracks_the_candidate_tag(self_managed_argocd, candidate_bundle):

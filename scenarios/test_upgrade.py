@@ -1,13 +1,13 @@
 """Upgrade: production's current version (--baseline) installed and Healthy, then the candidate applied over it.
 
-Run: pytest scenarios/test_upgrade.py --candidate stable --baseline v3.4.2
+Run: pytest --pyargs validator.scenarios.test_upgrade --mirror-candidate stable --mirror-baseline v3.4.2
 """
 
 from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.scenario("upgrade"), pytest.mark.docker]
+pytestmark = [pytest.mark.scenario("upgrade"), pytest.mark.mirror_docker]
 
 
 def test_baseline_is_healthy_first(baseline_installed):

@@ -26,6 +26,8 @@ from tests.fakes import FakeTools, fake_tools  # noqa: F401  (fixture)
 from tests.test_candidate import Upstream, upstream  # noqa: F401  (fixture: a local stand-in for GitHub)
 from tests.test_cluster_kind import ready_node
 from tests.test_cluster_netpol import finish
+from tests.test_diagnose import BANNER, NO_CONFIG, NO_CONFIG_LOG, without_token
+from tests.test_report import gantt_tasks
 from validator.cli import main
 from validator.profiles import load_profile
 from validator.report import validate_document
@@ -114,6 +116,14 @@ def test_passing_candidate(mirror: ApiDouble, fake_tools: FakeTools, tmp_path: P
     assert fake_tools.calls("kind", "delete", "cluster")  # torn down after the pass
     assert "--kubeconfig" in cluster and str(out) in cluster[cluster.index("--kubeconfig") + 1]
     assert mirror.sim.errors == []
+    # the timeline in summary.md (and verdict.json): every phase and workload done, in the order they started
+    tasks = gantt_tasks((out / "summary.md").read_text())
+    names = [name for section, name, *_ in tasks if section == "fresh-install"]
+    assert names[0] == "cluster create (main)" and names[-1] == "teardown (main)"
+    assert {"policy proof (main)", "apply (candidate)", "policy proof (candidate)", "Deployment argocd-redis",
+            "StatefulSet argocd-application-controller"} <= set(names)
+    assert {tag for _, _, tag, _, _ in tasks} == {"done"}
+    assert [span["name"] for span in doc["scenarios"][0]["timeline"]] == names
 
 
 def test_v2_11_1_shaped_candidate_stops_at_preflight(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811
@@ -167,6 +177,13 @@ def test_v2_11_1_shaped_candidate_fails_on_the_mirror(mirror: ApiDouble, fake_to
     assert fake_tools.calls("kind", "export", "logs")
     (kept,) = fake_tools.clusters()
     assert f"  delete main: kind delete cluster --name {kept} --kubeconfig " in stdout  # on stdout, not only stderr
+    # the timeline in summary.md: redis never became ready, the components waited on its Secret
+    tasks = {name: tag for _, name, tag, _, _ in gantt_tasks((out / "summary.md").read_text())}
+    assert tasks["Deployment argocd-redis"] == "crit"
+    for workload in ("Deployment argocd-server", "Deployment argocd-repo-server",
+                     "StatefulSet argocd-application-controller"):
+        assert tasks[f"{workload} waits for Secret argocd-redis"] == "active"
+    assert tasks["Deployment argocd-dex-server"] == tasks["apply (candidate)"] == tasks["teardown (main)"] == "done"
 
 
 def test_production_addressing_the_mirror_cannot_reproduce_is_could_not_validate(
@@ -509,7 +526,9 @@ def test_the_gate_fails_closed_on_an_incomplete_run(change: str, cause: str, mir
     from validator.commands import validate
 
     healthy_redis(mirror)
-    rollback = str(validate.SCENARIOS_DIR / validate.SCENARIOS["rollback"][0])
+    from validator.packaged import scenarios_dir
+
+    rollback = str(scenarios_dir() / validate.SCENARIOS["rollback"][0])
     original = validate.pytest_args
 
     def changed(*args: Any) -> list[str]:
@@ -523,3 +542,31 @@ def test_the_gate_fails_closed_on_an_incomplete_run(change: str, cause: str, mir
     doc, summary, _ = outputs(out)
     assert (code, doc["status"], doc["root_cause"]) == (2, "error", cause), stdout
     assert summary[0].endswith(f": could not validate: {cause}")
+
+
+def test_a_secret_init_without_a_token_fails_quoting_its_fatal_line(mirror: ApiDouble, fake_tools: FakeTools,  # noqa: F811
+                                                                     tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Acceptance: argocd-redis' pod template sets automountServiceAccountToken: false (preflight's api-credentials
+    error, skipped to reproduce); secret-init logs its banner, then client-go's fatal line. The FAIL line quotes the
+    fatal line, not the banner, and names the missing token; the step summary draws the timeline."""
+    bundle = without_token(bundle_from(real_manifest("v2.11.2/install.yaml")))
+    candidate = tmp_path / "no-token.yaml"
+    candidate.write_text(yaml.safe_dump_all([obj.body for obj in bundle], sort_keys=False))
+    mirror.pods("argocd-redis").crashloop("secret-init", log=NO_CONFIG_LOG, attempt=f"{BANNER}\n", every=0.1)
+    out = tmp_path / "artifacts"
+    code = main(["validate", str(candidate), "--artifacts", str(out), "--skip-preflight-errors",
+                 "--scenario", "fresh-install", "--wait-timeout", "60"])
+    stdout = capsys.readouterr().out
+    doc, summary, _junit = outputs(out)
+    assert code == 1, stdout
+    assert any(f["check"] == "api-credentials" and f["severity"] == "error" for f in doc["preflight"])
+    first = stdout.splitlines()[0]
+    assert first == summary[0]
+    assert first.startswith(f"FAIL {candidate}=v2.11.2: fresh-install: argocd-redis: init container secret-init "
+                            "failing ("), first
+    assert first.endswith(f'"{NO_CONFIG}" - no ServiceAccount token: automountServiceAccountToken is false on '
+                          "Deployment argocd-redis's pod template"), first
+    assert BANNER.strip() not in first
+    tasks = {name: tag for _, name, tag, _, _ in gantt_tasks((out / "summary.md").read_text())}
+    assert tasks["Deployment argocd-redis"] == "crit"

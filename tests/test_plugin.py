@@ -57,31 +57,22 @@ def test_inert_for_ordinary_runs(pytester: pytest.Pytester) -> None:
 
 def test_options_are_offered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_inprocess("--help")
-    result.stdout.fnmatch_lines(["*argocd-mirror: validate*", "*--candidate=SPEC, --mirror-candidate=SPEC*",
-                                 "*--keep-cluster*", "*--wait-timeout=SECONDS*"])
+    result.stdout.fnmatch_lines(["*argocd-mirror: validate*", "*--mirror-candidate=SPEC*",
+                                 "*--mirror-keep-cluster*", "*--mirror-wait-timeout=SECONDS*"])
+    assert not [line for line in result.outlines if line.lstrip().startswith(("--candidate", "--keep-cluster"))]
 
 
 def test_the_ha_variant_defaults_to_the_ha_profile(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_profile="from validator.pytest_plugin import MirrorOptions\n"
                                      "def test_p(request):\n"
                                      "    assert MirrorOptions.from_config(request.config).profile == 'ha'\n")
-    pytester.runpytest_inprocess("--variant", "ha").assert_outcomes(passed=1)
-    pytester.runpytest_inprocess("--variant", "install").assert_outcomes(failed=1)
-
-
-def test_never_clashes_with_pytest_kind_style_options(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(kindlike="def pytest_addoption(parser):\n"
-                                 "    parser.addoption('--kubeconfig')\n    parser.addoption('--keep-cluster')\n")
-    pytester.makepyfile(test_opts="def test_o(request):\n"
-                                  "    assert request.config.option.mirror_kubeconfig == 'k'\n"
-                                  "    assert request.config.option.kubeconfig == 'theirs'\n")
-    result = pytester.runpytest_subprocess("-p", "kindlike", "--kubeconfig", "theirs", "--mirror-kubeconfig", "k")
-    result.assert_outcomes(passed=1)
+    pytester.runpytest_inprocess("--mirror-variant", "ha").assert_outcomes(passed=1)
+    pytester.runpytest_inprocess("--mirror-variant", "install").assert_outcomes(failed=1)
 
 
 def test_scenario_outcomes_become_a_fail_closed_verdict(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_scen=SCENARIO_FILE)
-    result = pytester.runpytest_inprocess("--artifacts", "out", "--candidate", "v2.11.1")
+    result = pytester.runpytest_inprocess("--mirror-artifacts", "out", "--mirror-candidate", "v2.11.1")
     assert result.ret == 1  # the gate's exit code: a scenario was observed failing
     doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
     validate_document(doc)
@@ -102,9 +93,9 @@ def test_scenario_outcomes_become_a_fail_closed_verdict(pytester: pytest.Pyteste
 def test_docker_marker_skips_with_reason_and_skips_never_pass(pytester: pytest.Pytester,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{closed_port()}")
-    pytester.makepyfile(test_d="import pytest\n@pytest.mark.scenario('fresh-install')\n@pytest.mark.docker\n"
+    pytester.makepyfile(test_d="import pytest\n@pytest.mark.scenario('fresh-install')\n@pytest.mark.mirror_docker\n"
                                "def test_needs_docker():\n    raise AssertionError('must not run')\n")
-    result = pytester.runpytest_inprocess("-rs", "--artifacts", "out")
+    result = pytester.runpytest_inprocess("-rs", "--mirror-artifacts", "out")
     result.stdout.fnmatch_lines(["*SKIPPED*Docker engine not reachable*"])
     assert result.ret == 2  # all skipped is "could not validate", never a pass
     doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
@@ -113,8 +104,8 @@ def test_docker_marker_skips_with_reason_and_skips_never_pass(pytester: pytest.P
 
 def test_existing_provider_does_not_need_docker(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{closed_port()}")
-    pytester.makepyfile(test_d="import pytest\n@pytest.mark.docker\ndef test_x():\n    pass\n")
-    pytester.runpytest_inprocess("--provider", "existing").assert_outcomes(passed=1)
+    pytester.makepyfile(test_d="import pytest\n@pytest.mark.mirror_docker\ndef test_x():\n    pass\n")
+    pytester.runpytest_inprocess("--mirror-provider", "existing").assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize(("exc", "expected"), [
@@ -186,7 +177,7 @@ def test_half_skipped_scenario_names_the_step(pytester: pytest.Pytester) -> None
     pytester.makepyfile(test_half="import pytest\npytestmark = pytest.mark.scenario('upgrade')\n"
                                   "def test_a():\n    pass\n"
                                   "def test_b():\n    pytest.skip('needs --baseline SPEC')\n")
-    result = pytester.runpytest_inprocess("--artifacts", "out")
+    result = pytester.runpytest_inprocess("--mirror-artifacts", "out")
     assert result.ret == 2
     doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
     assert doc["root_cause"] == "upgrade: test_b: needs --baseline SPEC"
@@ -194,7 +185,7 @@ def test_half_skipped_scenario_names_the_step(pytester: pytest.Pytester) -> None
 
 def test_a_pass_without_a_resolved_candidate_is_an_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_p="import pytest\n@pytest.mark.scenario('fresh-install')\ndef test_a():\n    pass\n")
-    result = pytester.runpytest_inprocess("--artifacts", "out")
+    result = pytester.runpytest_inprocess("--mirror-artifacts", "out")
     assert result.ret == 2
     doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
     assert (doc["status"], doc["root_cause"]) == ("error", "no candidate was resolved, so nothing was validated")
@@ -205,7 +196,7 @@ def test_standalone_pass_with_a_resolved_candidate(pytester: pytest.Pytester) ->
                                "def test_a(candidate_bundle):\n    assert len(candidate_bundle) == 1\n")
     manifest = pytester.path / "install.yaml"
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm}\n")
-    result = pytester.runpytest_inprocess("--artifacts", "out", "--candidate", str(manifest))
+    result = pytester.runpytest_inprocess("--mirror-artifacts", "out", "--mirror-candidate", str(manifest))
     assert result.ret == 0
     doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
     assert doc["status"] == "pass" and doc["candidate"]["source"] == "file"
@@ -247,7 +238,8 @@ def test_steps_that_never_ran_make_an_error_never_a_pass(pytester: pytest.Pytest
                                                         cause: str) -> None:
     """Old: only the steps that ran were judged, so `-k baseline` passed an upgrade that never upgraded."""
     pytester.makepyfile(test_u=UPGRADE_STEPS.format(team_ok=team_ok))
-    result = pytester.runpytest_inprocess("--artifacts", "out", "--candidate", str(write_candidate(pytester)), *argv)
+    result = pytester.runpytest_inprocess("--mirror-artifacts", "out", "--mirror-candidate",
+                                          str(write_candidate(pytester)), *argv)
     doc = json.loads((pytester.path / "out" / "verdict.json").read_text())
     assert (result.ret, doc["status"], doc["root_cause"]) == (2, "error", cause)
     validate_document(doc)
@@ -256,7 +248,8 @@ def test_steps_that_never_ran_make_an_error_never_a_pass(pytester: pytest.Pytest
 def test_a_passing_verdict_never_hides_another_failing_test(pytester: pytest.Pytester) -> None:
     """Old: the verdict's exit code replaced pytest's, so the team's failing test beside passing scenarios was 0."""
     pytester.makepyfile(test_u=UPGRADE_STEPS.format(team_ok=False))
-    result = pytester.runpytest_inprocess("--artifacts", "out", "--candidate", str(write_candidate(pytester)))
+    result = pytester.runpytest_inprocess("--mirror-artifacts", "out", "--mirror-candidate",
+                                          str(write_candidate(pytester)))
     result.assert_outcomes(passed=3, failed=1)
     assert result.ret == 1
     assert json.loads((pytester.path / "out" / "verdict.json").read_text())["status"] == "pass"
@@ -301,5 +294,5 @@ def test_a_failed_step_marks_the_clusters_failed(pytester: pytest.Pytester, inst
     pytester.makeconftest(KEEP_CONFTEST.replace("{install}", install))
     pytester.makepyfile(test_k=f"import pytest\n@pytest.mark.scenario('fresh-install')\n"
                                f"def test_step(installed):\n    {step}\n")
-    pytester.runpytest_inprocess("--artifacts", "out")
+    pytester.runpytest_inprocess("--mirror-artifacts", "out")
     assert (pytester.path / "failed-at-teardown").read_text() == str(failed)

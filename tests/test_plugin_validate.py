@@ -10,13 +10,14 @@ import pytest
 
 from tests.kubeconfigs import write_kubeconfig
 from validator.cli import build_parser, main
-from validator.commands.validate import SCENARIOS, SCENARIOS_DIR, choose_scenarios, pytest_args
+from validator.commands.validate import SCENARIOS, choose_scenarios, pytest_args
 from validator.errors import InputError
+from validator.packaged import scenarios_dir
 
 
 def test_every_scenario_module_exists() -> None:
     for module, _ in SCENARIOS.values():
-        assert (SCENARIOS_DIR / module).is_file()
+        assert (scenarios_dir() / module).is_file()
 
 
 def test_default_scenarios(tmp_path: Path) -> None:
@@ -39,8 +40,8 @@ def test_pytest_args_use_the_clash_free_spelling(tmp_path: Path) -> None:
                                       "--kubeconfig", "k", "--context", "c", "--scenario", "upgrade"])
     args.keep_cluster = args.keep_cluster or "never"
     argv = pytest_args(args, ["upgrade"], tmp_path)
-    assert argv[0] == str(SCENARIOS_DIR / "test_upgrade.py")
-    pairs = dict(itertools.pairwise(argv))
+    assert argv[0] == str(scenarios_dir() / "test_upgrade.py")
+    assert (pairs := dict(itertools.pairwise(argv)))["-c"] == str(scenarios_dir() / "gate.ini")  # no outside ini
     assert "--junitxml" not in pairs  # junit.xml is rendered from the verdict (validator.report.render_junit)
     assert (pairs["--mirror-candidate"], pairs["--mirror-baseline"]) == ("v3.5.1", "v3.4.2")
     assert (pairs["--mirror-provider"], pairs["--mirror-kubeconfig"], pairs["--mirror-context"]) == (

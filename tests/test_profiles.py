@@ -19,6 +19,21 @@ def test_shipped_profiles() -> None:
     assert default.kubernetes_minor == (1, 35)
 
 
+def test_a_profile_name_is_the_shipped_profile_wherever_the_command_runs(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Old: a directory `ha/` (an Argo CD overlay, say) where the command ran shadowed the ha profile: 'unknown
+    profile'. A bare name is a shipped profile; a path (./ha, a file of another name) is still read as a path."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ha").mkdir()
+    (tmp_path / "default").write_text("not: [a, profile\n")
+    assert (load_profile("ha").name, len(load_profile("ha").nodes)) == ("ha", 4)
+    assert load_profile("default").name == "default"
+    with pytest.raises(InputError, match="unknown profile './ha'"):
+        load_profile("./ha")
+    (tmp_path / "prod").write_text("name: prod\nkubernetesVersion: '1.34'\nnodes:\n- role: control-plane\n")
+    assert load_profile("prod").kubernetes_version == "1.34"
+
+
 def test_profile_by_path_and_allocatable_quantities(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text("kubernetesVersion: '1.34'\n"

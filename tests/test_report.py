@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -281,3 +282,104 @@ def test_read_verdict_refuses_what_json_does_not_have(tmp_path: Path, constant: 
     path.write_text(f'{{"duration_s": {constant}}}')
     with pytest.raises(InputError, match=f"is not JSON: {constant} is not JSON"):
         read_verdict(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# summary.md's timeline: a Mermaid gantt block. No Mermaid parser runs offline (the PyPI ones wrap mermaid.js), so
+# every line of the block is checked against gantt's grammar: a task is `name :tag, start, end`, its name without
+# ':' (which ends it), '#' or ';' (which end the task data) and not one of gantt's keywords.
+# --------------------------------------------------------------------------------------------------
+
+GANTT_TASK = re.compile(r"^(?P<name>[^:#;\n]+?) :(?P<tag>(?:(?:active|done|crit|milestone), )*)"
+                        r"(?:(?P<id>[A-Za-z][\w-]*), )?(?P<start>\d+), (?P<end>\d+)$")
+GANTT_KEYWORDS = ("gantt", "title", "section", "dateformat", "axisformat", "tickinterval", "excludes", "includes",
+                  "todaymarker", "weekday", "weekend", "inclusiveenddates", "topaxis", "acctitle", "accdescr", "click")
+
+
+def gantt_tasks(markdown: str) -> list[tuple[str, str, str, int, int]]:
+    """(section, name, tag, start, end) of each task of the one ```mermaid gantt block in MARKDOWN, after checking
+    every line of it against the gantt grammar (seconds since the start: dateFormat X, axisFormat %s)."""
+    blocks = re.findall(r"^```mermaid\n(.*?)^```$", markdown, re.MULTILINE | re.DOTALL)
+    assert len(blocks) == 1, markdown
+    lines = [line.strip() for line in blocks[0].splitlines()]
+    assert lines[0] == "gantt" and {"dateFormat X", "axisFormat %s"} <= set(lines)
+    section, tasks = None, []
+    for line in lines[1:]:
+        if line in ("dateFormat X", "axisFormat %s", "todayMarker off"):
+            continue
+        if line.startswith("title "):
+            assert not re.search("[#;]", line), line
+        elif line.startswith("section "):
+            section = line.removeprefix("section ")
+            assert section and not re.search("[:#;]", section), line
+        else:
+            match = GANTT_TASK.match(line)
+            assert match and section is not None, line
+            name = match["name"]
+            assert name.split()[0].lower() not in GANTT_KEYWORDS and name == name.strip(), line
+            start, end = int(match["start"]), int(match["end"])
+            assert 0 <= start < end, line
+            tasks.append((section, name, match["tag"].rstrip(", "), start, end))
+    return tasks
+
+
+def timeline_verdict(failed: bool) -> Verdict:
+    """A fresh-install run as the plugin records it; failed: redis never became ready, three components waited."""
+    phases = [{"name": "cluster create (main)", "start_s": 0.4, "end_s": 35.2, "state": "ok"},
+              {"name": "policy proof (main)", "start_s": 35.2, "end_s": 41.0, "state": "ok"},
+              {"name": "apply (candidate)", "start_s": 41.0, "end_s": 49.6, "state": "ok"},
+              {"name": "policy proof (candidate)", "start_s": 43.0, "end_s": 46.5, "state": "ok"}]
+    workloads = [{"name": "Deployment argocd-dex-server", "start_s": 49.7, "end_s": 52.1, "state": "ok"},
+                 {"name": "Deployment argocd-redis", "start_s": 49.7, "end_s": 172.3 if failed else 58.0,
+                  "state": "failed" if failed else "ok"},
+                 {"name": f"Deployment argocd-server{' waits for Secret argocd-redis' if failed else ''}",
+                  "start_s": 49.7, "end_s": 172.3 if failed else 80.2, "state": "waiting" if failed else "ok"},
+                 {"name": "StatefulSet argocd-application-controller", "start_s": 49.7, "end_s": 0.2 + (
+                     172.3 if failed else 75.0), "state": "waiting" if failed else "ok"}]
+    teardown = [{"name": "teardown (main)", "start_s": 180.0, "end_s": 180.4, "state": "ok"}]
+    scenario = ScenarioResult("fresh-install", Status.FAIL if failed else Status.PASS, 172.0,
+                              "argocd-redis: init container secret-init failing" if failed else None,
+                              timeline=phases + workloads + teardown)
+    return Verdict(status=scenario.status, spec="v2.11.1", candidate=PROV, started_at="t0", finished_at="t1",
+                   root_cause=f"fresh-install: {scenario.root_cause}" if failed else None, scenarios=[scenario])
+
+
+@pytest.mark.parametrize("failed", [True, False])
+def test_summary_draws_the_timeline(failed: bool, tmp_path: Path) -> None:
+    verdict = timeline_verdict(failed)
+    tasks = gantt_tasks(render_markdown(verdict))
+    assert [t[1] for t in tasks] == [s["name"] for s in verdict.scenarios[0].timeline]
+    assert {t[0] for t in tasks} == {"fresh-install"}
+    by_name = {t[1]: t for t in tasks}
+    assert by_name["cluster create (main)"][2:] == ("done", 0, 36)  # whole seconds that contain the span
+    assert by_name["teardown (main)"][2:] == ("done", 180, 181)  # under a second: still a bar
+    if failed:  # at a glance: redis never became ready, the components waited on it
+        assert by_name["Deployment argocd-redis"][2:] == ("crit", 49, 173)
+        assert by_name["Deployment argocd-server waits for Secret argocd-redis"][2] == "active"
+    else:
+        assert {t[2] for t in tasks} == {"done"}
+    write_verdict(verdict, tmp_path, step_summary=False)  # the schema takes the timeline
+    assert read_verdict(tmp_path / "verdict.json")["scenarios"][0]["timeline"] == verdict.scenarios[0].timeline
+
+
+def test_timeline_names_cannot_break_the_chart() -> None:
+    from validator.timeline import mermaid_name
+
+    hostile = ["Deployment a:b", "x # comment", "y; z", "section fake", "title: x", "click me", "%% comment",
+               "tab\there\x1b[31m", "", ":::", "a" * 300]
+    verdict = timeline_verdict(True)
+    verdict.scenarios[0].timeline = [{"name": n, "start_s": i, "end_s": i + 1, "state": "ok"}
+                                     for i, n in enumerate(hostile)]
+    verdict.scenarios[0].name = "fresh:install #1; x"
+    tasks = gantt_tasks(render_markdown(verdict))
+    assert len(tasks) == len(hostile)
+    assert mermaid_name("section fake") == "- section fake" and mermaid_name(":::") == "unnamed"
+    assert mermaid_name("Deployment a:b") == "Deployment a b"
+
+
+def test_no_timeline_no_chart_and_a_bad_state_is_refused() -> None:
+    assert "```mermaid" not in render_markdown(passing())
+    doc = timeline_verdict(False).to_dict()
+    doc["scenarios"][0]["timeline"][0]["state"] = "finished"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_document(doc)

@@ -1,6 +1,7 @@
 """Profiles: what the mirror must share with production (Kubernetes version, nodes, CNI, apply mode).
 
-A profile is a small YAML file under scenarios/profiles/ (selectable by name) or any path. Preflight
+A profile is a small YAML file shipped with the package (scenarios/profiles/ in the repository, selectable by
+name: validator.packaged) or any path. Preflight
 reads it to judge scheduling and API removals; the cluster layer turns it into a kind config.
 """
 
@@ -15,9 +16,9 @@ from validator.apiserver import ApiServer, api_server_from_profile
 from validator.errors import InputError
 from validator.failfast import Thresholds
 from validator.manifests import DNS_LABEL, load_config_document
+from validator.packaged import profiles_dir
 from validator.quantity import cpu_millis, memory_bytes
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "profiles"
 CNIS = ("kindnet", "calico")
 APPLY_MODES = ("server-side", "client-side")
 ROLES = ("control-plane", "worker")
@@ -209,14 +210,20 @@ def default_profile_name(variant: str) -> str:
 
 
 def available_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
 
 
 def load_profile(name_or_path: str = "default") -> Profile:
-    """A profile by name (scenarios/profiles/NAME.yaml) or by path."""
+    """A profile by name (a shipped one: scenarios/profiles/NAME.yaml in the repository) or by path.
+
+    A bare name (no suffix, no directory) is a shipped profile when there is one, whatever the working directory
+    holds: an `ha/` overlay directory where the command runs must not shadow the ha profile (./ha is that path).
+    """
     path = Path(name_or_path)
-    if not path.exists() and not path.suffix:
-        path = PROFILES_DIR / f"{name_or_path}.yaml"
+    if name_or_path and not path.suffix and path.name == name_or_path:
+        shipped = profiles_dir() / f"{name_or_path}.yaml"
+        if shipped.is_file() or not path.exists():
+            path = shipped
     if not path.exists() or path.is_dir():  # a pipe is fine: `--profile <(render-profile prod)`
         raise InputError(f"unknown profile {name_or_path!r}: choose one of {', '.join(available_profiles())} or a path")
     return profile_from_dict(load_config_document(path, "profile"), path.stem)

@@ -1,13 +1,18 @@
 """argocd-mirror's pytest plugin (pytest11 entry point): options, fixtures, markers, the verdict.
 
-Every pytest run loads this plugin, including the validator's own test suite, so it stays inert
-unless a scenario uses it: options only parse flags, fixtures do I/O only when requested, and the
-verdict is written only when items marked `scenario(...)` ran. Scenarios read like a checklist
-because the heavy lifting (resolve, cluster, install, watch, diagnose) lives here and below.
+It loads into every pytest run of the environment it is installed in, so it is a good citizen there: every option
+is spelled --mirror-* (pytest-kind's --keep-cluster/--kubeconfig and pytest-profiling's --profile stay theirs),
+its markers are `scenario` and `mirror_docker`, it uses pytest's public API only, and it does nothing (no import
+of the heavy parts, no Docker ping, no file written) unless the run collects a scenario (an item marked
+`scenario(...)`) or asks for one of its fixtures. Scenarios read like a checklist because the heavy lifting
+(resolve, cluster, install, watch, diagnose) lives here and below; they ship as validator.scenarios
+(`pytest --pyargs validator.scenarios --mirror-candidate stable`).
 
-Outcome mapping, failing closed: a step passes only when pytest saw it pass; CandidateFailed and
-assertion failures are FAIL (the candidate was observed broken, exit 1); anything else, including
-skips, is ERROR (could not validate, exit 2).
+Outcome mapping, failing closed: a step passes only when pytest saw it pass; CandidateFailed and assertion
+failures are FAIL (the candidate was observed broken, exit 1); anything else, including skips, is ERROR (could
+not validate, exit 2). In pytest's own report a candidate seen broken while a fixture set up the cluster is a
+FAILURE of the step that needed it, its message the root cause and the evidence files; could-not-validate is an
+ERROR at setup with its one-line reason (no plugin traceback either way).
 """
 
 from __future__ import annotations
@@ -24,56 +29,55 @@ import pytest
 from validator.commands import seconds
 from validator.errors import CandidateFailed, EnvironmentNotReady, MirrorError
 from validator.report import ScenarioFailed, ScenarioResult, Status, scenario_status
+from validator.timeline import DETAILS_KEY, Timeline, timeline_of
 
 KEEP_CHOICES = ("never", "on-failure", "always")
 DEFAULT_SMOKE_REPO = "https://github.com/argoproj/argocd-example-apps.git"
+DOCKER_MARKER = "mirror_docker"
 
-# (flag, dest, argparse keywords); dests are prefixed so they never collide with other plugins' dests.
+# (flag, dest, argparse keywords): one prefix for every flag and dest, so no other plugin's options collide
+# (pytest-kind: --cluster-name --keep-cluster --kubeconfig --kind-image --kind-bin --kind-kubectl-bin;
+# pytest-profiling: --profile --profile-svg --pstats-dir --element-number --strip-dirs).
 _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("--candidate", "mirror_candidate", {"default": "stable", "metavar": "SPEC",
-                                         "help": "Argo CD release to validate: stable, a tag, URL, file or dir"}),
-    ("--baseline", "mirror_baseline", {"default": None, "metavar": "SPEC",
-                                       "help": "the version production runs now (upgrade/rollback/self-managed)"}),
-    ("--variant", "mirror_variant", {"default": "install", "help": "install | ha | namespace-install | core-install"}),
-    ("--profile", "mirror_profile", {"default": None,
-                                     "help": "mirror profile name or path (default: ha for --variant ha, else "
-                                             "default)"}),
-    ("--keep-cluster", "mirror_keep", {"default": "never", "nargs": "?", "const": "always", "choices": KEEP_CHOICES,
-                                       "help": "never (default) | on-failure | always (bare flag: always)"}),
-    ("--artifacts", "mirror_artifacts", {"default": "artifacts", "metavar": "DIR",
-                                         "help": "where verdict.json, summary.md and diagnostics go"}),
-    ("--provider", "mirror_provider", {"default": "kind", "choices": ("kind", "existing"),
-                                       "help": "kind (throwaway cluster) or existing (disposable cluster)"}),
-    ("--kubeconfig", "mirror_kubeconfig", {"default": None, "metavar": "FILE",
-                                           "help": "kubeconfig of an existing disposable cluster"}),
-    ("--context", "mirror_context", {"default": None, "help": "context in --kubeconfig (existing provider)"}),
-    ("--apply-mode", "mirror_apply_mode", {"default": None, "choices": ("server-side", "client-side"),
-                                           "help": "how to install (default: the profile's)"}),
-    ("--wait-timeout", "mirror_wait_timeout", {"default": 600.0, "type": seconds, "metavar": "SECONDS",
-                                               "help": "how long objects may take to become Healthy"}),
-    ("--smoke-repo", "mirror_smoke_repo", {"default": DEFAULT_SMOKE_REPO, "help": "git repo of the app smoke test"}),
-    ("--smoke-path", "mirror_smoke_path", {"default": "guestbook", "help": "path in --smoke-repo"}),
-    ("--smoke-revision", "mirror_smoke_revision", {"default": "HEAD", "help": "revision of --smoke-repo"}),
+    ("--mirror-candidate", "mirror_candidate", {
+        "default": "stable", "metavar": "SPEC",
+        "help": "Argo CD release to validate: stable, a tag, URL, file or dir"}),
+    ("--mirror-baseline", "mirror_baseline", {
+        "default": None, "metavar": "SPEC",
+        "help": "the version production runs now; without it the scenarios that need it (upgrade, rollback, "
+                "self-managed) are deselected"}),
+    ("--mirror-variant", "mirror_variant", {"default": "install",
+                                            "help": "install | ha | namespace-install | core-install"}),
+    ("--mirror-profile", "mirror_profile", {
+        "default": None, "help": "mirror profile name or path (default: ha for --mirror-variant ha, else default)"}),
+    ("--mirror-keep-cluster", "mirror_keep", {
+        "default": "never", "nargs": "?", "const": "always", "choices": KEEP_CHOICES,
+        "help": "never (default) | on-failure | always (bare flag: always)"}),
+    ("--mirror-artifacts", "mirror_artifacts", {"default": "artifacts", "metavar": "DIR",
+                                                "help": "where verdict.json, summary.md and diagnostics go"}),
+    ("--mirror-provider", "mirror_provider", {
+        "default": "kind", "choices": ("kind", "existing"),
+        "help": "kind (throwaway cluster) or existing (disposable cluster)"}),
+    ("--mirror-kubeconfig", "mirror_kubeconfig", {"default": None, "metavar": "FILE",
+                                                  "help": "kubeconfig of an existing disposable cluster"}),
+    ("--mirror-context", "mirror_context", {"default": None,
+                                            "help": "context in --mirror-kubeconfig (existing provider)"}),
+    ("--mirror-apply-mode", "mirror_apply_mode", {"default": None, "choices": ("server-side", "client-side"),
+                                                  "help": "how to install (default: the profile's)"}),
+    ("--mirror-wait-timeout", "mirror_wait_timeout", {"default": 600.0, "type": seconds, "metavar": "SECONDS",
+                                                      "help": "how long objects may take to become Healthy"}),
+    ("--mirror-smoke-repo", "mirror_smoke_repo", {"default": DEFAULT_SMOKE_REPO,
+                                                  "help": "git repo of the app smoke test"}),
+    ("--mirror-smoke-path", "mirror_smoke_path", {"default": "guestbook", "help": "path in --mirror-smoke-repo"}),
+    ("--mirror-smoke-revision", "mirror_smoke_revision", {"default": "HEAD",
+                                                          "help": "revision of --mirror-smoke-repo"}),
 )
-
-
-def _taken_flags(parser: pytest.Parser) -> set[str]:
-    """Flags other plugins already registered (e.g. pytest-kind's --keep-cluster/--kubeconfig)."""
-    taken: set[str] = set()
-    groups = [getattr(parser, "_anonymous", None), *getattr(parser, "_groups", [])]
-    for group in groups:
-        for option in getattr(group, "options", []):
-            taken.update(option.names())
-    return taken
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("argocd-mirror", "argocd-mirror: validate an Argo CD release on a mirror cluster")
-    taken = _taken_flags(parser)
     for flag, dest, kwargs in _OPTIONS:
-        alias = "--mirror-" + flag[2:]
-        names = [alias] if flag in taken else [flag, alias]  # never clash: fall back to the --mirror-* spelling
-        group.addoption(*names, dest=dest, **kwargs)
+        group.addoption(flag, dest=dest, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,11 @@ class Driver:
     connect: dict[str, str] = field(default_factory=dict)  # "cluster main" -> kubectl command to reach it
 
 
+def _driver(config: pytest.Config) -> Driver | None:
+    """The Driver when `argocd-mirror validate` runs this session (the gate), None for a standalone run."""
+    return next((p for p in config.pluginmanager.get_plugins() if isinstance(p, Driver)), None)
+
+
 @dataclass
 class Step:
     scenario: str
@@ -152,22 +161,33 @@ def classify_exception(exc: BaseException | None) -> tuple[Status, str | None, t
     return Status.ERROR, f"internal error: {type(exc).__name__}: {text}", evidence
 
 
+def failure_text(exc: MirrorError) -> str:
+    """How pytest shows one of our errors: what it means for the verdict, the one-line reason, the evidence files."""
+    label = "candidate failed" if isinstance(exc, CandidateFailed) else "could not validate"
+    evidence = tuple(getattr(exc, "evidence", ()) or ())
+    reason = exc.one_line()
+    head = reason if reason.startswith(f"{label}: ") else f"{label}: {reason}"
+    return head + (f"\nevidence: {', '.join(evidence)}" if evidence else "")
+
+
 def _worse(a: Status, b: Status) -> bool:
     order = [Status.PASS, Status.SKIPPED, Status.ERROR, Status.FAIL]
     return order.index(b) > order.index(a)
 
 
 class RunState:
-    """Per-session state of the plugin (kept in config.stash, never in module globals)."""
+    """Per-session state of the plugin (kept in config.stash, never in module globals), made on first use: a run
+    without scenarios or our fixtures never makes one."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.options = MirrorOptions.from_config(config)
-        self.driver = next((p for p in config.pluginmanager.get_plugins() if isinstance(p, Driver)), None)
+        self.driver = _driver(config)
         self.steps: dict[str, Step] = {}
         self.docker_checked = False
         self.docker_problem: str | None = None
         self.started: str | None = None
+        self.timeline = Timeline()  # the run's phases, per scenario, for verdict.json and summary.md's chart
 
     def progress(self, message: str) -> None:
         if self.driver and self.driver.progress:
@@ -205,15 +225,21 @@ class RunState:
                 steps=[{"name": s.name, "status": s.status.value, "duration_s": round(s.duration_s, 3),
                         "message": s.message} for s in steps],
                 evidence=sorted({e for s in steps for e in s.evidence}),
+                timeline=self.timeline.for_scenario(name),
             ))
         return out
 
 
 STATE = pytest.StashKey[RunState]()
+VERDICT = pytest.StashKey[Any]()  # the standalone run's validator.report.Verdict, for the terminal summary
+HELD = pytest.StashKey[CandidateFailed]()  # a candidate failure seen while the item's fixtures set up
 
 
 def _state(config: pytest.Config) -> RunState:
-    return config.stash[STATE]
+    state = config.stash.get(STATE, None)
+    if state is None:
+        state = config.stash[STATE] = RunState(config)
+    return state
 
 
 def scenario_of(item: pytest.Item) -> str | None:
@@ -223,8 +249,8 @@ def scenario_of(item: pytest.Item) -> str | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario(name): an argocd-mirror validation scenario (one verdict row)")
-    config.addinivalue_line("markers", "docker: needs a real Docker engine (skipped with the reason otherwise)")
-    config.stash[STATE] = RunState(config)
+    config.addinivalue_line("markers", f"{DOCKER_MARKER}: an argocd-mirror step that needs a Docker engine for its "
+                                       "kind cluster (skipped with the reason otherwise; --mirror-provider kind)")
 
 
 @dataclass
@@ -236,6 +262,7 @@ class Ledger:
     collected: dict[str, tuple[str, str]] = field(default_factory=dict)  # nodeid -> (scenario, step), in order
     deselected: set[str] = field(default_factory=set)
     pools: list[ClusterPool] = field(default_factory=list)
+    left_out: dict[str, tuple[str, str]] = field(default_factory=dict)  # nodeid -> (scenario, why it cannot run)
 
     def note(self, item: pytest.Item) -> None:
         scenario = scenario_of(item)
@@ -255,11 +282,62 @@ def _ledger(config: pytest.Config) -> Ledger:
     return config.stash.setdefault(LEDGER, Ledger())
 
 
+def _cannot_run(config: pytest.Config) -> dict[str, str]:
+    """Fixture -> why a standalone run cannot give it: the scenarios asking for it are left out (see _leave_out)."""
+    from validator.candidate import classify
+    from validator.errors import InputError
+
+    why: dict[str, str] = {}
+    if not config.getoption("mirror_baseline"):
+        why["baseline_bundle"] = "they need --mirror-baseline SPEC (the Argo CD version production runs now)"
+    try:
+        release = classify(config.getoption("mirror_candidate")) in ("stable", "tag")
+    except InputError:
+        release = True  # the candidate fixture reports the bad spec, as an error of every step
+    if not release:
+        why["self_managed_argocd"] = "they need a release candidate (stable or a tag): Argo CD syncs itself from git"
+        if config.getoption("mirror_variant") != "ha":
+            why["ha_bundle"] = "they need a release candidate (stable or a tag) or --mirror-variant ha"
+    return why
+
+
+def _leave_out(config: pytest.Config, items: list[pytest.Item], ledger: Ledger) -> None:
+    """A standalone run deselects, whole, the scenarios it cannot run: those needing a baseline without
+    --mirror-baseline (upgrade, rollback, self-managed: their fixtures ask for baseline_bundle), and those needing a
+    release (self-managed, ha) for a file or URL candidate. So a plain `pytest --pyargs validator.scenarios` passes
+    on what it can observe, as `argocd-mirror validate` chooses its default scenarios; the terminal summary says
+    what was left out and why, and they never count as steps that did not run.
+
+    The gate (`argocd-mirror validate`, a Driver) runs exactly the scenarios it chose, and any of their steps that
+    does not run is an error there: nothing is left out for it.
+    """
+    if _driver(config) is not None:
+        return
+    why = _cannot_run(config)
+    blocked: dict[str, str] = {}  # scenario -> why
+    for item in items:
+        scenario = scenario_of(item)
+        needs = getattr(item, "fixturenames", ())
+        reason = next((reason for fixture, reason in why.items() if fixture in needs), None)
+        if scenario is not None and reason is not None:
+            blocked.setdefault(scenario, reason)
+    if not blocked:
+        return
+    dropped = [item for item in items if scenario_of(item) in blocked]
+    ledger.left_out.update((item.nodeid, (str(scenario_of(item)), blocked[str(scenario_of(item))]))
+                           for item in dropped)
+    items[:] = [item for item in items if scenario_of(item) not in blocked]
+    config.hook.pytest_deselected(items=dropped)
+
+
 @pytest.hookimpl(tryfirst=True)  # before -k/-m/--deselect (pytest's own modifyitems) drop any step
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Name each step's scenario in JUnit (<property name="scenario">), so CI can group the checklist; note every
     step collected, so one that never runs is reported as such."""
+    if not any(scenario_of(item) for item in items):
+        return  # not our run
     ledger = _ledger(config)
+    _leave_out(config, items, ledger)
     for item in items:
         ledger.note(item)
         name = scenario_of(item)
@@ -270,7 +348,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_deselected(items: list[pytest.Item]) -> None:
     """A deselected step observes nothing: remember it, so its scenario cannot pass without it."""
     for item in items:
+        if scenario_of(item) is None:
+            continue
         ledger = _ledger(item.config)
+        if item.nodeid in ledger.left_out:
+            continue  # a scenario left out whole (said in the summary), not a checklist with a hole
         ledger.note(item)
         ledger.deselected.add(item.nodeid)
 
@@ -286,8 +368,10 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """A standalone scenario run marks its verdict unfinished before any cluster exists."""
+    if not any(scenario_of(i) for i in session.items):
+        return
     state = _state(session.config)
-    if state.driver is None and any(scenario_of(i) for i in session.items):
+    if state.driver is None:
         from validator.report import now_iso, start_run
 
         state.options.artifacts.mkdir(parents=True, exist_ok=True)
@@ -307,28 +391,61 @@ def _docker_problem(state: RunState) -> str | None:
     return state.docker_problem
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("docker") is None:
-        return
-    state = _state(item.config)
-    if state.options.provider == "kind":
-        problem = _docker_problem(state)
-        if problem:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    """Two jobs before a step runs.
+
+    A step marked mirror_docker skips, with the reason, when the kind provider has no Docker engine to use (one
+    ping per session, and only for such steps).
+
+    A candidate seen broken while a scenario step's fixtures set up (an install the API server rejects, objects
+    that never get Healthy) is held and raised as the step's own failure when it is called (pytest_runtest_call):
+    in pytest's report and JUnit a FAILURE of that step whose message is the root cause, not an error at setup
+    with the plugin's traceback. Every other setup error stays an error, and tests that are not scenario steps
+    are left as pytest reports them.
+    """
+    if item.get_closest_marker(DOCKER_MARKER) is not None:
+        state = _state(item.config)
+        if state.options.provider == "kind" and (problem := _docker_problem(state)):
             pytest.skip(problem if problem.startswith("Docker engine not reachable") else
                         f"Docker engine not reachable: {problem}")
+    if (scenario := scenario_of(item)) is not None:  # what its fixtures set up goes on this scenario's timeline
+        _state(item.config).timeline.scenario = scenario
+    try:
+        return (yield)
+    except CandidateFailed as exc:
+        if scenario_of(item) is None or item.config.getoption("setuponly", False):  # --setup-only calls nothing
+            raise
+        item.stash[HELD] = exc
+        return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """The held candidate failure (see pytest_runtest_setup), as this step's failure (its report reads as the root
+    cause and the evidence: pytest_runtest_makereport)."""
+    held = item.stash.get(HELD, None)
+    if held is not None:
+        pytest.fail(failure_text(held), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item,
                               call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Record every phase (setup, call, teardown) of scenario steps; the worst phase is the step's status."""
+    """Record every phase (setup, call, teardown) of scenario steps; the worst phase is the step's status. In a
+    step, our own errors read as one line with their evidence in pytest's report, not as the plugin's traceback."""
     report = yield
+    held = item.stash.get(HELD, None) if call.when == "call" else None
+    exc = held if held is not None else (call.excinfo.value if call.excinfo else None)
     scenario = scenario_of(item)
-    exc = call.excinfo.value if call.excinfo else None
     if scenario is not None:
         _state(item.config).record(item, scenario, call.duration, exc)
-    if report.failed or (scenario is not None and classify_exception(exc)[0] in (Status.FAIL, Status.ERROR)):
-        _ledger(item.config).mark_failed()  # an install rejection or a failed assertion keeps the cluster too
+    if report.failed and scenario is not None and isinstance(exc, MirrorError):
+        report.longrepr = failure_text(exc)
+    ledger = item.config.stash.get(LEDGER, None)  # none: no scenario collected, no cluster made
+    if ledger is not None and (report.failed or (scenario is not None and
+                                                 classify_exception(exc)[0] in (Status.FAIL, Status.ERROR))):
+        ledger.mark_failed()  # an install rejection or a failed assertion keeps the cluster too
     return report
 
 
@@ -347,7 +464,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state.driver is not None:
         state.driver.results = results
         return
-    # standalone `pytest scenarios/`: the plugin owns the verdict and maps pytest's exit status to the gate's
+    # a standalone run (pytest --pyargs validator.scenarios): the plugin owns the verdict and maps pytest's exit
+    # status to the gate's
     from validator.report import Verdict, decide, now_iso, session_exit_status, write_verdict
 
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
@@ -362,7 +480,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if verdict.status == Status.PASS and verdict.candidate is None:  # a pass must say what passed
         verdict.status, verdict.root_cause = Status.ERROR, "no candidate was resolved, so nothing was validated"
     write_verdict(verdict, state.options.artifacts)
+    session.config.stash[VERDICT] = verdict
     session.exitstatus = session_exit_status(verdict.status, exitstatus)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    """The verdict line of a standalone run last on the terminal (PASS/FAIL/ERROR, what, why), where the files
+    are, and which scenarios were left out and why."""
+    ledger = config.stash.get(LEDGER, None)
+    verdict = config.stash.get(VERDICT, None)
+    left_out: dict[str, list[str]] = {}  # why -> scenarios, in collection order
+    for scenario, why in dict.fromkeys((ledger.left_out if ledger is not None else {}).values()):
+        left_out.setdefault(why, []).append(scenario)
+    if verdict is None and not left_out:
+        return
+    terminalreporter.section("argocd-mirror")
+    for why, scenarios in left_out.items():
+        terminalreporter.write_line(f"left out: {', '.join(scenarios)}: {why}")
+    if verdict is not None:
+        from validator.report import SUMMARY_MD, VERDICT_JSON, verdict_line
+
+        colour = {Status.PASS: "green", Status.FAIL: "red"}.get(verdict.status, "yellow")
+        terminalreporter.write_line(verdict_line(verdict), **{colour: True, "bold": True})
+        artifacts = config.stash[STATE].options.artifacts
+        terminalreporter.write_line(f"verdict: {artifacts / VERDICT_JSON}, summary: {artifacts / SUMMARY_MD}")
 
 
 PROVENANCE = pytest.StashKey[dict[str, Any]]()
@@ -431,12 +572,13 @@ class ClusterPool:
     """
 
     def __init__(self, options: MirrorOptions, progress: Callable[[str], None],
-                 connect: dict[str, str] | None = None) -> None:
+                 connect: dict[str, str] | None = None, timeline: Timeline | None = None) -> None:
         self.options = options
         self.progress = progress
         self.stack = ExitStack()
         self.clusters: dict[str, Any] = {}
         self.connect = connect if connect is not None else {}
+        self.timeline = timeline if timeline is not None else Timeline()
 
     def get(self, key: str, profile: Any) -> Any:
         if key not in self.clusters:
@@ -446,12 +588,14 @@ class ClusterPool:
                 raise EnvironmentNotReady(f"scenario needs a second cluster ({key}), but --provider existing gives "
                                           "one; run one scenario per invocation with --scenario")
             run_dir = self.options.artifacts / "clusters" / key
-            cluster = self.stack.enter_context(mirror_cluster(
+            cluster = self.stack.enter_context(self.timeline.timed(mirror_cluster(
                 profile, run_dir, keep=self.options.keep, provider=self.options.provider,
                 kubeconfig=self.options.kubeconfig, context=self.options.context, progress=self.progress,
-                on_kept=lambda kept: self._kept(key, kept)))
+                on_kept=lambda kept: self._kept(key, kept)), f"cluster create ({key})", f"teardown ({key})"))
+            cluster.details[DETAILS_KEY] = self.timeline  # deploy() and observe_healthy() add their phases
             self.clusters[key] = cluster
-            prove_networkpolicy_enforced(cluster, progress=self.progress)
+            with self.timeline.phase(f"policy proof ({key})"):
+                prove_networkpolicy_enforced(cluster, progress=self.progress)
         return self.clusters[key]
 
     def _kept(self, key: str, cluster: Any) -> None:
@@ -469,7 +613,8 @@ class ClusterPool:
 def mirror_clusters(request: pytest.FixtureRequest, mirror_options: MirrorOptions,
                     mirror_progress: Callable[[str], None]) -> Iterator[ClusterPool]:
     driver = _state(request.config).driver
-    pool = ClusterPool(mirror_options, mirror_progress, driver.connect if driver else None)
+    pool = ClusterPool(mirror_options, mirror_progress, driver.connect if driver else None,
+                       _state(request.config).timeline)
     try:
         yield pool
     finally:
@@ -506,7 +651,8 @@ def deploy(cluster: Any, bundle: Any, options: MirrorOptions, profile: Any, prog
     from validator.install import install
 
     def policies_enforced(api: Any) -> None:
-        prove_candidate_policies(api, bundle, progress=progress, production=profile.api_server)
+        with timeline_of(cluster).phase(f"policy proof ({role})"):
+            prove_candidate_policies(api, bundle, progress=progress, production=profile.api_server)
 
     from validator.install import cluster_claims
 
@@ -521,7 +667,9 @@ def deploy(cluster: Any, bundle: Any, options: MirrorOptions, profile: Any, prog
     api = cluster.api_client()
     mode = options.apply_mode or profile.apply_mode
     progress(f"installing {role} {_label(bundle, role)} ({mode} apply)")
-    result = install(api, bundle, mode=mode, previous=previous, progress=progress, before_workloads=policies_enforced)
+    with timeline_of(cluster).phase(f"apply ({role})"):
+        result = install(api, bundle, mode=mode, previous=previous, progress=progress,
+                         before_workloads=policies_enforced)
     return observe_healthy(cluster, api, bundle, options, progress, out_dir, role, result, profile.fail_fast)
 
 
@@ -546,6 +694,7 @@ def observe_healthy(cluster: Any, api: Any, bundle: Any, options: MirrorOptions,
     progress(f"waiting for every object of {label} to be Healthy (timeout {options.wait_timeout_s:.0f}s)")
     waited = wait_healthy(api, bundle, timeout_s=options.wait_timeout_s, thresholds=thresholds or Thresholds(),
                           progress=progress)
+    timeline_of(cluster).add_wait(waited, prefix="" if role == "candidate" else f"{role} ")  # each workload's span
     if not waited.passed:
         cluster.mark_failed()
         diagnosis = diagnose(api, bundle, waited, out_dir)

@@ -20,12 +20,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from validator import __version__
 from validator.errors import CandidateFailed, ExitCode, InputError
 from validator.files import atomic_write, read_bounded
 from validator.text import clip
+from validator.timeline import gantt_lines
 
 SCHEMA_VERSION = "1"
 VERDICT_JSON = "verdict.json"
@@ -68,6 +67,7 @@ class ScenarioResult:
     root_cause: str | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)  # {"name", "status", "duration_s", "message"}
     evidence: list[str] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)  # {"name", "start_s", "end_s", "state"} (timeline.py)
 
 
 @dataclass
@@ -228,6 +228,8 @@ def render_markdown(verdict: Verdict) -> str:
             out.append(f"| {s.name} | {_ICONS[s.status]} {s.status.value} | {s.duration_s:.0f}s | "
                        f"{_md_cell(s.root_cause)} |")
         out.append("")
+    gantt = gantt_lines([(s.name, s.timeline) for s in verdict.scenarios])  # the run at a glance: what waited
+    out += [*gantt, ""] if gantt else []
     errors = [f for f in verdict.preflight if f.get("severity") in ("error", "warning")]
     if errors:
         out += ["| preflight | severity | reason |", "|---|---|---|"]
@@ -270,6 +272,8 @@ def load_schema() -> dict[str, Any]:
 
 def validate_document(doc: Any) -> None:
     """Raise jsonschema.ValidationError if DOC is not a verdict this version can read."""
+    import jsonschema  # local: the pytest plugin imports this module in every pytest run, which rarely needs it
+
     jsonschema.validate(doc, load_schema())
 
 
@@ -341,6 +345,8 @@ def _not_json(constant: str) -> Any:
 
 def read_verdict(path: Path) -> dict[str, Any]:
     """A verdict.json as a dict, schema-checked; errors are one line (InputError) quoting at most QUOTE_CHARS."""
+    import jsonschema
+
     data = read_bounded(path, MAX_VERDICT_BYTES, "verdict")
     too_deep = f"verdict {path} is not a verdict: JSON nested too deeply"  # json and jsonschema both recurse
     try:

@@ -31,8 +31,7 @@ from validator.report import (
 )
 from validator.text import one_line
 
-SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
-# scenario name -> (module, needs --baseline)
+# scenario name -> (module in the shipped scenarios, validator.packaged.scenarios_dir(); needs --baseline)
 SCENARIOS: dict[str, tuple[str, bool]] = {
     "fresh-install": ("test_fresh_install.py", False),
     "upgrade": ("test_upgrade.py", True),
@@ -104,9 +103,14 @@ def choose_scenarios(chosen: list[str] | None, baseline: str | None, spec: str =
 
 
 def pytest_args(args: argparse.Namespace, scenarios: list[str], out: Path) -> list[str]:
-    """The in-process pytest command line; flags use the --mirror-* spelling, which never clashes."""
-    argv = [str(SCENARIOS_DIR / SCENARIOS[name][0]) for name in scenarios]
-    argv += ["-p", "no:cacheprovider", "--capture=sys", "--color=no", "-rA", "--rootdir", str(SCENARIOS_DIR.parent),
+    """The in-process pytest command line: the shipped scenarios, our own configuration (gate.ini: no ini file or
+    conftest.py around the installation counts), the plugin's --mirror-* options."""
+    from validator.packaged import scenarios_dir
+
+    here = scenarios_dir()
+    argv = [str(here / SCENARIOS[name][0]) for name in scenarios]
+    argv += ["-c", str(here / "gate.ini"), "--rootdir", str(here),
+             "-p", "no:cacheprovider", "--capture=sys", "--color=no", "-rA",
              "--mirror-candidate", args.spec, "--mirror-variant", args.variant, "--mirror-profile", args.profile,
              "--mirror-keep-cluster", args.keep_cluster, "--mirror-artifacts", str(out),
              "--mirror-provider", args.provider, "--mirror-wait-timeout", str(args.wait_timeout)]
@@ -130,9 +134,7 @@ def run_scenarios(args: argparse.Namespace, scenarios: list[str], out: Path, dri
     """
     import pytest
 
-    if not SCENARIOS_DIR.is_dir():
-        raise EnvironmentNotReady(f"the scenarios are not at {SCENARIOS_DIR}: run argocd-mirror from a checkout of "
-                                  "its repository (`make validate`), where scenarios/ sits beside validator/")
+    argv = pytest_args(args, scenarios, out)  # first: a broken installation (no scenarios) says so, exit 2
     addopts = os.environ.pop("PYTEST_ADDOPTS", None)
     note = None if addopts is None else (f"ignoring PYTEST_ADDOPTS={one_line(addopts)!r}: the gate runs every "
                                          "step of its scenarios with its own pytest options")
@@ -143,7 +145,7 @@ def run_scenarios(args: argparse.Namespace, scenarios: list[str], out: Path, dri
                 contextlib.redirect_stderr(log):
             if note:
                 print(note, flush=True)
-            code = int(pytest.main(pytest_args(args, scenarios, out), plugins=[driver]))
+            code = int(pytest.main(argv, plugins=[driver]))
     finally:
         if addopts is not None:
             os.environ["PYTEST_ADDOPTS"] = addopts
