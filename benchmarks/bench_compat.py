@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_preflight import (  # the same process timing as the preflight benchmark
-    installed_env,
+    breakdown,
     preflight_argv,
     pyyaml_floor_argv,
     wall,
@@ -93,14 +92,6 @@ def in_process(overlay: Path) -> dict[str, float]:
             "compare": compared - tables}
 
 
-def breakdown(overlay: Path) -> dict[str, float]:
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from bench_compat import in_process; "
-            "from pathlib import Path; print(json.dumps(in_process(Path(sys.argv[2]))))")
-    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(overlay)],
-                         capture_output=True, text=True, check=True, env=installed_env(), timeout=300)
-    return {k: float(v) for k, v in json.loads(out.stdout).items()}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5)
@@ -114,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         on_tags = wall(tags_argv(config), args.runs, ok=(0, 1))
         preflight = wall(preflight_argv(overlay), args.runs, ok=(0, 1))
         floor = wall(pyyaml_floor_argv(overlay), args.runs)
-        parts = breakdown(overlay)
+        parts = breakdown(overlay, "bench_compat")
     print(f"compat, rendered overlay (v3.5.1, {BASE.stat().st_size} bytes) vs v3.4.7: median "
           f"{statistics.median(on_overlay):.3f} s  min {min(on_overlay):.3f} s ({len(on_overlay)} runs; target <= "
           f"{TARGET_SECONDS} s)")

@@ -132,9 +132,9 @@ def in_process(manifest: Path) -> dict[str, float]:
             "checks_warm": warm - cold}
 
 
-def breakdown(manifest: Path) -> dict[str, float]:
-    """in_process() in a fresh interpreter with the bytecode cache, as the timed CLI runs had."""
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from bench_preflight import in_process; "
+def breakdown(manifest: Path, module: str = "bench_preflight") -> dict[str, float]:
+    """MODULE's in_process() in a fresh interpreter with the bytecode cache, as the timed CLI runs had."""
+    code = (f"import json, sys; sys.path.insert(0, sys.argv[1]); from {module} import in_process; "
             "from pathlib import Path; print(json.dumps(in_process(Path(sys.argv[2]))))")
     out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(manifest)],
                          capture_output=True, text=True, check=True, env=installed_env(), timeout=300)
