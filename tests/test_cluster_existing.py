@@ -273,3 +273,41 @@ def test_real_argocd_install_is_removed_completely(tmp_path: Path) -> None:
             assert len(during["CustomResourceDefinition"]) == 3 and "argocd" in during["Namespace"]
         assert snapshot(cluster.api_client()) == before
         assert not double.objects("Deployment", "argocd") and not double.objects("Pod", "argocd")
+
+
+def test_teardown_retries_storage_reinitializing_without_a_warning(tmp_path: Path) -> None:
+    """Issue #16: right after CRDs were deleted a real API server answered 429 "storage is (re)initializing";
+    teardown printed it as a warning and did not retry. Now every call retries it (Retry-After honoured)."""
+    app_path = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
+    messages: list[str] = []
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(0.01)
+
+    with marked_double(tmp_path) as (double, config):
+        with mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=config,
+                            context="vcluster", progress=messages.append, sleep=sleep, retry_s=10, **FAST) as cluster:
+            api = cluster.api_client()
+            install_like_argocd(api)
+            deadline = time.monotonic() + 5
+            while True:  # the double serves a CRD's kind once it is Established
+                try:
+                    request(api, "POST", app_path, body={
+                        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                        "metadata": {"name": "guestbook", "namespace": "argocd",
+                                     "finalizers": ["resources-finalizer.argocd.argoproj.io"]}, "spec": {}})
+                    break
+                except ApiError:
+                    assert time.monotonic() < deadline, "CRD never served"
+                    time.sleep(0.05)
+            waits.clear()
+            for verb in ("list", "patch"):
+                double.fail(429, count=2, verb=verb, path_contains="/applications",
+                            message="storage is (re)initializing", retry_after_s=2)
+            double.fail(503, count=2, verb="delete", path_contains="/customresourcedefinitions/")
+        assert double.get("Application", "guestbook", "argocd") is None
+        assert double.get("CustomResourceDefinition", "applications.argoproj.io") is None
+    assert not [m for m in messages if "warning" in m or "could not" in m], messages
+    assert waits.count(2.0) == 4  # the server's Retry-After, twice for the list and twice for the patch

@@ -586,3 +586,23 @@ def test_runs_sharing_a_directory_never_share_a_kubeconfig(kind_env: FakeTools, 
         kept.api_client().call_api("GET", f"{kind_env.env['FAKE_KIND_API_SERVER']}/api/v1/nodes")
     assert kept.kubeconfig.is_file() and f"kind-{kept.name}" in kept.kubeconfig.read_text()
     assert set(kind_env.clusters()) == {kept.name}
+
+
+def test_owner_marker_is_written_at_create_and_removed_at_teardown(kind_env: FakeTools, tmp_path: Path) -> None:
+    """What `sweep --orphans` reads: this process as the owner while the cluster exists, nothing once it is gone,
+    and `kept` for a cluster kept on purpose (its run exits, yet it is no orphan)."""
+    import json
+    import os
+
+    from validator.cluster import owner
+
+    with mirror_cluster(load_profile("default"), tmp_path / "run", progress=lambda m: None, **FAST) as cluster:
+        marker = json.loads(owner.marker_path(cluster.name).read_text())
+        assert (marker["pid"], marker["host"], marker["kept"]) == (os.getpid(), owner.me()["host"], False)
+        assert owner.marker_path(cluster.name).parent == Path(kind_env.env["ARGOCD_MIRROR_STATE"])
+        assert owner.judge(cluster.name) == owner.Ownership(False, f"owner pid {os.getpid()} is alive")
+    assert not owner.marker_path(cluster.name).exists()
+    with mirror_cluster(load_profile("default"), tmp_path / "kept", keep="always", progress=lambda m: None,
+                        **FAST) as kept:
+        pass
+    assert json.loads(owner.marker_path(kept.name).read_text())["kept"] is True

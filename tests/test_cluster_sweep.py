@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +163,84 @@ def test_ctrl_c_stops_the_sweep_between_deletes_never_halfway(fake_tools: FakeTo
     assert len(fake_tools.clusters()) == 1, out  # which finished: no half-deleted cluster
     assert proc.returncode == 2 and "interrupted" in out, out
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --orphans: by owner marker (validator/cluster/owner.py), not by age
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _marker(name: str, **fields: object) -> None:
+    from validator.cluster import owner
+
+    path = owner.marker_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cluster": name, **owner.me(), **fields}))
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_orphans_deletes_a_killed_runs_cluster_and_spares_a_live_one(
+        fake_tools: FakeTools, capsys: pytest.CaptureFixture[str], dead_pid: int) -> None:  # noqa: F811
+    from validator.cluster import owner
+
+    fake_tools.add_cluster("argocd-mirror-dead0001", age_s=60)  # killed run: marker with a dead pid
+    _marker("argocd-mirror-dead0001", pid=dead_pid)
+    fake_tools.add_cluster("argocd-mirror-11fe0001", age_s=60)  # live run: this pytest process
+    _marker("argocd-mirror-11fe0001", pid=os.getpid())
+    fake_tools.add_cluster("argocd-mirror-e15e0001", age_s=60)  # another host's run: not ours to judge
+    _marker("argocd-mirror-e15e0001", pid=dead_pid, host="some-other-host")
+    fake_tools.add_cluster("argocd-mirror-0ced0001", age_s=30 * 86400)  # no marker (an older version's): left alone
+    fake_tools.add_cluster("argocd-mirror-6e970001", age_s=60)  # kept on purpose by a run that has exited
+    _marker("argocd-mirror-6e970001", pid=dead_pid, kept=True)
+    fake_tools.add_cluster("argocd-mirror-dev", age_s=60)  # never touched, even with a dead owner's marker
+    _marker("argocd-mirror-dev", pid=dead_pid)
+    _marker("argocd-mirror-a0e00001", pid=dead_pid)  # no cluster any more, owner gone: the marker is forgotten
+    _marker("argocd-mirror-c0ea0001", pid=os.getpid())  # no cluster yet, owner alive (still creating it): kept
+    assert main(["sweep", "--orphans"]) == 0
+    deleted = [c[c.index("--name") + 1] for c in fake_tools.calls("kind", "delete", "cluster")]
+    assert deleted == ["argocd-mirror-dead0001"]
+    assert not owner.marker_path("argocd-mirror-dead0001").exists()  # its marker goes with it
+    assert owner.marker_path("argocd-mirror-11fe0001").exists()
+    assert set(fake_tools.clusters()) == {"argocd-mirror-11fe0001", "argocd-mirror-e15e0001", "argocd-mirror-0ced0001",
+                                          "argocd-mirror-6e970001", "argocd-mirror-dev"}
+    out = capsys.readouterr().out
+    assert f"deleted argocd-mirror-dead0001 (owner pid {dead_pid} is gone)" in out
+    assert f"kept argocd-mirror-11fe0001 (owner pid {os.getpid()} is alive)" in out
+    assert "kept argocd-mirror-e15e0001 (owned by a run on host 'some-other-host', not this one)" in out
+    assert "kept argocd-mirror-0ced0001 (no owner marker: left to --older-than)" in out
+    assert "kept argocd-mirror-6e970001 (kept on purpose" in out
+    assert "argocd-mirror-dev" not in out
+    assert "forgot 1 owner marker(s) of clusters already gone: argocd-mirror-a0e00001" in out
+    assert not owner.marker_path("argocd-mirror-a0e00001").exists()
+    assert owner.marker_path("argocd-mirror-c0ea0001").exists()
+    assert not fake_tools.calls("docker", "inspect")  # age plays no part
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc to tell whose a live pid is")
+def test_orphans_a_pid_reused_by_another_program_or_a_previous_boot_is_gone(
+        fake_tools: FakeTools, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    from validator.cluster import owner
+
+    stranger = subprocess.Popen(["sleep", "30"])  # alive, but not argocd-mirror nor pytest
+    try:
+        fake_tools.add_cluster("argocd-mirror-5ee00001", age_s=60)
+        _marker("argocd-mirror-5ee00001", pid=stranger.pid)
+        fake_tools.add_cluster("argocd-mirror-b0070001", age_s=60)  # our own pid, but recorded before a reboot
+        _marker("argocd-mirror-b0070001", pid=os.getpid(), boot_id="00000000-0000-0000-0000-000000000000")
+        assert main(["sweep", "--orphans", "--dry-run"]) == 0
+    finally:
+        stranger.kill()
+        stranger.wait()
+    assert not fake_tools.calls("kind", "delete")
+    out = capsys.readouterr().out
+    assert (f"would delete argocd-mirror-5ee00001 (owner pid {stranger.pid} is gone (the pid now belongs to another "
+            "program))") in out
+    if owner.boot_id():
+        assert f"would delete argocd-mirror-b0070001 (owner pid {os.getpid()} ran before this host rebooted)" in out

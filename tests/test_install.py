@@ -233,6 +233,23 @@ def test_api_server_errors_are_retried() -> None:
     assert len(result.applied) == len(bundle)
 
 
+def test_storage_reinitializing_during_install_and_wait_same_verdict_no_warning() -> None:
+    """Issue #16: 429 "storage is (re)initializing" twice (and a 503) on install's writes, discovery and the
+    wait's lists: retried by the one policy, the verdict is the one without faults and nothing is reported."""
+    bundle = load_bundle(CRD_AND_CR, namespace="argocd")
+    reinit = "storage is (re)initializing"
+    with ApiDouble() as double:
+        api = double.api_client()
+        double.fail(429, count=2, verb="apply", message=reinit)
+        double.fail(503, count=2, verb="discovery", message=reinit)
+        progress: list[str] = []
+        result = install(api, bundle, progress=progress.append)
+        double.fail(429, count=2, verb="list", message=reinit)
+        verdict = wait_healthy(api, bundle, timeout_s=30, thresholds=FAST, progress=progress.append)
+    assert len(result.applied) == len(bundle) and verdict.passed
+    assert not [m for m in progress if "warning" in m or "could not" in m], progress
+
+
 def _without(bundle: Bundle, kind: str, name: str) -> Bundle:
     return Bundle([o for o in bundle if (o.kind, o.name) != (kind, name)], namespace=bundle.namespace)
 

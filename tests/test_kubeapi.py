@@ -93,3 +93,49 @@ class _Chunks:
 def test_stream_lines_split_across_chunks_and_a_cut_last_line_is_dropped() -> None:
     stream = _Chunks(b'{"type":"ADDED"}\n{"ty', b'pe":"MODIFIED"}\n\n', b'{"type":"DELE')  # cut mid-event
     assert list(iter_lines(stream)) == ['{"type":"ADDED"}', '{"type":"MODIFIED"}']
+
+
+STORAGE_REINIT = "storage is (re)initializing"  # what a real API server answered right after CRDs were deleted
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_the_one_retry_policy_honours_retry_after_with_an_injected_sleep(status: int) -> None:
+    """Kube.call and the cluster layer's request() share api_retrying: a 429/503 with Retry-After is retried after
+    exactly what the server asked (capped), without one is retried after the short back-off; no real waiting."""
+    from validator.cluster.kubeapi import request
+    with ApiDouble(simulate=False) as double:
+        for call in (lambda sleep: Kube(double.api_client(), sleep=sleep).call("GET", NAMESPACES),
+                     lambda sleep: request(double.api_client(), "GET", NAMESPACES, sleep=sleep)):
+            waits: list[float] = []
+            double.fail(status, count=2, verb="list", message=STORAGE_REINIT, retry_after_s=3)
+            assert call(waits.append)["kind"] == "NamespaceList"
+            assert waits == [3.0, 3.0]
+            double.fail(status, count=2, verb="list", message=STORAGE_REINIT)
+            waits.clear()
+            assert call(waits.append)["kind"] == "NamespaceList"
+            assert len(waits) == 2 and all(0 < w <= 2 for w in waits)
+
+
+def test_retries_stop_at_the_calls_deadline_and_raise_the_last_answer() -> None:
+    """A Retry-After longer than what is left of retry_s is cut to the deadline; then the last error surfaces."""
+    with ApiDouble(simulate=False) as double:
+        double.fail(429, count=100, verb="list", message=STORAGE_REINIT, retry_after_s=50)
+        waits: list[float] = []
+        with pytest.raises(KubeError, match=r"storage is \(re\)initializing") as raised:
+            Kube(double.api_client(), retry_s=0.5, sleep=lambda s: (waits.append(s), time.sleep(s))).call(
+                "GET", NAMESPACES)
+    assert raised.value.status == 429
+    assert waits and all(w <= 0.5 for w in waits) and sum(waits) <= 0.5
+
+
+def test_a_hung_try_ends_at_its_request_timeout_and_is_retried() -> None:
+    """Every try carries its own deadline (the client's _request_timeout): a server that never answers one try
+    costs that timeout, then the policy retries it like a reset connection (status 0)."""
+    from validator.cluster.kubeapi import request
+    with ApiDouble(simulate=False) as double:
+        double.slow(2.0, count=1, verb="list")
+        waits: list[float] = []
+        start = time.monotonic()
+        assert request(double.api_client(), "GET", NAMESPACES, timeout_s=0.3, sleep=waits.append)["kind"] \
+            == "NamespaceList"
+        assert time.monotonic() - start < 1.5 and len(waits) == 1

@@ -351,3 +351,20 @@ def test_plugin_deploy_probes_before_workloads_then_judges_the_candidate(double:
     applied = next(i for i, line in enumerate(progress) if line.startswith("applied "))
     assert enforced < applied
     assert double.network.runs[0][2] == 0 and double.get("Pod", PROBE, "argocd") is None
+
+
+def test_storage_reinitializing_during_the_install_and_its_probes_is_retried(double: ApiDouble) -> None:
+    """Issue #16: a transient 429 "storage is (re)initializing" (and a 503) on the install's writes and on the
+    probe's create/get/delete is retried by the one policy: same verdict, no warning, nothing left behind."""
+    double.network.lag_dials = 2
+    reinit = "storage is (re)initializing"
+    double.fail(429, count=2, verb="apply", message=reinit)
+    double.fail(429, count=2, verb="create", path_contains="/pods", message=reinit)
+    double.fail(503, count=2, verb="get", path_contains=f"/pods/{PROBE}")
+    double.fail(429, count=1, verb="delete", path_contains=f"/pods/{PROBE}", message=reinit)
+    progress: list[str] = []
+    install_probed(double, bundle_of(*V2_11_1), progress)
+    assert f"NetworkPolicy argocd/{POLICY} is enforced for a new pod (probe blocked after 2 early connection(s))" \
+        in progress
+    assert not [m for m in progress if "warning" in m or "could not" in m], progress
+    assert double.get("Pod", PROBE, "argocd") is None

@@ -4,11 +4,14 @@ Host, auth and TLS come from an ApiClient built from the run's own kubeconfig (n
 Raw paths, not typed models: install, watch, diagnose and the cluster layer handle any kind (CRDs included)
 as plain dicts, exactly as the API returns them, which is what health and fail-fast read. Transient
 failures (no answer, 429, 5xx) are retried with tenacity; everything else surfaces with the server's message.
+`api_retrying` is the one retry policy of every API call the harness makes (install, wait/watch, the NetworkPolicy
+probes, the existing provider's checks and teardown): no other module writes its own retry loop for the API.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +69,26 @@ def wait_honouring_retry_after(fallback: Callable[[RetryCallState], float]) -> C
 
 
 RETRY_WAIT = wait_honouring_retry_after(wait_exponential(multiplier=0.05, max=2))
+DEFAULT_RETRY_S = 30.0  # how long one API call keeps retrying a transient answer, unless its caller bounds it
+
+
+def api_retrying(retry_s: float, sleep: Callable[[float], None] = time.sleep,
+                 retry: Callable[[BaseException], bool] = _transient) -> Retrying:
+    """THE retry policy for the API (one place, used by Kube.call, the cluster layer's request() and the watches).
+
+    Retries what `retry` says (by default: no answer / connection reset, 429, 5xx, with or without Retry-After)
+    with exponential back-off (0.05 s doubling, at most 2 s between tries), never sooner than a Retry-After the
+    server sent (itself capped at MAX_RETRY_AFTER_S), and never past `retry_s` after the first try: a wait that
+    would cross that deadline is cut to it, so a call spends at most about retry_s + one request timeout. The last
+    error is re-raised as it is. `sleep` is injectable so tests can see the waits without taking them.
+    """
+
+    def bounded(state: RetryCallState) -> float:
+        left = retry_s - (state.seconds_since_start or 0.0)
+        return max(0.0, min(RETRY_WAIT(state), left))
+
+    return Retrying(retry=retry_if_exception(retry), stop=stop_after_delay(retry_s), wait=bounded, sleep=sleep,
+                    reraise=True)
 
 
 @dataclass(frozen=True)
@@ -130,11 +153,13 @@ class Kube:
     the API returns them, which is what health and fail-fast read. Transient failures are retried with tenacity.
     """
 
-    def __init__(self, api: ApiClient, timeout_s: float = 30, retry_s: float = 30) -> None:
+    def __init__(self, api: ApiClient, timeout_s: float = 30, retry_s: float = DEFAULT_RETRY_S,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         _one_retry_policy(api)
         self.api = api
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout_s  # every request's own deadline (the client's _request_timeout)
         self.retry_s = retry_s
+        self.sleep = sleep
         self._discovered: dict[tuple[str, str], dict[str, Resource]] = {}
 
     # -- requests ----------------------------------------------------------------------------------
@@ -178,10 +203,9 @@ class Kube:
     def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
              content_type: str = "application/json", retry: bool = True) -> Any:
         """One API call returning parsed JSON (or text); transient failures retried for up to retry_s."""
-        if not retry:
+        if not retry or self.retry_s <= 0:
             return self.send(method, path, body, query, content_type, False, self.timeout_s)
-        for attempt in Retrying(retry=retry_if_exception(_transient), stop=stop_after_delay(self.retry_s),
-                                wait=RETRY_WAIT, reraise=True):
+        for attempt in api_retrying(self.retry_s, self.sleep):
             with attempt:
                 return self.send(method, path, body, query, content_type, False, self.timeout_s)
         raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or re-raises

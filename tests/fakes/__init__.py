@@ -139,7 +139,8 @@ class FakeTools:
         # python3 from this interpreter's bin first, so the fakes' #!/usr/bin/env python3 finds PyYAML.
         path = os.pathsep.join([str(BIN), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         self.env = {"PATH": path, "FAKE_LOG": str(self.log), "FAKE_KIND_STATE": str(self.state),
-                    "DOCKER_HOST": f"tcp://127.0.0.1:{dockerd.port}", "FAKE_KIND_FAIL": ""}
+                    "DOCKER_HOST": f"tcp://127.0.0.1:{dockerd.port}", "FAKE_KIND_FAIL": "",
+                    "ARGOCD_MIRROR_STATE": str(root / "owners")}  # owner markers (sweep --orphans), never ~/.cache
         for key, value in self.env.items():
             monkeypatch.setenv(key, value)
         for key in ("FAKE_KIND_VERSION", "FAKE_KIND_API_SERVER", "FAKE_KIND_CREATE_SLEEP", "FAKE_KIND_DELETE_SLEEP",

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
-from validator.cluster import images, kindconfig
+from validator.cluster import images, kindconfig, owner
 from validator.cluster.base import Provider
 from validator.cluster.kubeapi import wait_ready
 from validator.cluster.kubeconfig import check_kind_kubeconfig
@@ -138,12 +138,14 @@ class KindProvider(Provider):
         wait = None if self.profile.cni == "calico" else self.wait
         self.progress(f"creating kind cluster {cluster.name} ({self.image.split('@')[0]}, "
                       f"{len(self.profile.nodes)} node(s), {self.profile.cni})")
+        owner.write_marker(cluster.name)  # before create: a run killed during create leaves its owner behind
         proc = run(create_argv(self.kind, cluster.name, config, self.image, cluster.kubeconfig, wait),
                    timeout_s=self.create_timeout_s)
         if proc.returncode != 0:
             if "node(s) already exist" in f"{proc.stderr}{proc.stdout}":
-                # someone else's cluster: never export, keep or delete it
+                # someone else's cluster: never export, keep or delete it (nor claim it)
                 cluster.created_by_us = cluster.managed = False
+                owner.remove_marker(cluster.name)
             raise classify_kind_failure(proc, cluster.name)
         check_kind_kubeconfig(cluster.kubeconfig, cluster.name)
         api = cluster.api_client()
@@ -189,6 +191,7 @@ class KindProvider(Provider):
             return [f"kind cluster {cluster.name} still exists after deletion "
                     f"(delete it with `{cluster.delete_command()}`)"]
         cluster.kubeconfig.unlink(missing_ok=True)  # it named only this cluster, which is gone
+        owner.remove_marker(cluster.name)
         return []
 
     def exists(self, cluster: Cluster) -> bool:
@@ -198,4 +201,5 @@ class KindProvider(Provider):
             return True  # cannot tell: say it may be there, never that it is gone
 
     def keep_hint(self, cluster: Cluster) -> list[str]:
+        owner.write_marker(cluster.name, kept=True)  # kept on purpose: `sweep --orphans` must not take it when we exit
         return [*super().keep_hint(cluster), f"delete it with: {cluster.delete_command()}"]

@@ -1,6 +1,9 @@
-"""The cluster layer's view of the API edge (validator/kubeapi.py): one call, no retries, plus readiness.
+"""The cluster layer's view of the API edge (validator/kubeapi.py): one call, plus readiness.
 
-No retries here: readiness and probes poll on their own schedule and must see every failure.
+request() retries a transient answer (no answer / connection reset, 429, 5xx; Retry-After honoured, capped) with
+the one policy of validator/kubeapi.api_retrying, for up to retry_s: the existing provider's checks and teardown
+and the NetworkPolicy probes go through it. Readiness polls on its own schedule and must see every failure, so
+it asks for no retries (retry_s=0).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import kubernetes
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from validator.errors import EnvironmentNotReady
-from validator.kubeapi import Kube, KubeError
+from validator.kubeapi import DEFAULT_RETRY_S, Kube, KubeError
 
 
 class ApiError(KubeError):
@@ -24,17 +27,21 @@ class ApiError(KubeError):
 
 
 def request(api: kubernetes.client.ApiClient, method: str, path: str, body: Any = None,
-            query: dict[str, Any] | None = None, timeout_s: float = 15, content_type: str = "application/json") -> Any:
-    """One API call; returns parsed JSON (or text), raises ApiError."""
+            query: dict[str, Any] | None = None, timeout_s: float = 15, content_type: str = "application/json",
+            retry_s: float = DEFAULT_RETRY_S, sleep: Callable[[float], None] = time.sleep) -> Any:
+    """One API call (each try bounded by timeout_s, transient answers retried for up to retry_s); returns parsed
+    JSON (or text), raises ApiError with the last answer."""
     try:
-        return Kube(api, timeout_s=timeout_s).send(method, path, body, query, content_type)
+        return Kube(api, timeout_s=timeout_s, retry_s=retry_s, sleep=sleep).call(method, path, body, query,
+                                                                                  content_type)
     except KubeError as exc:
         raise ApiError(exc.status, exc.message or "error", exc.reason) from None
 
 
-def exists(api: kubernetes.client.ApiClient, path: str) -> bool:
+def exists(api: kubernetes.client.ApiClient, path: str, retry_s: float = DEFAULT_RETRY_S,
+           sleep: Callable[[float], None] = time.sleep) -> bool:
     try:
-        request(api, "GET", path)
+        request(api, "GET", path, retry_s=retry_s, sleep=sleep)
         return True
     except ApiError as exc:
         if exc.status == 404:
@@ -49,13 +56,13 @@ class NotReady(Exception):
 def readiness_problem(api: kubernetes.client.ApiClient, expected_nodes: int) -> str | None:
     """Why the cluster is not ready yet (None when /readyz is ok and every expected node is Ready)."""
     try:
-        readyz = request(api, "GET", "/readyz", timeout_s=10)
+        readyz = request(api, "GET", "/readyz", timeout_s=10, retry_s=0)
     except ApiError as exc:
         return f"/readyz failed: {exc}"
     if str(readyz).strip() != "ok":
         return f"/readyz says {str(readyz).strip()[:200]!r}"
     try:
-        nodes = request(api, "GET", "/api/v1/nodes", timeout_s=10).get("items") or []
+        nodes = request(api, "GET", "/api/v1/nodes", timeout_s=10, retry_s=0).get("items") or []
     except (ApiError, AttributeError) as exc:
         return f"listing nodes failed: {exc}"
     if len(nodes) < expected_nodes:

@@ -154,7 +154,7 @@ def prove_networkpolicy_enforced(cluster: Cluster, timeout_s: float = 180, image
     try:
         _delete_and_wait(api, ns_path, timeout_s, poll_s, sleep)  # a leftover from an interrupted run
         for path, body in probe_objects(image, attempts):
-            request(api, "POST", path, body=body)
+            _create(api, path, body)
         phases = _wait_terminated(api, PROBE_NAMESPACE, ("probe-restricted", "probe-open"), timeout_s, poll_s, sleep)
         logs = {name: _logs(api, PROBE_NAMESPACE, name) for name in phases}
         problem = verdict(phases["probe-restricted"], phases["probe-open"], logs)
@@ -339,7 +339,7 @@ def prove_candidate_policies(cluster_or_api: Cluster | ApiClient, bundle: Bundle
             _delete_and_wait(api, probe.path, timeout_s, poll_s, sleep)  # a leftover from an interrupted run
             script = restricted_script(attempts) if probe.expect == BLOCKED else open_script(attempts)
             progress(f"NetworkPolicy {probe.policy}: probe {probe.pod} must be {probe.expect} ({probe.why})")
-            request(api, "POST", f"/api/v1/namespaces/{probe.namespace}/pods", body=probe_pod(
+            _create(api, f"/api/v1/namespaces/{probe.namespace}/pods", probe_pod(
                 probe.pod, probe.namespace, probe.labels, script, image, namespace_uids[probe.namespace]))
             created.append(probe)
         for namespace in dict.fromkeys(p.namespace for p in probes):
@@ -403,6 +403,16 @@ def _logs(api: Any, namespace: str, name: str) -> str:
         return str(request(api, "GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log"))[-4000:]
     except ApiError:
         return ""
+
+
+def _create(api: Any, path: str, body: dict[str, Any]) -> None:
+    """POST one probe object. A 409 AlreadyExists can only be our own create landing before a reset connection made
+    the retry policy send it again: every probe object was deleted and confirmed gone just before."""
+    try:
+        request(api, "POST", path, body=body)
+    except ApiError as exc:
+        if exc.status != 409 or exc.reason != "AlreadyExists":
+            raise
 
 
 def _delete(api: Any, path: str) -> bool:

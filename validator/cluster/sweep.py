@@ -3,6 +3,11 @@
 Age = creation time of the cluster's control-plane node container as recorded by the Docker engine
 (`docker inspect`), not a timestamp encoded in the name: the engine's record cannot drift from reality or
 be forged by a name, needs no naming convention, and covers clusters left by any version of this tool.
+
+`--orphans` selects by owner instead of age: the kind provider leaves an owner marker per cluster
+(validator/cluster/owner.py); a cluster whose owning run is certainly gone on this host (same host and boot, pid
+not alive or now another program) is deleted at once, one whose owner is alive or elsewhere is spared, and one
+without a marker is left to --older-than.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from validator.cluster import owner
 from validator.cluster.kind import cluster_names, delete_argv, is_generated_name, kind_binary
 from validator.cluster.lifecycle import signals_deferred
 from validator.cluster.tools import Progress, docker_ping, find_tool, last_error, run
@@ -56,7 +62,8 @@ def parse_created(text: str) -> dt.datetime:
 class Decision:
     name: str
     age_s: float | None
-    action: str  # "delete" | "keep" | "unknown-age"
+    action: str  # "delete" | "keep" | "unknown-age" | "no-marker" (--orphans)
+    why: str = ""  # --orphans: what the owner marker says
 
 
 def decide(ages: dict[str, float | None], older_than_s: float) -> list[Decision]:
@@ -71,11 +78,26 @@ def decide(ages: dict[str, float | None], older_than_s: float) -> list[Decision]
     return out
 
 
+def decide_orphans(names: list[str]) -> list[Decision]:
+    """Only names the tool generates; delete only when the marker shows the owning run is gone."""
+    out = []
+    for name in sorted(names):
+        if not is_generated_name(name):
+            continue
+        judged = owner.judge(name)
+        if judged is None:
+            out.append(Decision(name, None, "no-marker", "no owner marker: left to --older-than"))
+        else:
+            out.append(Decision(name, None, "delete" if judged.orphaned else "keep", judged.why))
+    return out
+
+
 @dataclass
 class SweepResult:
     decisions: list[Decision] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)  # --orphans: owner markers of clusters already gone
 
 
 def cluster_age(docker: str, name: str, now: dt.datetime) -> float | None:
@@ -89,13 +111,21 @@ def cluster_age(docker: str, name: str, now: dt.datetime) -> float | None:
         return None
 
 
-def sweep(older_than_s: float, dry_run: bool, progress: Progress) -> SweepResult:
+def sweep(older_than_s: float, dry_run: bool, progress: Progress, orphans: bool = False) -> SweepResult:
     kind = kind_binary()
     docker = find_tool("docker", "install Docker (kind runs every node as a Docker container)")
     docker_ping()
     now = dt.datetime.now(dt.UTC)
-    ours = [n for n in cluster_names(kind) if is_generated_name(n)]
-    result = SweepResult(decide({n: cluster_age(docker, n, now) for n in ours}, older_than_s))
+    every = cluster_names(kind)
+    ours = [n for n in every if is_generated_name(n)]
+    if orphans:
+        result = SweepResult(decide_orphans(ours))
+        if not dry_run:
+            result.forgotten = owner.stale_markers(set(every))
+            for name in result.forgotten:
+                owner.remove_marker(name)
+    else:
+        result = SweepResult(decide({n: cluster_age(docker, n, now) for n in ours}, older_than_s))
     with tempfile.TemporaryDirectory(prefix="argocd-mirror-sweep-") as tmp:
         # kind edits the kubeconfig it is given on delete: give it a throwaway one, never the user's.
         scratch = Path(tmp) / "kubeconfig"
@@ -107,6 +137,7 @@ def sweep(older_than_s: float, dry_run: bool, progress: Progress) -> SweepResult
                 proc = run(delete_argv(kind, d.name, scratch), timeout_s=300)
             if proc.returncode == 0:
                 result.deleted.append(d.name)
+                owner.remove_marker(d.name)
             else:
                 result.errors.append(f"{d.name}: {last_error(proc)}")
     return result
