@@ -293,3 +293,41 @@ def test_kubectl_output_and_timeout_still_work(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(FetchError, match="timed out"):
         resolve(str(kdir), sources=Sources(cache_dir=tmp_path, timeout_s=0.1))
     assert time.monotonic() - started < 2.0
+
+
+KLOG_MULTILINE = (
+    "E1208 01:02:03.456789   41212 run.go:72] \"command failed\" err=<\n"
+    "\taccumulating resources: accumulation err='accumulating resources from 'https://github.com/argoproj/argo-cd/"
+    "manifests/cluster-install?ref=v9.9.9': URL is a git repository': failed to run '/usr/bin/git fetch --depth=1 "
+    "origin v9.9.9': fatal: couldn't find remote ref v9.9.9\n"
+    "\t: exit status 128\n"
+    " >\n")
+
+
+@pytest.mark.parametrize(("stderr", "expected"), [
+    (KLOG_MULTILINE, "failed: \"command failed\" err=accumulating resources: accumulation err='accumulating resources "
+                     "from 'https://github.com/argoproj/argo-cd/manifests/cluster-install?ref=v9.9.9': URL is a git "
+                     "repository': failed to run '/usr/bin/git fetch --depth=1 origin v9.9.9': fatal: couldn't find "
+                     "remote ref v9.9.9 : exit status 128"),
+    ("W1208 01:02:03.000000 1 warnings.go:70] a warning first\nerror: must build at directory: not a valid "
+     "directory:\n    evalsymlink failure on '/x/base' : lstat /x/base: no such file or directory\nnext: unrelated\n",
+     "failed: error: must build at directory: not a valid directory: evalsymlink failure on '/x/base' : lstat "
+     "/x/base: no such file or directory"),
+], ids=["klog err=<", "indented continuation"])
+def test_a_multi_line_kustomize_error_is_kept_whole(stderr: str, expected: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch, cli_sources: Sources,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """kubectl's `err=<` alone says nothing: the cause on the following lines is in the one-line error."""
+    kdir = fake_kubectl(tmp_path, monkeypatch, f"sys.stderr.write({stderr!r})\nsys.exit(1)")
+    err = run_cli(capsys, str(kdir))
+    assert f"kubectl kustomize {kdir} {expected}" in err, err
+    assert "next: unrelated" not in err and "run.go" not in err and " >" not in err
+
+
+def test_a_long_multi_line_kustomize_error_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      cli_sources: Sources,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    stderr = "E1208 01:02:03.456789 1 run.go:72] \"command failed\" err=<\n" + "\tcause " * 5000 + "\n >\n"
+    kdir = fake_kubectl(tmp_path, monkeypatch, f"sys.stderr.write({stderr!r})\nsys.exit(1)")
+    err = run_cli(capsys, str(kdir))
+    assert "err=cause cause" in err and len(err.splitlines()) == 1 and len(err) < 600 + 200 + len(str(kdir))

@@ -133,13 +133,40 @@ def _drain(stream: IO[bytes], keep: list[bytes], limit: int = 64 * 1024) -> None
     stream.close()
 
 
+KUBECTL_ERROR_CHARS = 600  # kustomize's cause is often on the lines after the first: keep it, bounded
+_KLOG_HEADER = re.compile(r"^[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [^\]\s]+\] ")
+
+
 def _kubectl_error(stderr: bytes) -> str:
-    """The line that says what failed. Not the last one: after a panic that is a Go stack frame
-    ("k8s.io/klog/v2@v2.130.1/klog.go:1137 +0x167")."""
+    """What failed, whole but bounded (KUBECTL_ERROR_CHARS). Not the last line: after a panic that is a Go stack
+    frame ("k8s.io/klog/v2@v2.130.1/klog.go:1137 +0x167"). The line named `error:` (else klog's error line, else
+    the first), with what continues it: klog writes a multi-line error as `err=<`, then indented lines, then ` >`
+    (`"command failed" err=<` alone says nothing; kustomize's cause is on the next line)."""
     lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
     if not lines:
         return "no output"
-    return one_line(next((line for line in lines if line.lstrip().lower().startswith("error:")), lines[0]), 300)
+    at = next((i for i, line in enumerate(lines) if line.lstrip().lower().startswith("error:")), None)
+    if at is None:
+        klog_error = [i for i, line in enumerate(lines) if line.startswith(("E", "F")) and _KLOG_HEADER.match(line)]
+        at = next((i for i, line in enumerate(lines) if line.rstrip().endswith("=<")), klog_error[0] if klog_error
+                  else 0)
+    head = _KLOG_HEADER.sub("", lines[at]).rstrip()
+    opened = head.endswith("=<")
+    parts = [head[:-1] if opened else head]
+    size = len(parts[0])
+    for line in lines[at + 1:]:
+        if opened and line.strip() == ">":
+            break
+        if not opened and not line[:1].isspace():  # only what is indented under it continues it
+            break
+        if not opened and line.lstrip().startswith(("goroutine ", "/", "k8s.io/", "sigs.k8s.io/")):
+            break
+        parts.append(line.strip())
+        size += len(parts[-1]) + 1
+        if size > KUBECTL_ERROR_CHARS:
+            break
+    text = parts[0] + ("" if opened else " ") + " ".join(parts[1:]) if len(parts) > 1 else parts[0]
+    return one_line(text, KUBECTL_ERROR_CHARS)
 
 
 def argocd_image_version(bundle: Bundle) -> str | None:

@@ -298,14 +298,36 @@ class BlobCache:
             pass  # a cache that cannot be written is only slower
 
 
+def mirror_hint(sources: Sources) -> str | None:
+    """What to say when only one of the two mirror overrides is set (tags and manifests come from two places, and
+    a firewall that needs one override needs both), else None."""
+    defaults = Sources()
+    git, raw = sources.git_url != defaults.git_url, sources.raw_url != defaults.raw_url
+    if git == raw:
+        return None
+    if git:
+        return ("ARGOCD_MIRROR_GIT_URL is set but ARGOCD_MIRROR_RAW_URL is not, so the manifests are still "
+                f"downloaded from {defaults.raw_url}: set ARGOCD_MIRROR_RAW_URL to your mirror's template too "
+                "(e.g. file:///srv/argo-cd-raw/{ref}/manifests/{path}; see the README's mirror section)")
+    return ("ARGOCD_MIRROR_RAW_URL is set but ARGOCD_MIRROR_GIT_URL is not, so tags are still listed from "
+            f"{defaults.git_url}: set ARGOCD_MIRROR_GIT_URL to your mirror's clone too (e.g. /srv/argo-cd.git; "
+            "see the README's mirror section)")
+
+
 def fetch_release(spec: str, variant: str, sources: Sources,
                   limits: Limits = DEFAULT_LIMITS) -> tuple[str, str, str, bytes]:
     """`stable` or a tag -> (release tag, commit, commit-pinned URL, manifest bytes), cached by content."""
-    version, commit = resolve_ref(spec, sources)
-    url = sources.raw_url.format(ref=commit, path=VARIANTS[variant])  # checked by Sources.from_env
-    cache = BlobCache(sources.cache_dir)
-    data = cache.lookup(url)
-    if data is None:
-        data = http_get(url, sources, limits)
-        cache.store(url, data)
+    try:
+        version, commit = resolve_ref(spec, sources)
+        url = sources.raw_url.format(ref=commit, path=VARIANTS[variant])  # checked by Sources.from_env
+        cache = BlobCache(sources.cache_dir)
+        data = cache.lookup(url)
+        if data is None:
+            data = http_get(url, sources, limits)
+            cache.store(url, data)
+    except FetchError as exc:
+        hint = mirror_hint(sources)
+        if hint is None:
+            raise
+        raise FetchError(f"{exc.one_line()} ({hint})", exc.evidence) from None
     return version, commit, url, data

@@ -31,7 +31,6 @@ from typing import Any
 
 import urllib3
 from kubernetes.client import ApiClient
-from tenacity import Retrying, retry_if_exception, stop_after_delay
 
 from validator.errors import EnvironmentNotReady
 from validator.failfast import FailFast, Terminal, Thresholds, culprits, initializing, waits_for
@@ -49,7 +48,7 @@ from validator.health import (
     stuck_claim,
 )
 from validator.install import image_mismatches
-from validator.kubeapi import RETRY_WAIT, Kube, KubeError, Resource, iter_lines
+from validator.kubeapi import Kube, KubeError, Resource, api_retrying, iter_lines
 from validator.manifests import Bundle, KubeObject, ObjectRef, group_of
 from validator.text import some
 from validator.timeline import FAILED, OK, WAITING, Span
@@ -124,9 +123,8 @@ class _KindWatch(threading.Thread):
 
     def run(self) -> None:
         try:
-            for attempt in Retrying(retry=retry_if_exception(self._retryable),
-                                    stop=stop_after_delay(max(0.0, self.deadline - time.monotonic())),
-                                    wait=RETRY_WAIT, reraise=True):
+            for attempt in api_retrying(max(0.0, self.deadline - time.monotonic()), self.kube.sleep,
+                                        retry=self._retryable):
                 with attempt:
                     self._session()
         except Exception as exc:
@@ -382,25 +380,37 @@ class _State:
                 problems += image_mismatches(obj, pods)
         return problems
 
-    def summary(self, now: float) -> str:
+    def status(self, now: float) -> dict[str, Any]:
+        """The live picture as data (progress.Progress.status renders it): counts per state, the slowest object
+        and for how long it has been in its state, the suspect, what is not counted, and `line`, the same as
+        summary() (the plain, non-terminal form)."""
         counts: dict[str, int] = {}
         for ref in self.expected:
             state = ("Missing" if ref not in self.live else "Not counted" if ref in self.not_counted else
                      "Exempt" if ref in self.exempt else
                      (self.health[ref].status or HealthStatus.HEALTHY).value if ref in self.health else "Unknown")
             counts[state] = counts.get(state, 0) + 1
+        not_counted = [f"{ref} ({why})" for ref, why in sorted(self.not_counted.items(), key=lambda i: str(i[0]))]
+        slowest: str | None = None
+        slowest_s: float | None = None
+        suspect: str | None = None
         text = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-        if self.not_counted:
-            text += "; not counted: " + _some(f"{ref} ({why})" for ref, why in sorted(self.not_counted.items(),
-                                                                                     key=lambda i: str(i[0])))
+        if not_counted:
+            text += "; not counted: " + _some(not_counted)
         pending = [r for r in self.unsatisfied]
         if pending:
-            slowest = min(pending, key=lambda r: self.since.get(r, self.started))
-            text += f"; slowest: {slowest} ({now - self.since.get(slowest, self.started):.0f}s)"
+            oldest = min(pending, key=lambda r: self.since.get(r, self.started))
+            slowest, slowest_s = str(oldest), now - self.since.get(oldest, self.started)
+            text += f"; slowest: {slowest} ({slowest_s:.0f}s)"
             suspect = self.suspect()
             if suspect:
                 text += f"; suspect: {suspect}"
-        return text
+        return {"counts": dict(sorted(counts.items())), "total": len(self.expected), "pending": len(pending),
+                "slowest": slowest, "slowest_s": slowest_s, "suspect": suspect, "not_counted": not_counted,
+                "elapsed_s": now - self.started, "line": text}
+
+    def summary(self, now: float) -> str:
+        return str(self.status(now)["line"])
 
     def culprit(self) -> tuple[dict[str, Any], str] | None:
         """The pod most likely to blame now, and its sentence: a producer (failfast.culprits) before any pod that
@@ -563,7 +573,11 @@ def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: T
     root_cause: str | None = None
     passed = False
     next_recheck = started + recheck_s
-    next_progress = started + progress_every_s
+    # a progress with a status() method (validator.progress.Progress) gets the picture as data: a terminal shows
+    # it as one block updated in place (as often as its `status_every_s` asks), anything else as today's line
+    report: Callable[[Mapping[str, Any] | None], None] | None = getattr(progress, "status", None)
+    every_s = min(progress_every_s, float(getattr(progress, "status_every_s", None) or progress_every_s))
+    next_progress = started + every_s
     try:
         while True:
             now = time.monotonic()
@@ -612,9 +626,16 @@ def wait_healthy(api: Any, bundle: Bundle, timeout_s: float = 600, thresholds: T
                     passed = True
                 break
             if progress and now >= next_progress:
-                progress(state.summary(now))
-                next_progress = now + progress_every_s
+                if report is not None:
+                    report({**state.status(now), "timeout_s": timeout_s})
+                else:
+                    progress(state.summary(now))
+                next_progress = now + every_s
+        if report is not None:  # the block's last frame: the picture when the wait ended
+            report({**state.status(time.monotonic()), "timeout_s": timeout_s, "final": True})
     finally:
+        if report is not None:
+            report(None)  # the wait is over (however it ended): the block stops updating, lines follow it
         stop.set()
         for watcher in watchers:
             watcher.close()

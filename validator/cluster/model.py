@@ -36,10 +36,13 @@ class Cluster:
         """How a user deletes a kept cluster by hand (kind clusters we created; an existing cluster is not ours)."""
         if self.provider != "kind" or not self.created_by_us:
             return None
-        return shlex.join(["kind", "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)])
+        return shlex.join(["kind", "delete", "cluster", "--name", self.name, "--kubeconfig",
+                           str(self.kubeconfig.absolute())])
 
     def kubectl_command(self, *args: str) -> str:
-        argv = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--context", self.context, *args]
+        """A kubectl command line for the user; absolute, so it works from any directory (--artifacts may be
+        relative)."""
+        argv = ["kubectl", "--kubeconfig", str(self.kubeconfig.absolute()), "--context", self.context, *args]
         return shlex.join(argv)
 
 

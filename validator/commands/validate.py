@@ -27,6 +27,7 @@ from validator.report import (
     now_iso,
     render_console,
     start_run,
+    verdict_line,
     write_verdict,
 )
 from validator.text import one_line
@@ -83,6 +84,9 @@ def register(sub: Any) -> None:
         parser.add_argument("--smoke-repo", help="git repo for the app-smoke Application")
         parser.add_argument("--smoke-path", help="path in --smoke-repo")
         parser.add_argument("--smoke-revision", help="revision of --smoke-repo (default HEAD)")
+        parser.add_argument("-q", "--quiet", action="store_true",
+                            help="no progress on stderr; stdout is the verdict line only (and how to reach a kept "
+                                 "cluster)")
         parser.set_defaults(func=run, keep_cluster="always" if reproduce else None, reproduce=reproduce)
 
 
@@ -153,8 +157,9 @@ def run_scenarios(args: argparse.Namespace, scenarios: list[str], out: Path, dri
 
 
 def _preflight(verdict: Verdict, bundle: Any, baseline: Any, profile: Any, apply_mode: str, accepted: tuple[str, ...],
-               progress: Progress) -> list[str]:
-    """Preflight the candidate (labelled against the baseline when there is one): the errors that stop the run."""
+               progress: Progress, out: Path | None = None) -> list[str]:
+    """Preflight the candidate (labelled against the baseline when there is one): the errors that stop the run.
+    With OUT, also OUT/preflight.sarif, for code scanning (action.yml uploads it)."""
     from validator.preflight import NEW, compare_with_baseline, counts, run_preflight
 
     findings = run_preflight(bundle, profile, apply_mode, accepted=accepted)
@@ -164,6 +169,12 @@ def _preflight(verdict: Verdict, bundle: Any, baseline: Any, profile: Any, apply
         findings = compare_with_baseline(findings + compat_findings(bundle, baseline),
                                          run_preflight(baseline, profile, apply_mode, accepted=accepted))
     verdict.preflight = [f.to_dict() for f in findings]
+    if out is not None:
+        from validator.files import atomic_write
+        from validator.preflight.output import Report, render_sarif
+
+        sarif = render_sarif(Report(findings, bundle, profile, apply_mode, baseline, accepted))
+        atomic_write(out / "preflight.sarif", (sarif + "\n").encode())
     summary = counts(findings)
     new = f" ({sum(f.severity == 'error' and f.baseline == NEW for f in findings)} new)" if baseline else ""
     progress(f"preflight: {summary['error']} error(s){new}, {summary['warning']} warning(s), {summary['info']} info")
@@ -219,7 +230,7 @@ def validate(args: argparse.Namespace, verdict: Verdict, out: Path, progress: Pr
             raise
         raise EnvironmentNotReady(f"{exc.one_line()}; also {missing}") from None
     errors = _preflight(verdict, candidate, baseline, profile, args.apply_mode or profile.apply_mode,
-                        accepted_waivers(args), progress)
+                        accepted_waivers(args), progress, out)
     if errors and not args.skip_preflight_errors:
         verdict.status, verdict.root_cause = decide([], preflight_errors=errors)
         return
@@ -245,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
 
         args.profile = default_profile_name(args.variant)
     out = args.artifacts
-    progress = Progress()
+    progress = Progress(quiet=args.quiet)
     verdict = start_run(out, args.spec, args.profile, args.provider)
     started = time.monotonic()
     connect: dict[str, str] = {}
@@ -256,13 +267,19 @@ def run(args: argparse.Namespace) -> int:
     except MirrorError as exc:
         verdict.status = Status.FAIL if isinstance(exc, CandidateFailed) else Status.ERROR
         verdict.root_cause = exc.one_line()
+    finally:
+        progress.close()
     verdict.finished_at = now_iso()
     verdict.duration_s = round(time.monotonic() - started, 3)
     if verdict.status == Status.PASS and not verdict.scenarios:  # belt and braces: never a pass we did not see
         verdict.status, verdict.root_cause = Status.ERROR, "no scenario ran"
     verdict.artifacts.update({"verdict": str(out / "verdict.json"), "summary": str(out / "summary.md")})
     write_verdict(verdict, out)
-    print(render_console(verdict), flush=True)
+    print(verdict_line(verdict) if args.quiet else render_console(verdict), flush=True)
+    if args.quiet:  # the verdict only; a kept cluster is yours to delete, so its lines stay
+        if connect:
+            print("\n".join(f"  {name}: {command}" for name, command in connect.items()))
+        return int(verdict.exit_code)
     if args.reproduce or connect:  # connect lists exactly the kept clusters (--keep-cluster, or reproduce)
         if connect:
             if any(name.startswith("delete ") for name in connect):
