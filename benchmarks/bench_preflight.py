@@ -31,7 +31,7 @@ BIN = Path(sys.executable).parent
 
 
 def preflight_argv(manifest: Path) -> list[str]:
-    return [sys.executable, "-m", "validator.cli", "preflight", str(manifest), "--format", "json"]
+    return [sys.executable, "-m", "validator.cli", "preflight", str(manifest), "-o", "json"]
 
 
 def kubernetes_validate_argv(manifest: Path) -> list[str]:

@@ -236,10 +236,25 @@ def test_resolve_cli_json_on_the_real_v3_5_1_install(capsys: pytest.CaptureFixtu
     from tests.conftest import real_manifest
 
     path = real_manifest("v3.5.1/install.yaml")
-    assert main(["resolve", str(path), "--json"]) == 0
+    assert main(["resolve", str(path), "-o", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert out["objects"] == 59 and out["image_version"] == "v3.5.1" and out["source"] == "file"
+
+
+def test_resolve_json_is_spelled_like_kubectl_and_json_still_works(capsys: pytest.CaptureFixture[str],
+                                                                    tmp_path: Path) -> None:
+    manifest = tmp_path / "install.yaml"
+    manifest.write_bytes(MANIFEST % b"v3.5.1")
+    assert main(["resolve", str(manifest), "--json"]) == 0  # the old spelling, for one release
+    out, err = capsys.readouterr()
+    assert json.loads(out)["image_version"] == "v3.5.1"
+    assert "argocd-mirror resolve: note: --json is deprecated and will be removed in the next release; " \
+           "use -o json" in err
+    target = tmp_path / "resolved.json"
+    assert main(["resolve", str(manifest), "-o", "json", "--output-file", str(target)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and json.loads(target.read_text())["objects"] == 2 and err.startswith("resolved ")
 
 
 def test_a_local_file_never_loads_the_network_edge(tmp_path: Path) -> None:
@@ -247,7 +262,7 @@ def test_a_local_file_never_loads_the_network_edge(tmp_path: Path) -> None:
     manifest = tmp_path / "install.yaml"
     manifest.write_bytes(MANIFEST % b"v3.5.1")
     probe = ("import sys; from validator.cli import main\n"
-             "try: main(['preflight', sys.argv[1], '--format', 'json'])\n"
+             "try: main(['preflight', sys.argv[1], '-o', 'json'])\n"
              "except SystemExit: pass\n"
              "edge = ('validator.upstream', 'urllib.request', 'ssl', 'tenacity')\n"
              "print(sorted(m for m in edge if m in sys.modules))")

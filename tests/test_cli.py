@@ -15,7 +15,7 @@ def test_unwritable_artifacts_dir_is_could_not_validate(tmp_path, capsys: pytest
     blocker.write_text("not a directory")
     manifest = tmp_path / "m.yaml"
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
-    code = cli.main(["preflight", str(manifest), "--format", "json", "--output", str(blocker / "out.json")])
+    code = cli.main(["preflight", str(manifest), "-o", "json", "--output-file", str(blocker / "out.json")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("argocd-mirror: could not validate: ") and err.count("\n") == 1
     assert "Traceback" not in err and "internal error" not in err and str(blocker) in err
@@ -41,8 +41,11 @@ def test_only_the_named_command_is_imported() -> None:
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
-    (["preflight", "x.yaml", "--format", "xml"],
+    (["preflight", "x.yaml", "-o", "xml"],
+     "argocd-mirror preflight: error: argument -o/--output: invalid choice: 'xml' (choose from text, json"),
+    (["preflight", "x.yaml", "--format", "xml"],  # the deprecated spelling still checks its value
      "argocd-mirror preflight: error: argument --format: invalid choice: 'xml'"),
+    (["resolve", "x.yaml", "-o", "sarif"], "argocd-mirror resolve: error: argument -o/--output: invalid choice"),
     (["validate", "--scenario", "nope"], "argocd-mirror validate: error: argument --scenario: invalid choice"),
     (["bogus"], "argocd-mirror: error: argument COMMAND: invalid choice: 'bogus'"),
     (["preflight"], "argocd-mirror preflight: error: the following arguments are required: SPEC"),
@@ -67,7 +70,7 @@ def test_a_newline_in_a_file_name_does_not_split_the_error(tmp_path, capsys: pyt
     blocker.write_text("x")
     manifest = tmp_path / "m.yaml"
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
-    assert cli.main(["preflight", str(manifest), "-o", f"{blocker}/a\nb/report.json"]) == 2
+    assert cli.main(["preflight", str(manifest), "--output-file", f"{blocker}/a\nb/report.json"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "a\\nb" in err and "Not a directory" in err
 

@@ -139,6 +139,9 @@ def test_v2_11_1_shaped_candidate_stops_at_preflight(mirror: ApiDouble, fake_too
     first = (out / "summary.md").read_text().splitlines()[0]
     assert first == stdout.splitlines()[0] == f"FAIL {candidate}=v2.11.2: {doc['root_cause']}"
     assert not fake_tools.calls("kind", "create")  # no cluster time spent on a statically broken candidate
+    # what preflight judged, as SARIF for code scanning (action.yml uploads it)
+    sarif = json.loads((out / "preflight.sarif").read_text())
+    assert [r["ruleId"] for r in sarif["runs"][0]["results"] if r["level"] == "error"] == ["networkpolicy-api-egress"]
 
 
 def test_preflight_in_validate_labels_what_is_new_against_the_baseline(

@@ -45,7 +45,7 @@ def test_clean_bundle_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_json_output_matches_its_versioned_schema(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(capsys, V2111, "--format", "json")
+    code, out, _ = cli(capsys, V2111, "-o", "json")
     document = json.loads(out)
     validate(document, FINDINGS_SCHEMA)
     assert code == 1 and document["schemaVersion"] == SCHEMA_VERSION and document["passed"] is False
@@ -68,8 +68,10 @@ def test_the_findings_schema_rejects_what_it_should() -> None:
     assert not validator.is_valid({**good, "schemaVersion": "2.0"})
 
 
-def test_sarif_output_is_sarif_2_1_0(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(capsys, str(FIXTURES / "schema-errors.yaml"), "--format", "sarif")
+def test_sarif_output_is_sarif_2_1_0(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                     tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # the manifest is outside the working tree: an absolute file:// URI
+    code, out, _ = cli(capsys, str(FIXTURES / "schema-errors.yaml"), "-o", "sarif")
     log = json.loads(out)
     validate(log, SARIF_SCHEMA)
     assert code == 1 and log["version"] == "2.1.0"
@@ -81,6 +83,45 @@ def test_sarif_output_is_sarif_2_1_0(capsys: pytest.CaptureFixture[str]) -> None
     located = [r for r in run["results"] if r.get("locations")]
     uri = located[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     assert uri.startswith("file://") and uri.endswith("schema-errors.yaml")
+    for rule in run["tool"]["driver"]["rules"]:  # code scanning shows `help` beside every alert
+        assert "docs/preflight.md#checks" in rule["help"]["markdown"] and rule["helpUri"].endswith("#checks")
+
+
+def test_sarif_paths_in_the_checkout_are_relative_to_srcroot(capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """In CI the working directory is the checkout: code scanning can only annotate repository-relative paths."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    _, out, _ = cli(capsys, "tests/fixtures/preflight/schema-errors.yaml", "-o", "sarif")
+    log = json.loads(out)
+    validate(log, SARIF_SCHEMA)
+    run = log["runs"][0]
+    assert run["originalUriBaseIds"] == {"%SRCROOT%": {"uri": root.as_uri() + "/"}}
+    artifacts = [loc["physicalLocation"]["artifactLocation"] for r in run["results"] for loc in r.get("locations", [])]
+    assert artifacts and all(a == {"uri": "tests/fixtures/preflight/schema-errors.yaml", "uriBaseId": "%SRCROOT%"}
+                             for a in artifacts)
+
+
+def test_sarif_fingerprints_track_a_finding_across_releases(capsys: pytest.CaptureFixture[str]) -> None:
+    """The same defect in the next release (other version, digest, counts) keeps its fingerprint; another check,
+    object or defect gets another."""
+    from validator.preflight import Finding
+    from validator.preflight.output import fingerprint
+
+    a = Finding("references", "error", ("Deployment.apps/argocd/argocd-server",),
+                "runs quay.io/argoproj/argocd:v2.14.0-rc7, not v2.14.0 (3 containers)", {})
+    later = Finding("references", "error", ("Deployment.apps/argocd/argocd-server",),
+                    "runs quay.io/argoproj/argocd:v2.15.1-rc2, not v2.15.1 (4 containers)", {})
+    assert fingerprint(a) == fingerprint(later) and len(fingerprint(a)) == 64
+    assert fingerprint(a) != fingerprint(Finding("schema", "error", a.objects, a.reason, {}))
+    assert fingerprint(a) != fingerprint(Finding("references", "error", ("Deployment.apps/argocd/x",), a.reason, {}))
+    _, out, _ = cli(capsys, V2111, "-o", "sarif")
+    results = json.loads(out)["runs"][0]["results"]
+    prints = [r["partialFingerprints"]["argocdMirrorFinding/v1"] for r in results]
+    assert len(set(prints)) == len(prints)
+    _, again, _ = cli(capsys, V2111, "-o", "sarif")
+    assert [r["partialFingerprints"] for r in json.loads(again)["runs"][0]["results"]] == \
+        [r["partialFingerprints"] for r in results]
 
 
 def test_the_minimal_sarif_schema_is_not_a_rubber_stamp() -> None:
@@ -96,14 +137,53 @@ def test_the_minimal_sarif_schema_is_not_a_rubber_stamp() -> None:
 
 def test_markdown_output_and_output_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "summary.md"
-    code, out, _ = cli(capsys, V2111, "--format", "markdown", "--output", str(target))
+    code, out, _ = cli(capsys, V2111, "-o", "markdown", "--output-file", str(target))
     text = target.read_text()
     assert code == 1 and out == ""
     assert text.startswith("### ❌ preflight failed") and "| error | networkpolicy-api-egress |" in text
 
 
+def test_a_report_to_a_file_still_says_pass_or_fail_on_stderr(capsys: pytest.CaptureFixture[str],
+                                                              tmp_path: Path) -> None:
+    target = tmp_path / "preflight.sarif"
+    code, out, err = cli(capsys, V2111, "-o", "sarif", "--output-file", str(target))
+    assert code == 1 and out == "" and json.loads(target.read_text())["version"] == "2.1.0"
+    assert err.splitlines() == [f"preflight FAIL {V2111}=v2.11.1: 1 error(s), 0 warning(s), 2 info"]
+    code, out, err = cli(capsys, str(FIXTURES / "redis-v2.11.0.yaml"), "-o", "json")
+    assert code == 0 and json.loads(out)["passed"] is True and err.startswith("preflight PASS ")
+    _, out, err = cli(capsys, V2111)  # text on stdout already ends with the verdict: not said twice
+    assert err == "" and out.rstrip().splitlines()[-1].startswith("FAIL: 1 error(s)")
+
+
+@pytest.mark.parametrize(("old", "new_spelling"), [
+    (["--format", "json"], "use -o json"),
+    (["--format", "json", "--output", "{dir}/report.json"], "use --output-file {dir}/report.json"),
+    (["-o", "{dir}/report.json"], "use --output-file {dir}/report.json"),
+])
+def test_the_old_spellings_still_work_for_one_release(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                      old: list[str], new_spelling: str) -> None:
+    argv = [a.format(dir=tmp_path) for a in old]
+    code, out, err = cli(capsys, V2111, *argv)
+    report = (tmp_path / "report.json").read_text() if (tmp_path / "report.json").exists() else out
+    notes = [line for line in err.splitlines() if "deprecated" in line]
+    assert code == 1 and notes and notes[-1].endswith(new_spelling.format(dir=tmp_path))
+    assert all(n.startswith("argocd-mirror preflight: note: ") for n in notes)
+    if "--format" in old:
+        assert json.loads(report)["passed"] is False
+    else:  # the old `-o FILE` wrote the text report there, and still does
+        assert report.rstrip().splitlines()[-1].startswith("FAIL: 1 error(s)")
+
+
+def test_o_json_is_the_format_not_a_file_named_json(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, V2111, "-o", "json")
+    assert code == 1 and json.loads(out)["passed"] is False and "deprecated" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_apply_mode_and_check_filter(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(capsys, V2111, "--check", "schema", "--check", "references", "--format", "json")
+    code, out, _ = cli(capsys, V2111, "--check", "schema", "--check", "references", "-o", "json")
     assert code == 0 and {f["check"] for f in json.loads(out)["findings"]} <= {"schema", "references"}
 
 
@@ -129,7 +209,7 @@ def test_bad_yaml_through_the_real_entry_point_is_one_line_exit_2(tmp_path: Path
 
 def test_real_v351_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
     path = str(real_manifest("v3.5.1/install.yaml"))
-    code, out, _ = cli(capsys, path, "--format", "json")
+    code, out, _ = cli(capsys, path, "-o", "json")
     validate(json.loads(out), FINDINGS_SCHEMA)
     assert code == 0
     code, out, _ = cli(capsys, path, "--apply-mode", "client-side")
@@ -169,9 +249,9 @@ def test_the_profiles_namespace_is_where_the_candidate_goes(capsys: pytest.Captu
     """A profile mirrors production's namespace; --namespace still overrides it."""
     profile = tmp_path / "team-b.yaml"
     profile.write_text('name: team-b\nkubernetesVersion: "1.35"\nnamespace: team-b\nnodes: [{role: control-plane}]\n')
-    _, out, _ = cli(capsys, V2111, "--profile", str(profile), "--format", "json")
+    _, out, _ = cli(capsys, V2111, "--profile", str(profile), "-o", "json")
     assert "Deployment.apps/team-b/argocd-redis" in json.loads(out)["findings"][0]["objects"]
-    _, out, _ = cli(capsys, V2111, "--profile", str(profile), "--namespace", "ops", "--format", "json")
+    _, out, _ = cli(capsys, V2111, "--profile", str(profile), "--namespace", "ops", "-o", "json")
     assert "Deployment.apps/ops/argocd-redis" in json.loads(out)["findings"][0]["objects"]
 
 
@@ -183,7 +263,7 @@ def test_names_cannot_forge_report_lines_or_drive_the_terminal(fmt: str, tmp_pat
     manifest = tmp_path / "m.yaml"
     manifest.write_text(json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
                                     "spec": {"selector": {}, "template": {"spec": {"containers": "x"}}}}))
-    code, out, _ = cli(capsys, str(manifest), "--format", fmt)
+    code, out, _ = cli(capsys, str(manifest), "-o", fmt)
     assert code == 1
     assert "\x1b" not in out and "\r" not in out and "\\x1b[2J" in out
     assert not any(line.startswith("PASS") for line in out.splitlines())
@@ -207,7 +287,7 @@ def test_findings_the_baseline_shares_are_labelled_so(capsys: pytest.CaptureFixt
     """v2.11.2 (the fix) against v2.11.1: nothing new; the runtime Secret and the image notes are the same defects,
     though the image tags differ (versions are blanked when findings are matched)."""
     code, out, _ = cli(capsys, str(real_manifest("v2.11.2/install.yaml")), "--baseline",
-                       str(real_manifest("v2.11.1/install.yaml")), "--format", "json")
+                       str(real_manifest("v2.11.1/install.yaml")), "-o", "json")
     document = json.loads(out)
     validate(document, FINDINGS_SCHEMA)
     assert code == 0 and [(f["check"], f["baseline"]) for f in document["findings"]] == [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_candidate_arguments(parser: argparse.ArgumentParser, *, default: str | None = "stable") -> None:
@@ -55,3 +56,86 @@ def seconds(value: str) -> float:
     if not math.isfinite(number) or number <= 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
     return number
+
+
+# -o/--output FORMAT and --output-file PATH, as kubectl spells them, for every command that renders a report.
+# The old spellings still parse for one release, hidden from --help, each with a one-line note on stderr:
+# --format X (-> -o X), --json (resolve; -> -o json), and --output/-o FILE when FILE is not a format name
+# (-> --output-file FILE; only a value with a `/` or a `.` is taken for a file, a bare word is a bad format).
+# A format name always means the format: write a file literally called `json` with --output-file json.
+def deprecated(parser: argparse.ArgumentParser, old: str, new: str) -> None:
+    import sys
+
+    sys.stderr.write(f"{parser.prog}: note: {old} is deprecated and will be removed in the next release; "
+                     f"use {new}\n")
+
+
+class _OutputFormat(argparse.Action):
+    """-o/--output FORMAT; a value that is no format name is the old --output FILE (where that existed)."""
+
+    def __init__(self, *args: Any, formats: tuple[str, ...] = (), legacy_file: bool = False, **kwargs: Any) -> None:
+        self.formats, self.legacy_file = formats, legacy_file
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        value = str(values)
+        formats = self.formats
+        if value in formats:
+            setattr(namespace, self.dest, value)
+        elif self.legacy_file and ("/" in value or "." in value):  # looks like a path: the old --output FILE
+            deprecated(parser, f"{option_string} FILE", f"--output-file {value}")
+            namespace.output_file = value
+        else:  # a bare word (`-o yaml`) is a mistyped format, never silently a file of that name
+            hint = "; write a file with --output-file PATH" if self.legacy_file else ""
+            parser.error(f"argument -o/--output: invalid choice: {value!r} (choose from {', '.join(formats)}){hint}")
+
+
+class _DeprecatedFormat(argparse.Action):
+    """--format X (hidden): -o X, with a note."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        deprecated(parser, f"{option_string} {values}", f"-o {values}")
+        setattr(namespace, self.dest, values)
+
+
+class _DeprecatedJson(argparse.Action):
+    """--json (hidden, resolve): -o json, with a note."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        deprecated(parser, str(option_string), "-o json")
+        setattr(namespace, self.dest, "json")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...], *,
+                         legacy_format: bool = False, legacy_file: bool = False, legacy_json: bool = False) -> None:
+    """-o/--output FORMAT (default text) into args.output_format, --output-file PATH into args.output_file."""
+    parser.add_argument(
+        "-o", "--output", dest="output_format", metavar="FORMAT", default="text", action=_OutputFormat,
+        formats=formats, legacy_file=legacy_file, help=f"report format: {'|'.join(formats)} (default text)")
+    parser.add_argument("--output-file", metavar="PATH", default=None,
+                        help="write the report to PATH instead of stdout (the one-line PASS/FAIL summary still "
+                             "goes to stderr)")
+    if legacy_format:
+        parser.add_argument("--format", dest="output_format", choices=formats, action=_DeprecatedFormat,
+                            help=argparse.SUPPRESS)
+    if legacy_json:
+        parser.add_argument("--json", dest="output_format", nargs=0, action=_DeprecatedJson, help=argparse.SUPPRESS)
+
+
+def emit_report(args: argparse.Namespace, report: str, summary: str) -> None:
+    """The report to --output-file or stdout; the one-line summary to stderr unless a text report on stdout
+    already ends with it."""
+    import sys
+    from pathlib import Path
+
+    from validator.files import atomic_write
+
+    if args.output_file:
+        atomic_write(Path(args.output_file), (report.rstrip("\n") + "\n").encode())
+    else:
+        sys.stdout.write(report.rstrip("\n") + "\n")
+    if args.output_file or args.output_format != "text":
+        sys.stderr.write(summary.rstrip("\n") + "\n")

@@ -9,17 +9,15 @@ error, 1 when the team sets a key the candidate no longer reads (or a rule's err
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from validator.commands import add_candidate_arguments
+from validator.commands import add_candidate_arguments, add_output_arguments, emit_report
 from validator.errors import ExitCode
-from validator.files import atomic_write
 from validator.manifests import Bundle
 from validator.preflight import NEW, has_error
-from validator.preflight.output import RENDERERS, Report
+from validator.preflight.output import RENDERERS, Report, summary_line
 
 
 def register(sub: Any) -> None:
@@ -39,8 +37,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--candidate-version", metavar="TAG",
                         help="the candidate's release when its provenance does not say (an overlay with images "
                              "pinned by digest)")
-    parser.add_argument("--format", choices=tuple(RENDERERS), default="text", help="output format (default text)")
-    parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    add_output_arguments(parser, tuple(RENDERERS), legacy_format=True, legacy_file=True)
     parser.add_argument("--verbose", "-v", action="store_true", help="text: show info findings too")
     parser.set_defaults(func=run)
 
@@ -88,12 +85,9 @@ def run(args: argparse.Namespace) -> int:
     if baseline is None:
         against.provenance = TableRelease(baseline_tag or "")
     report = Report(findings, shown, load_profile("default"), "server-side", against, (), args.verbose)
-    text = RENDERERS[args.format](report)
-    if args.format == "text":  # the renderer's header speaks of preflight and the profile: say what this is
+    text = RENDERERS[args.output_format](report)
+    if args.output_format == "text":  # the renderer's header speaks of preflight and the profile: say what this is
         _, _, rest = text.partition("\n")
         text = f"compat {report.label}: the team's Argo CD configuration, compared with {report.baseline_label}\n{rest}"
-    if args.output:
-        atomic_write(Path(args.output), (text.rstrip("\n") + "\n").encode())
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
+    emit_report(args, text, f"compat {summary_line(report)}")
     return int(ExitCode.CANDIDATE_FAILED if has_error(findings) else ExitCode.PASS)

@@ -7,17 +7,20 @@ checked (bad spec, profile or flag; raised as MirrorError and printed as one lin
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Any
 
 from validator.candidate import resolve
-from validator.commands import accepted_waivers, add_acceptance_arguments, add_candidate_arguments
+from validator.commands import (
+    accepted_waivers,
+    add_acceptance_arguments,
+    add_candidate_arguments,
+    add_output_arguments,
+    emit_report,
+)
 from validator.compat import compat_findings
 from validator.errors import ExitCode
-from validator.files import atomic_write
 from validator.preflight import checks, compare_with_baseline, has_error, run_preflight
-from validator.preflight.output import RENDERERS, Report
+from validator.preflight.output import RENDERERS, Report, summary_line
 from validator.profiles import APPLY_MODES, default_profile_name, load_profile
 
 
@@ -32,8 +35,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--profile", help="profile name or path (default: ha for --variant ha, else default)")
     parser.add_argument("--apply-mode", choices=APPLY_MODES, default=None,
                         help="how the candidate will be applied (default: the profile's applyMode)")
-    parser.add_argument("--format", choices=tuple(RENDERERS), default="text", help="output format (default text)")
-    parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    add_output_arguments(parser, tuple(RENDERERS), legacy_format=True, legacy_file=True)
     parser.add_argument("--check", action="append", metavar="NAME", dest="checks",
                         help=f"run only this check (repeatable): {', '.join(checks())}")
     parser.add_argument("--baseline", metavar="SPEC",
@@ -57,9 +59,6 @@ def run(args: argparse.Namespace) -> int:
         compat = compat_findings(bundle, baseline) if only is None else []
         findings = compare_with_baseline(findings + compat, run_preflight(baseline, profile, apply_mode, only=only,
                                                                           accepted=accepted))
-    report = RENDERERS[args.format](Report(findings, bundle, profile, apply_mode, baseline, accepted, args.verbose))
-    if args.output:
-        atomic_write(Path(args.output), (report.rstrip("\n") + "\n").encode())
-    else:
-        sys.stdout.write(report.rstrip("\n") + "\n")
+    shown = Report(findings, bundle, profile, apply_mode, baseline, accepted, args.verbose)
+    emit_report(args, RENDERERS[args.output_format](shown), f"preflight {summary_line(shown)}")
     return int(ExitCode.CANDIDATE_FAILED if has_error(findings) else ExitCode.PASS)

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from validator.candidate import resolve
-from validator.commands import add_candidate_arguments
+from validator.commands import add_candidate_arguments, add_output_arguments, emit_report
 
 
 def register(sub: Any) -> None:
@@ -16,19 +16,19 @@ def register(sub: Any) -> None:
         description="Resolve SPEC to a concrete version: tag, commit, URL, sha256 and the objects it holds.",
     )
     add_candidate_arguments(parser, default=None)
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_output_arguments(parser, ("text", "json"), legacy_json=True)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     bundle = resolve(args.spec, variant=args.variant, namespace=args.namespace or "argocd")
     report = {**bundle.provenance.to_dict(), "objects": len(bundle), "kinds": bundle.kind_counts()}
-    if args.json:
-        print(json.dumps(report, indent=2))
+    prov = bundle.provenance
+    head = f"{prov.label}  sha256:{prov.sha256}  {len(bundle)} objects"
+    if args.output_format == "json":
+        text = json.dumps(report, indent=2)
     else:
-        prov = bundle.provenance
-        print(f"{prov.label}  sha256:{prov.sha256}  {len(bundle)} objects")
-        for key in ("source", "variant", "version", "commit", "url", "path", "image_version", "fetched_at"):
-            if report.get(key):
-                print(f"  {key:<14}{report[key]}")
+        keys = ("source", "variant", "version", "commit", "url", "path", "image_version", "fetched_at")
+        text = "\n".join([head, *(f"  {key:<14}{report[key]}" for key in keys if report.get(key))])
+    emit_report(args, text, f"resolved {head}")
     return 0

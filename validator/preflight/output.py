@@ -14,7 +14,7 @@ from typing import Any
 
 from validator import __version__
 from validator.manifests import Bundle, KubeObject
-from validator.preflight import ALSO_IN_BASELINE, NEW, Finding, counts, has_error
+from validator.preflight import ALSO_IN_BASELINE, NEW, Finding, counts, has_error, signature
 from validator.profiles import Profile
 from validator.text import escape_controls
 
@@ -35,13 +35,39 @@ CHECK_DESCRIPTIONS = {
 }
 
 
-def _uri(source: str) -> str | None:
-    """A SARIF artifact URI for an object's source: URLs as they are, local paths as file:// URIs."""
+DOCS_URI = f"{INFORMATION_URI}/blob/main/docs/preflight.md"
+SRCROOT = "%SRCROOT%"  # the uriBaseId code scanning resolves against the checkout
+
+
+def _artifact(source: str, root: Path | None = None) -> dict[str, str] | None:
+    """A SARIF artifactLocation for an object's source: URLs as they are; a local file inside the working tree
+    relative to %SRCROOT% (so code scanning annotates the file in the repository), any other as a file:// URI."""
     if "://" in source:
-        return source
+        return {"uri": source}
     if source.startswith("<"):
         return None  # stdin or an in-memory manifest: no artifact to point at
-    return Path(source).absolute().as_uri()
+    path = Path(source).absolute()
+    base = (root or Path.cwd()).absolute()
+    if path.is_relative_to(base):
+        return {"uri": path.relative_to(base).as_posix(), "uriBaseId": SRCROOT}
+    return {"uri": path.as_uri()}
+
+
+def fingerprint(finding: Finding) -> str:
+    """Stable across runs and releases: the check, the objects and the reason's signature (versions, digests and
+    numbers blanked), so code scanning tracks one finding instead of opening a new alert per release."""
+    import hashlib
+
+    key = "\0".join([finding.check, *sorted(finding.objects), signature(finding.reason)])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _help(rule: str) -> dict[str, str]:
+    description = CHECK_DESCRIPTIONS.get(rule, rule)
+    anchor = f"{DOCS_URI}#checks"
+    return {"text": f"{description}. See {anchor}",
+            "markdown": f"**{description}.**\n\nWhat `{rule}` proves, how sure an error is and what to do about a "
+                        f"finding: [docs/preflight.md]({anchor})."}
 
 
 @dataclass(frozen=True)
@@ -141,6 +167,14 @@ def _md(text: str) -> str:
     return escape_controls(text.replace("|", "\\|").replace("\n", " "))
 
 
+def summary_line(report: Report) -> str:
+    """One line for stderr, whatever the format and destination: `FAIL <candidate>: 1 error(s), ...`."""
+    tally = counts(report.findings)
+    new_errors = sum(1 for f in report.findings if f.severity == "error" and f.baseline == NEW)
+    return (f"{'FAIL' if tally['error'] else 'PASS'} {escape_controls(report.label)}: {tally['error']} error(s)"
+            f"{f' ({new_errors} new)' if report.baseline else ''}, {tally['warning']} warning(s), {tally['info']} info")
+
+
 def render_markdown(report: Report) -> str:
     findings, profile = report.findings, report.profile
     tally = counts(findings)
@@ -160,8 +194,10 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_sarif(report: Report) -> str:
+def render_sarif(report: Report, root: Path | None = None) -> str:
+    """SARIF 2.1.0; paths inside `root` (default: the working directory, a checkout in CI) relative to %SRCROOT%."""
     findings, bundle, profile = report.findings, report.bundle, report.profile
+    root = (root or Path.cwd()).absolute()
     rule_ids = list(dict.fromkeys([*CHECK_DESCRIPTIONS, *(f.check for f in findings)]))
     results = []
     for finding in findings:
@@ -170,16 +206,16 @@ def render_sarif(report: Report) -> str:
             "ruleIndex": rule_ids.index(finding.check),
             "level": SARIF_LEVEL[finding.severity],
             "message": {"text": finding.reason},
+            "partialFingerprints": {"argocdMirrorFinding/v1": fingerprint(finding)},
             "properties": {"objects": list(finding.objects), "evidence": finding.evidence,
                            **{k: v for k, v in finding.to_dict().items() if k in ("origin", "baseline", "waiver")}},
         }
         if finding.baseline:  # SARIF's own word for it, which code-scanning UIs show
             result["baselineState"] = "new" if finding.baseline == NEW else "unchanged"
         locations = [{
-            "physicalLocation": {"artifactLocation": {"uri": _uri(obj.source)},
-                                 "region": {"startLine": max(obj.line, 1)}},
+            "physicalLocation": {"artifactLocation": artifact, "region": {"startLine": max(obj.line, 1)}},
             "logicalLocations": [{"fullyQualifiedName": str(obj.ref), "kind": "resource"}],
-        } for obj in _locations(bundle, finding) if _uri(obj.source)]
+        } for obj in _locations(bundle, finding) if (artifact := _artifact(obj.source, root)) is not None]
         if locations:
             result["locations"] = locations
         results.append(result)
@@ -189,9 +225,12 @@ def render_sarif(report: Report) -> str:
         "runs": [{
             "tool": {"driver": {
                 "name": "argocd-mirror preflight", "version": __version__, "informationUri": INFORMATION_URI,
-                "rules": [{"id": rule, "shortDescription": {"text": CHECK_DESCRIPTIONS.get(rule, rule)}}
+                "rules": [{"id": rule, "shortDescription": {"text": CHECK_DESCRIPTIONS.get(rule, rule)},
+                           "helpUri": f"{DOCS_URI}#checks",
+                           "help": _help(rule)}
                           for rule in rule_ids],
             }},
+            "originalUriBaseIds": {SRCROOT: {"uri": root.as_uri() + "/"}},
             "properties": {"profile": profile.name, "kubernetesVersion": profile.kubernetes_version,
                            "applyMode": report.apply_mode},
             "results": results,
