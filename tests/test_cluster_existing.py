@@ -212,24 +212,28 @@ def use_existing(tmp_path: Path, config: Path) -> Any:
                           context="vcluster", progress=lambda m: None, **FAST)
 
 
+def install_application_with_finalizer(api: Any) -> None:
+    """Argo CD's CRDs and one Application carrying resources-finalizer, as a real install leaves them."""
+    install_like_argocd(api)
+    deadline = time.monotonic() + 5
+    while True:  # the double serves a CRD's kind once it is Established
+        try:
+            request(api, "POST", "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications", body={
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                "metadata": {"name": "guestbook", "namespace": "argocd",
+                             "finalizers": ["resources-finalizer.argocd.argoproj.io"]}, "spec": {}})
+            return
+        except ApiError:
+            assert time.monotonic() < deadline, "CRD never served"
+            time.sleep(0.05)
+
+
 def test_finalizers_of_our_custom_resources_are_released(tmp_path: Path) -> None:
     """Argo CD Applications carry resources-finalizer; with the controller gone they would block forever."""
-    app_path = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
     with marked_double(tmp_path) as (double, config):
         with use_existing(tmp_path, config) as cluster:
             api = cluster.api_client()
-            install_like_argocd(api)
-            deadline = time.monotonic() + 5
-            while True:  # the double serves a CRD's kind once it is Established
-                try:
-                    request(api, "POST", app_path, body={
-                        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-                        "metadata": {"name": "guestbook", "namespace": "argocd",
-                                     "finalizers": ["resources-finalizer.argocd.argoproj.io"]}, "spec": {}})
-                    break
-                except ApiError:
-                    assert time.monotonic() < deadline, "CRD never served"
-                    time.sleep(0.05)
+            install_application_with_finalizer(api)
             double.reset_counts()
         assert double.request_count("patch", "/namespaces/{ns}/applications/{name}") == 1  # counted per template
         assert double.get("Application", "guestbook", "argocd") is None
@@ -278,7 +282,6 @@ def test_real_argocd_install_is_removed_completely(tmp_path: Path) -> None:
 def test_teardown_retries_storage_reinitializing_without_a_warning(tmp_path: Path) -> None:
     """Issue #16: right after CRDs were deleted a real API server answered 429 "storage is (re)initializing";
     teardown printed it as a warning and did not retry. Now every call retries it (Retry-After honoured)."""
-    app_path = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
     messages: list[str] = []
     waits: list[float] = []
 
@@ -290,18 +293,7 @@ def test_teardown_retries_storage_reinitializing_without_a_warning(tmp_path: Pat
         with mirror_cluster(load_profile("default"), tmp_path, provider="existing", kubeconfig=config,
                             context="vcluster", progress=messages.append, sleep=sleep, retry_s=10, **FAST) as cluster:
             api = cluster.api_client()
-            install_like_argocd(api)
-            deadline = time.monotonic() + 5
-            while True:  # the double serves a CRD's kind once it is Established
-                try:
-                    request(api, "POST", app_path, body={
-                        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-                        "metadata": {"name": "guestbook", "namespace": "argocd",
-                                     "finalizers": ["resources-finalizer.argocd.argoproj.io"]}, "spec": {}})
-                    break
-                except ApiError:
-                    assert time.monotonic() < deadline, "CRD never served"
-                    time.sleep(0.05)
+            install_application_with_finalizer(api)
             waits.clear()
             for verb in ("list", "patch"):
                 double.fail(429, count=2, verb=verb, path_contains="/applications",
