@@ -177,7 +177,7 @@ def test_offline_is_could_not_validate_exit_2(tmp_path: Path, capsys: pytest.Cap
     monkeypatch.setattr(Sources, "from_env", classmethod(lambda cls: offline))
     assert main(["resolve", "stable"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("argocd-mirror: could not validate: could not list tags") and "(offline?)" in err
+    assert err.startswith("argocd-mirror resolve: could not resolve: could not list tags") and "(offline?)" in err
     assert err.count("\n") == 1
 
 

@@ -126,7 +126,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     assert main(["resolve", *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error" not in err, err
-    assert err.startswith("argocd-mirror: could not validate: "), err
+    assert err.startswith("argocd-mirror resolve: could not resolve: "), err
     return err
 
 

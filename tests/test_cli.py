@@ -17,7 +17,7 @@ def test_unwritable_artifacts_dir_is_could_not_validate(tmp_path, capsys: pytest
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
     code = cli.main(["preflight", str(manifest), "-o", "json", "--output-file", str(blocker / "out.json")])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("argocd-mirror: could not validate: ") and err.count("\n") == 1
+    assert code == 2 and err.startswith("argocd-mirror preflight: could not check: ") and err.count("\n") == 1
     assert "Traceback" not in err and "internal error" not in err and str(blocker) in err
 
 
@@ -28,7 +28,7 @@ def test_unexpected_errors_are_one_line_exit_2(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr("validator.commands.resolve.run", boom)
     assert cli.main(["resolve", "x"]) == 2
-    assert capsys.readouterr().err.startswith("argocd-mirror: could not validate: internal error: RuntimeError: bug")
+    assert capsys.readouterr().err.startswith("argocd-mirror resolve: could not resolve: internal error: RuntimeError: bug")
 
 
 def test_only_the_named_command_is_imported() -> None:

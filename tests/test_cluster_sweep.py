@@ -72,7 +72,7 @@ def test_docker_down_is_exit_2_with_remedy(fake_tools: FakeTools, capsys: pytest
     fake_tools.fail("docker-down")
     assert main(["sweep"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("argocd-mirror: could not validate: Docker engine not reachable")
+    assert err.startswith("argocd-mirror sweep: could not sweep: Docker engine not reachable")
     assert "start the Docker engine" in err and len(err.strip().splitlines()) == 1
     assert not fake_tools.calls("kind", "delete")
 

@@ -348,7 +348,7 @@ def test_preflight_notes_when_a_version_is_not_in_the_table(capsys: pytest.Captu
 def bad(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     code, out, err = compat(capsys, *argv)
     assert (code, out) == (2, ""), (code, out, err)
-    assert err.count("\n") == 1 and err.startswith("argocd-mirror: could not validate: "), err
+    assert err.count("\n") == 1 and err.startswith("argocd-mirror compat: could not check: "), err
     return err
 
 

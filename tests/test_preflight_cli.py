@@ -195,7 +195,7 @@ def test_apply_mode_and_check_filter(capsys: pytest.CaptureFixture[str]) -> None
 def test_could_not_check_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, out, err = cli(capsys, *argv)
     assert code == 2 and out == ""
-    assert len(err.strip().splitlines()) == 1 and err.startswith("argocd-mirror: could not validate:")
+    assert len(err.strip().splitlines()) == 1 and err.startswith("argocd-mirror preflight: could not check:")
 
 
 def test_bad_yaml_through_the_real_entry_point_is_one_line_exit_2(tmp_path: Path) -> None:

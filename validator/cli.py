@@ -62,29 +62,36 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+# What exit 2 means, in each command's own words: only validate and reproduce validate.
+COULD_NOT = {"validate": "could not validate", "reproduce": "could not validate", "preflight": "could not check",
+             "compat": "could not check", "resolve": "could not resolve", "pin": "could not pin",
+             "sweep": "could not sweep"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    could_not = f"argocd-mirror {args.command}: {COULD_NOT.get(args.command, 'could not run')}"
     try:
         return int(args.func(args))
     except MirrorError as exc:
-        label = "candidate failed" if exc.exit_code == ExitCode.CANDIDATE_FAILED else "could not validate"
-        print(f"argocd-mirror: {label}: {exc.one_line()}", file=sys.stderr)
+        label = f"argocd-mirror {args.command}: candidate failed" \
+            if exc.exit_code == ExitCode.CANDIDATE_FAILED else could_not
+        print(f"{label}: {exc.one_line()}", file=sys.stderr)
         return int(exc.exit_code)
     except OSError as exc:  # an unwritable artifacts dir, a full disk: the machine's problem, said plainly
         where = f"{escape_controls(str(exc.filename))}: " if exc.filename else ""  # a newline must not split it
-        print(f"argocd-mirror: could not validate: {where}{escape_controls(str(exc.strerror or exc))}",
-              file=sys.stderr)
+        print(f"{could_not}: {where}{escape_controls(str(exc.strerror or exc))}", file=sys.stderr)
         return int(ExitCode.COULD_NOT_VALIDATE)
     except KeyboardInterrupt:
-        print("argocd-mirror: could not validate: interrupted", file=sys.stderr)
+        print(f"{could_not}: interrupted", file=sys.stderr)
         return int(ExitCode.COULD_NOT_VALIDATE)
     except Exception as exc:  # a bug of ours: still one line and exit 2, never a pass
         if args.debug:
             raise
-        print(f"argocd-mirror: could not validate: internal error: {type(exc).__name__}: {exc} "
-              "(re-run with --debug for a traceback)", file=sys.stderr)
+        print(f"{could_not}: internal error: {type(exc).__name__}: {exc} (re-run with --debug for a traceback)",
+              file=sys.stderr)
         return int(ExitCode.COULD_NOT_VALIDATE)
 
 
