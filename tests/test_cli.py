@@ -28,7 +28,8 @@ def test_unexpected_errors_are_one_line_exit_2(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr("validator.commands.resolve.run", boom)
     assert cli.main(["resolve", "x"]) == 2
-    assert capsys.readouterr().err.startswith("argocd-mirror resolve: could not resolve: internal error: RuntimeError: bug")
+    assert capsys.readouterr().err.startswith(
+        "argocd-mirror resolve: could not resolve: internal error: RuntimeError: bug")
 
 
 def test_only_the_named_command_is_imported() -> None:
