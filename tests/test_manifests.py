@@ -224,7 +224,8 @@ def test_cli_prints_one_line_and_exit_2_without_traceback(tmp_path: Path) -> Non
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.count("\n") == 1 and "could not validate" in proc.stderr and "bomb.yaml" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "bomb.yaml" in proc.stderr
+    assert proc.stderr.startswith("argocd-mirror resolve: could not resolve: ")
 
 
 @pytest.mark.parametrize("spec", [
