@@ -31,6 +31,9 @@ class Taint:
     value: str = ""
 
 
+CONTROL_PLANE_TAINT = Taint("node-role.kubernetes.io/control-plane", "NoSchedule")  # kubeadm's, on every control plane
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     """One node as the scheduler will see it."""
@@ -69,7 +72,8 @@ class Profile:
         return int(major), int(minor)
 
     def schedulable_nodes(self) -> tuple[NodeSpec, ...]:
-        """Nodes a pod without tolerations may land on (kind untaints a control plane with no workers)."""
+        """Nodes a pod without tolerations may land on: the node taints are what the kind config yields (kubeadm
+        taints every control plane and kind removes that taint only from a one-node cluster, see _node)."""
         return tuple(n for n in self.nodes if not any(t.effect in ("NoSchedule", "NoExecute") for t in n.taints))
 
 
@@ -90,6 +94,61 @@ def _labels(raw: Any) -> dict[str, str]:
     return {k: str(v) for k, v in raw.items()}
 
 
+# apimachinery validation.IsQualifiedName / IsValidLabelValue: the kubelet refuses other --node-labels, the API
+# server other label keys and taint keys
+_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def is_qualified_name(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    if "/" in key and not (len(prefix) <= 253 and _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return len(name) <= 63 and bool(_LABEL_NAME.fullmatch(name))
+
+
+def is_label_value(value: str) -> bool:
+    return value == "" or (len(value) <= 63 and bool(_LABEL_NAME.fullmatch(value)))
+
+
+# k8s.io/kubelet/pkg/apis/well_known_labels.go (IsKubeletLabel) as cmd/kubelet/app/options ValidateKubeletFlags
+# applies it: a --node-labels key in the kubernetes.io or k8s.io namespaces (or a subdomain of them) must be one
+# of these or be under [*.]kubelet.kubernetes.io / [*.]node.kubernetes.io, or the kubelet exits ("unknown
+# 'kubernetes.io' or 'k8s.io' labels specified with --node-labels") and the node never joins.
+KUBELET_LABELS = frozenset({
+    "kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch", "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch", "topology.kubernetes.io/zone", "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/region",
+    "beta.kubernetes.io/instance-type", "node.kubernetes.io/instance-type",
+})
+KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+# kubeadm labels every control plane so; kind removes it again from a one-node cluster (kubeadminit)
+EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+
+def _in_namespace(namespace: str, domains: tuple[str, ...]) -> bool:
+    return any(namespace == d or namespace.endswith(f".{d}") for d in domains)
+
+
+def kubelet_may_set(key: str) -> bool:
+    """Whether the kubelet accepts this label in --node-labels, which is where kind puts a node's `labels`."""
+    namespace = key.split("/", 1)[0] if "/" in key else ""
+    if key in KUBELET_LABELS or not _in_namespace(namespace, ("kubernetes.io", "k8s.io")):
+        return True
+    return _in_namespace(namespace, KUBELET_LABEL_NAMESPACES)
+
+
+def _checked_labels(labels: dict[str, str], index: int) -> dict[str, str]:
+    for key, value in labels.items():
+        if not is_qualified_name(key):
+            raise InputError(f"node {index}: label key {key!r:.80} is not a valid label name ([prefix/]name, e.g. "
+                             "pool or example.com/pool)")
+        if not is_label_value(value):
+            raise InputError(f"node {index}: label {key}={value!r:.80} has an invalid value (at most 63 letters, "
+                             "digits, '-', '_' or '.', starting and ending with a letter or digit)")
+    return labels
+
+
 def _allocatable(raw: dict[str, Any], key: str, default: str, parse: Any) -> int:
     value = parse(raw.get(key, default))
     if value < 0:
@@ -103,20 +162,35 @@ def _pods(raw: Any) -> int:
     return raw
 
 
-def _node(raw: Any, index: int, has_workers: bool) -> NodeSpec:
+def _node(raw: Any, index: int, lone: bool) -> NodeSpec:
+    """One node; `lone`: the profile has no other node (a control plane, since one is required)."""
     if not isinstance(raw, dict):
         raise InputError(f"node {index} must be a mapping")
     role = raw.get("role", "control-plane")
     if role not in ROLES:
         raise InputError(f"node {index}: role must be one of {', '.join(ROLES)}")
     taints = tuple(_taint(t) for t in raw.get("taints") or [])
-    if role == "control-plane" and has_workers and "taints" not in raw:
-        # kind keeps kubeadm's control-plane taint when the cluster has workers
-        taints = (Taint("node-role.kubernetes.io/control-plane", "NoSchedule"),)
+    for taint in taints:
+        if not is_qualified_name(taint.key) or not is_label_value(taint.value):
+            raise InputError(f"node {index}: taint {taint.key}={taint.value}:{taint.effect} has an invalid key or "
+                             "value (the same rules as a label's)")
+    if role == "control-plane" and not lone and "taints" not in raw:
+        # kubeadm taints every control plane; kind removes that taint only when the cluster has a single node
+        # (kubeadminit: `if len(allNodes) == 1`), so three control planes and no worker keep it on all three
+        taints = (CONTROL_PLANE_TAINT,)
+    if lone and any(t.key == CONTROL_PLANE_TAINT.key for t in taints):
+        raise InputError(f"node {index}: kind removes every {CONTROL_PLANE_TAINT.key} taint from a one-node cluster "
+                         f"(`kubectl taint nodes --all {CONTROL_PLANE_TAINT.key}-`), so the mirror cannot keep it; "
+                         "add a worker (the control plane then keeps it) or leave it out")
+    labels = _checked_labels(_labels(raw.get("labels") or {}), index)
+    if lone and EXCLUDE_FROM_LB_LABEL in labels:
+        raise InputError(f"node {index}: kind removes the {EXCLUDE_FROM_LB_LABEL} label from a one-node cluster "
+                         "(`kubectl label nodes --all ...-`), so the mirror cannot keep it; add a worker or leave "
+                         "it out")
     alloc = raw.get("allocatable") or {}
     return NodeSpec(
         role=role,
-        labels=_labels(raw.get("labels") or {}),
+        labels=labels,
         taints=taints,
         allocatable_cpu_millis=_allocatable(alloc, "cpu", "2", cpu_millis),
         allocatable_memory_bytes=_allocatable(alloc, "memory", "7Gi", memory_bytes),
@@ -180,9 +254,8 @@ def profile_from_dict(raw: Any, name: str) -> Profile:
     nodes_raw = raw.get("nodes") or [{"role": "control-plane"}]
     if not isinstance(nodes_raw, list):
         raise InputError(f"profile {name}: nodes must be a list")
-    has_workers = any(isinstance(n, dict) and n.get("role") == "worker" for n in nodes_raw)
     try:
-        nodes = tuple(_node(n, i, has_workers) for i, n in enumerate(nodes_raw))
+        nodes = tuple(_node(n, i, len(nodes_raw) == 1) for i, n in enumerate(nodes_raw))
     except InputError as exc:
         raise InputError(f"profile {name}: {exc}") from None
     except (KeyError, ValueError, TypeError, AttributeError) as exc:

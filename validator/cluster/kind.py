@@ -10,7 +10,7 @@ from pathlib import Path
 
 from validator.cluster import images, kindconfig, owner
 from validator.cluster.base import Provider
-from validator.cluster.kubeapi import wait_ready
+from validator.cluster.kubeapi import ApiError, request, wait_ready
 from validator.cluster.kubeconfig import check_kind_kubeconfig
 from validator.cluster.model import Cluster
 from validator.cluster.tools import Progress, classify_kind_failure, docker_ping, find_tool, last_error, run
@@ -154,6 +154,14 @@ class KindProvider(Provider):
         # kind exits 0 even when --wait timed out ("WARNING: Timed out waiting for Ready"): check ourselves.
         wait_ready(api, expected_nodes=len(self.profile.nodes), timeout_s=self.ready_timeout_s,
                    interval_s=self.ready_interval_s)
+        for node, labels in kindconfig.api_labels(self.profile, cluster.name).items():
+            # labels the kubelet refuses in --node-labels (node-role.kubernetes.io/...): set before anything runs
+            self.progress(f"labelling node {node}: {', '.join(f'{k}={v}' for k, v in sorted(labels.items()))}")
+            try:
+                request(api, "PATCH", f"/api/v1/nodes/{node}", {"metadata": {"labels": labels}},
+                        content_type="application/merge-patch+json")
+            except ApiError as exc:
+                raise EnvironmentNotReady(f"labelling node {node} failed: {exc}") from None
         self.progress(f"cluster {cluster.name} is ready")
         if self.preload_images:
             from validator.cluster.preload import preload_images

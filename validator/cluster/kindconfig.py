@@ -12,11 +12,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from validator.profiles import Profile, Taint
+from validator.profiles import CONTROL_PLANE_TAINT, NodeSpec, Profile, Taint, kubelet_may_set
 
 API_VERSION = "kind.x-k8s.io/v1alpha4"
 CALICO_POD_SUBNET = "192.168.0.0/16"  # Calico's default IP pool (tigera docs, kind.mdx)
-_DEFAULT_CP_TAINT = (Taint("node-role.kubernetes.io/control-plane", "NoSchedule"),)
 
 _STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
@@ -85,17 +84,53 @@ def _taint_patches(taints: tuple[Taint, ...]) -> list[str]:
             for kind in ("InitConfiguration", "JoinConfiguration")]
 
 
+def registration_taints(spec: NodeSpec, lone: bool) -> tuple[Taint, ...] | None:
+    """The kubeadm nodeRegistration.taints that leave the node with exactly spec.taints once kind is done; None
+    when kubeadm's default already does (unset: the control-plane taint on a control plane, none on a worker).
+
+    On a one-node cluster kind then runs `kubectl taint nodes --all node-role.kubernetes.io/control-plane-`
+    (kubeadminit), which fails ("taint ... not found", and `kind create` with it) when kubeadm did not put that
+    taint there: so a lone control plane with taints of its own is registered with them *and* the control-plane
+    taint, which kind's step then removes. (The profile loader refuses a lone node tainted with that key itself.)
+    """
+    if lone:
+        return (*spec.taints, CONTROL_PLANE_TAINT) if spec.taints else None
+    default = (CONTROL_PLANE_TAINT,) if spec.role == "control-plane" else ()
+    return None if spec.taints == default else spec.taints  # `taints: []` too: kubeadm's default is not "none"
+
+
+def node_names(profile: Profile, name: str) -> list[str]:
+    """The Node names kind gives the profile's nodes, in order (providers/common MakeNodeNamer: <cluster>-<role>,
+    then <cluster>-<role>2, 3, ... per role)."""
+    seen: dict[str, int] = {}
+    names = []
+    for spec in profile.nodes:
+        seen[spec.role] = seen.get(spec.role, 0) + 1
+        names.append(f"{name}-{spec.role}{seen[spec.role] if seen[spec.role] > 1 else ''}")
+    return names
+
+
+def api_labels(profile: Profile, name: str) -> dict[str, dict[str, str]]:
+    """Labels the kubelet refuses in --node-labels (e.g. node-role.kubernetes.io/infra), per Node name: kind would
+    pass them there and the node would never join, so they stay out of the kind config and are set through the
+    API once the nodes are Ready, before anything of the candidate runs."""
+    labels = {node: {k: v for k, v in spec.labels.items() if not kubelet_may_set(k)}
+              for node, spec in zip(node_names(profile, name), profile.nodes, strict=True)}
+    return {node: values for node, values in labels.items() if values}
+
+
 def kind_config(profile: Profile, name: str) -> dict[str, Any]:
     """The kind config for a profile (the node image is passed with --image, which overrides every node)."""
-    has_workers = any(n.role == "worker" for n in profile.nodes)
+    lone = len(profile.nodes) == 1
     nodes: list[dict[str, Any]] = []
     for spec in profile.nodes:
         node: dict[str, Any] = {"role": spec.role}
-        if spec.labels:
-            node["labels"] = dict(spec.labels)
-        default_taints = _DEFAULT_CP_TAINT if (spec.role == "control-plane" and has_workers) else ()
-        if spec.taints != default_taints:  # `taints: []` too: kubeadm taints a control plane unless told "none"
-            node["kubeadmConfigPatches"] = _taint_patches(spec.taints)
+        kubelet_labels = {k: v for k, v in spec.labels.items() if kubelet_may_set(k)}  # the rest: api_labels()
+        if kubelet_labels:
+            node["labels"] = kubelet_labels
+        taints = registration_taints(spec, lone)
+        if taints is not None:
+            node["kubeadmConfigPatches"] = _taint_patches(taints)
         nodes.append(node)
     config: dict[str, Any] = {"kind": "Cluster", "apiVersion": API_VERSION, "name": name, "nodes": nodes}
     if profile.cni == "calico":
