@@ -111,12 +111,14 @@ def _missing_references(bundle: Bundle) -> list[Finding]:
     missing: dict[tuple[str, str], list[tuple[str, str]]] = {}
     awaited: dict[tuple[str, str], list[tuple[str, str]]] = {}  # created at runtime by the bundle's own pods
     unbound: dict[tuple[str, str], list[tuple[str, str]]] = {}  # RBAC naming what is not there: grants nothing
+    consequence: dict[tuple[str, str], str] = {}  # what the first pod referring to it will do without it
     for tmpl in pod_templates(bundle):
         for kind, name, optional, where in pod_references(tmpl):
             if optional or (kind, name) in ALWAYS_PRESENT or lookup.get(kind, name, tmpl.namespace):
                 continue
             target = awaited if (kind, name) in known else missing
             target.setdefault((kind, name), []).append((str(tmpl.owner.ref), f"{tmpl.label} ({where})"))
+            consequence.setdefault((kind, name), _consequence(kind, where))
     for binding in lookup.of_kind("RoleBinding", "ClusterRoleBinding"):
         ref = binding.body.get("roleRef") or {}
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
@@ -143,7 +145,7 @@ def _missing_references(bundle: Bundle) -> list[Finding]:
     findings += [
         Finding(CHECK, "warning", tuple(dict.fromkeys(ref for ref, _ in users)),
                 f"{kind} {name} is referenced by {', '.join(some((how for _, how in users), QUOTED))} but is neither "
-                f"in the bundle nor known to be created at runtime: {_consequence(kind, users[0][1].split('(')[-1])}",
+                f"in the bundle nor known to be created at runtime: {consequence[(kind, name)]}",
                 {"kind": kind, "name": name, "referenced_by": [how for _, how in users]})
         for (kind, name), users in missing.items()
     ]
