@@ -436,11 +436,11 @@ def test_cluster_kept_after_a_failed_create_is_announced(fake_tools: FakeTools, 
                                         f"--kubeconfig {tmp_path / (cluster.name + '.kubeconfig')}")
 
 
-def test_nothing_is_kept_when_kinds_failed_create_removed_the_nodes(fake_tools: FakeTools,  # noqa: F811
-                                                                      tmp_path: Path) -> None:
-    """kind deletes the nodes of a create that failed ("Deleted nodes: ..."): reproduce must not list a cluster
-    that is not there, with a delete line that deletes nothing."""
-    fake_tools.fail("create-error")
+def test_nothing_is_kept_when_kinds_failed_create_left_no_node(fake_tools: FakeTools,  # noqa: F811
+                                                                tmp_path: Path) -> None:
+    """A create that failed before any node existed (the node image pull) leaves nothing, --retain or not: reproduce
+    must not list a cluster that is not there, with a delete line that deletes nothing."""
+    fake_tools.fail("pull-error")
     kept: list[Any] = []
     lines: list[str] = []
     with pytest.raises(EnvironmentNotReady), \
@@ -606,3 +606,27 @@ def test_owner_marker_is_written_at_create_and_removed_at_teardown(kind_env: Fak
                         **FAST) as kept:
         pass
     assert json.loads(owner.marker_path(kept.name).read_text())["kept"] is True
+
+
+@pytest.mark.parametrize("keep, retain", [("never", False), ("on-failure", True), ("always", True)])
+def test_kind_create_retains_the_nodes_of_a_failed_create_only_when_keeping(
+        fake_tools: FakeTools, tmp_path: Path, keep: str, retain: bool) -> None:  # noqa: F811
+    """Without --retain kind deletes the nodes of a failed create: nothing left to `kind export logs` from or keep."""
+    fake_tools.fail("create-error")
+    kept: list[Any] = []
+    with pytest.raises(EnvironmentNotReady, match="failed to init node with kubeadm"), \
+            mirror_cluster(load_profile("default"), tmp_path, keep=keep, progress=lambda m: None,
+                           on_kept=kept.append, **FAST):
+        pytest.fail("create() should have failed")
+    (create,) = fake_tools.calls("kind", "create", "cluster")
+    assert ("--retain" in create) is retain
+    name = create[create.index("--name") + 1]
+    if retain:  # the nodes stay: logs exported from them, the cluster kept and announced
+        assert name in fake_tools.clusters() and [c.name for c in kept] == [name]
+        (export,) = fake_tools.calls("kind", "export", "logs")
+        assert export[2] == str(tmp_path / "kind-logs" / name)
+        assert (tmp_path / "kind-logs" / name / f"{name}-control-plane" / "kubelet.log").is_file()
+        assert not fake_tools.calls("kind", "delete")
+    else:
+        assert fake_tools.clusters() == {} and kept == []
+        assert fake_tools.calls("kind", "delete", "cluster")  # and our teardown still makes sure

@@ -31,6 +31,8 @@ try:
                         ready_timeout_s=10, ready_interval_s=0.05) as cluster:
         print("READY", cluster.name, flush=True)
         time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 60)
+        if sys.argv[3:] == ["fail"]:  # the candidate failed: teardown exports the logs first
+            cluster.mark_failed()
 except KeyboardInterrupt as exc:
     print("INTERRUPTED", type(exc).__name__, flush=True)
     sys.exit(130)
@@ -157,3 +159,45 @@ def test_only_teardown_children_leave_our_process_group() -> None:
         in_teardown = int(run(argv, timeout_s=30).stdout)
     assert in_teardown not in (os.getsid(0), 0)
     assert int(run(argv, timeout_s=30).stdout) == os.getsid(0)  # kind create: Ctrl-C must reach its children
+
+
+# phase -> (the fake's sleep knob, the runner's arguments after run_dir); sleeps stay at 1 s
+TEARDOWN_PHASES = {"during-kind-export-logs": ("FAKE_KIND_EXPORT_SLEEP", ["0", "fail"]),
+                   "during-kind-delete": ("FAKE_KIND_DELETE_SLEEP", ["0"])}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"])
+@pytest.mark.parametrize("phase", list(TEARDOWN_PHASES))
+def test_signal_during_teardown_finishes_it_then_stops(fake_tools: FakeTools, tmp_path: Path, sig: int,  # noqa: F811
+                                                        phase: str) -> None:
+    """The fault table: a signal while `kind export logs` or `kind delete` runs is deferred, the teardown finishes
+    (0 clusters left, the logs complete), then the run stops as interrupted (exit 130 from the runner)."""
+    knob, args = TEARDOWN_PHASES[phase]
+    with ApiDouble(simulate=False) as double:
+        double.create(ready_node("n"))
+        fake_tools.api_server(double.url)
+        fake_tools.setenv(knob, "1")
+        script = tmp_path / "runner.py"
+        script.write_text(RUNNER)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            if phase == "during-kind-export-logs":
+                wait_for(lambda: list(fake_tools.state.glob("export-started-*")))
+            else:
+                wait_for(lambda: fake_tools.calls("kind", "delete", "cluster"))
+            proc.send_signal(sig)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    name = fake_tools.calls("kind", "create")[0][3]
+    assert fake_tools.clusters() == {}, out  # 0 clusters left
+    assert len(fake_tools.calls("kind", "delete", "cluster")) == 1
+    assert f"{signal.Signals(sig).name} received: finishing teardown first" in out
+    expected = "KeyboardInterrupt" if sig == signal.SIGINT else "Terminated"
+    assert proc.returncode == 130 and f"INTERRUPTED {expected}" in out, out
+    if phase == "during-kind-export-logs":  # the export was not cut short either
+        assert f"cluster logs exported to {tmp_path / 'run' / 'kind-logs' / name}" in out
+        assert (tmp_path / "run" / "kind-logs" / name / f"{name}-control-plane" / "journal.log").is_file()

@@ -144,7 +144,7 @@ class FakeTools:
         for key, value in self.env.items():
             monkeypatch.setenv(key, value)
         for key in ("FAKE_KIND_VERSION", "FAKE_KIND_API_SERVER", "FAKE_KIND_CREATE_SLEEP", "FAKE_KIND_DELETE_SLEEP",
-                    "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
+                    "FAKE_KIND_EXPORT_SLEEP", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
             monkeypatch.delenv(key, raising=False)
 
     def setenv(self, key: str, value: str) -> None:
@@ -153,7 +153,7 @@ class FakeTools:
 
     def fail(self, *cues: str) -> None:
         """Cue failures: docker-down, docker-missing, create-exists, create-error, wait-timeout, wrong-context,
-        delete-error, export-error, kubectl-error, old-engine (no `docker save --platform`)."""
+        delete-error, export-error, kubectl-error, old-engine, pull-error (no `docker save --platform`)."""
         self.setenv("FAKE_KIND_FAIL", ",".join(cues))
 
     def kind_version(self, version: str) -> None:

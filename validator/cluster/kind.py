@@ -84,10 +84,13 @@ def is_generated_name(name: str) -> bool:
     return GENERATED_NAME.fullmatch(name) is not None
 
 
-def create_argv(kind: str, name: str, config: Path, image: str, kubeconfig: Path, wait: str | None) -> list[str]:
+def create_argv(kind: str, name: str, config: Path, image: str, kubeconfig: Path, wait: str | None,
+                retain: bool = False) -> list[str]:
+    """RETAIN: kind leaves the nodes of a failed create (it deletes them otherwise), for `kind export logs` and a
+    kept cluster; the teardown deletes them when the cluster is not to be kept."""
     argv = [kind, "create", "cluster", "--name", name, "--config", str(config), "--image", image,
             "--kubeconfig", str(kubeconfig)]
-    return argv + (["--wait", wait] if wait else [])
+    return argv + (["--wait", wait] if wait else []) + (["--retain"] if retain else [])
 
 
 def cluster_names(kind: str) -> list[str]:
@@ -107,7 +110,7 @@ class KindProvider(Provider):
 
     def __init__(self, profile: Profile, run_dir: Path, progress: Progress, *, wait: str = "5m",
                  ready_timeout_s: float = 300, create_timeout_s: float = 900, ready_interval_s: float = 2,
-                 preload_images: Sequence[str] = (), image_cache: Path | None = None) -> None:
+                 preload_images: Sequence[str] = (), image_cache: Path | None = None, retain: bool = False) -> None:
         super().__init__(progress)
         self.profile = profile
         self.run_dir = run_dir
@@ -117,6 +120,7 @@ class KindProvider(Provider):
         self.ready_interval_s = ready_interval_s
         self.preload_images = tuple(preload_images)
         self.image_cache = image_cache
+        self.retain = retain  # --keep-cluster on-failure|always: a failed create's nodes stay for diagnosis
         self.kind = ""
         self.image = images.node_image(profile.kubernetes_version)
 
@@ -139,7 +143,8 @@ class KindProvider(Provider):
         self.progress(f"creating kind cluster {cluster.name} ({self.image.split('@')[0]}, "
                       f"{len(self.profile.nodes)} node(s), {self.profile.cni})")
         owner.write_marker(cluster.name)  # before create: a run killed during create leaves its owner behind
-        proc = run(create_argv(self.kind, cluster.name, config, self.image, cluster.kubeconfig, wait),
+        proc = run(create_argv(self.kind, cluster.name, config, self.image, cluster.kubeconfig, wait,
+                               self.retain),
                    timeout_s=self.create_timeout_s)
         if proc.returncode != 0:
             if "node(s) already exist" in f"{proc.stderr}{proc.stdout}":

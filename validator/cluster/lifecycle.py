@@ -96,12 +96,13 @@ def signals_deferred(progress: Progress) -> Iterator[list[int]]:
 
 
 def make_provider(provider: str, profile: Profile, run_dir: Path, kubeconfig: Path | None, context: str | None,
-                  progress: Progress, options: dict[str, Any]) -> Provider:
+                  progress: Progress, options: dict[str, Any], keep: str = "never") -> Provider:
     if provider == "kind":
         if kubeconfig is not None or context:
             raise InputError("--kubeconfig/--context only apply to --provider existing; the kind provider always "
                              "uses the kubeconfig it creates in the run directory")
-        return KindProvider(profile, run_dir, progress, **options)
+        # keeping on failure: `kind create --retain`, so a failed create leaves its nodes to export logs from and keep
+        return KindProvider(profile, run_dir, progress, retain=keep != "never", **options)
     if provider == "existing":
         kind_only = sorted(set(options) & KIND_ONLY_OPTIONS)
         if kind_only:
@@ -131,7 +132,7 @@ def mirror_cluster(profile: Profile, run_dir: Path, keep: str = "never", provide
         raise InputError(f"--keep-cluster must be one of {', '.join(KEEP_MODES)}, not {keep!r}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    impl = make_provider(provider, profile, run_dir, kubeconfig, context, progress, options)
+    impl = make_provider(provider, profile, run_dir, kubeconfig, context, progress, options, keep)
     with termination_raises():
         cluster = impl.prepare()
         outcome = "failed"

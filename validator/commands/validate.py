@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -255,7 +256,16 @@ def run(args: argparse.Namespace) -> int:
         from validator.profiles import default_profile_name
 
         args.profile = default_profile_name(args.variant)
-    out = args.artifacts
+    from validator.artifacts_lock import claim_artifacts
+
+    with claim_artifacts(args.artifacts) as claim:  # held until the run's last file is written
+        if claim.fell_back:  # said even with -q: verdict.json is not where the caller will look
+            print(f"{args.artifacts}/ is in use by another run (pid {claim.holder}): this run writes to "
+                  f"{claim.out}/", file=sys.stderr, flush=True)
+        return _run(args, claim.out)
+
+
+def _run(args: argparse.Namespace, out: Path) -> int:
     progress = Progress(quiet=args.quiet)
     verdict = start_run(out, args.spec, args.profile, args.provider)
     started = time.monotonic()
