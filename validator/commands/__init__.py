@@ -36,6 +36,22 @@ def accepted_waivers(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(f"{IMAGE_VERSION_WAIVER}{version}" for version in args.accept_image_version)
 
 
+def judged_findings(bundle: Any, baseline: Any, profile: Any, apply_mode: str, accepted: tuple[str, ...],
+                    only: tuple[str, ...] | None = None) -> list[Any]:
+    """Preflight's findings as preflight and validate report them: with a baseline, labelled new or also in the
+    baseline, and joined by the team configuration's compat findings (new by nature; not with --check)."""
+    from validator.preflight import compare_with_baseline, run_preflight
+
+    findings = run_preflight(bundle, profile, apply_mode, only=only, accepted=accepted)
+    if baseline is None:
+        return findings
+    from validator.compat import compat_findings
+
+    compat = compat_findings(bundle, baseline) if only is None else []
+    return compare_with_baseline(findings + compat, run_preflight(baseline, profile, apply_mode, only=only,
+                                                                  accepted=accepted))
+
+
 def namespace_name(value: str) -> str:
     """--namespace as the API server will accept it: an RFC 1123 label, not a path or an empty string."""
     from validator.manifests import DNS_LABEL

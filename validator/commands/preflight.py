@@ -16,10 +16,10 @@ from validator.commands import (
     add_candidate_arguments,
     add_output_arguments,
     emit_report,
+    judged_findings,
 )
-from validator.compat import compat_findings
 from validator.errors import ExitCode
-from validator.preflight import checks, compare_with_baseline, has_error, run_preflight
+from validator.preflight import checks, has_error
 from validator.preflight.output import RENDERERS, Report, summary_line
 from validator.profiles import APPLY_MODES, default_profile_name, load_profile
 
@@ -54,11 +54,7 @@ def run(args: argparse.Namespace) -> int:
     baseline = resolve(args.baseline, variant=args.variant, namespace=namespace) if args.baseline else None
     accepted = accepted_waivers(args)
     only = tuple(args.checks) if args.checks else None
-    findings = run_preflight(bundle, profile, apply_mode, only=only, accepted=accepted)
-    if baseline is not None:  # + the team's configuration against the upgrade (validator.compat), unless --check
-        compat = compat_findings(bundle, baseline) if only is None else []
-        findings = compare_with_baseline(findings + compat, run_preflight(baseline, profile, apply_mode, only=only,
-                                                                          accepted=accepted))
+    findings = judged_findings(bundle, baseline, profile, apply_mode, accepted, only)
     shown = Report(findings, bundle, profile, apply_mode, baseline, accepted, args.verbose)
     emit_report(args, RENDERERS[args.output_format](shown), f"preflight {summary_line(shown)}")
     return int(ExitCode.CANDIDATE_FAILED if has_error(findings) else ExitCode.PASS)

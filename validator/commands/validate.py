@@ -16,7 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from validator.commands import accepted_waivers, add_acceptance_arguments, add_candidate_arguments, seconds
+from validator.commands import (
+    accepted_waivers,
+    add_acceptance_arguments,
+    add_candidate_arguments,
+    judged_findings,
+    seconds,
+)
 from validator.errors import CandidateFailed, EnvironmentNotReady, FetchError, InputError, MirrorError
 from validator.progress import Progress
 from validator.report import (
@@ -161,14 +167,9 @@ def _preflight(verdict: Verdict, bundle: Any, baseline: Any, profile: Any, apply
                progress: Progress, out: Path | None = None) -> list[str]:
     """Preflight the candidate (labelled against the baseline when there is one): the errors that stop the run.
     With OUT, also OUT/preflight.sarif, for code scanning (action.yml uploads it)."""
-    from validator.preflight import NEW, compare_with_baseline, counts, run_preflight
+    from validator.preflight import NEW, counts
 
-    findings = run_preflight(bundle, profile, apply_mode, accepted=accepted)
-    if baseline is not None:  # + the team's configuration against the upgrade (validator.compat): new by nature
-        from validator.compat import compat_findings
-
-        findings = compare_with_baseline(findings + compat_findings(bundle, baseline),
-                                         run_preflight(baseline, profile, apply_mode, accepted=accepted))
+    findings = judged_findings(bundle, baseline, profile, apply_mode, accepted)
     verdict.preflight = [f.to_dict() for f in findings]
     if out is not None:
         from validator.files import atomic_write
