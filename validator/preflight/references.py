@@ -15,11 +15,11 @@ from typing import Any
 
 from validator.manifests import Bundle, containers_of, split_image
 from validator.preflight import Finding
-from validator.preflight.apineed import is_builtin_cluster_role
+from validator.preflight.apineed import command_line, is_builtin_cluster_role
 from validator.preflight.selectors import Lookup, PodTemplate, pod_templates
 from validator.profiles import Profile
 from validator.releases import ARGOCD_IMAGE
-from validator.text import some as bounded_list
+from validator.text import some
 
 CHECK = "references"
 QUOTED = 5  # references a one-line reason names before "N more"
@@ -81,8 +81,7 @@ def runtime_created(bundle: Bundle) -> dict[tuple[str, str], str]:
     known = dict(ALWAYS_PRESENT)
     for tmpl in pod_templates(bundle):
         for _, container in containers_of(tmpl.spec):
-            line = " ".join(str(p) for p in (container.get("command") or []) + (container.get("args") or []))
-            if REDIS_PASSWORD_COMMAND in line:
+            if REDIS_PASSWORD_COMMAND in " ".join(command_line(container)):
                 known.setdefault(("Secret", "argocd-redis"), f"init container {container.get('name')} of {tmpl.label}")
     return known
 
@@ -99,10 +98,6 @@ def _consequence(kind: str, where: str) -> str:
     if kind == "ServiceAccount":
         return POD_CONSEQUENCE["ServiceAccount"]
     return POD_CONSEQUENCE["volume" if where.startswith("volume") else "env"]
-
-
-def some(items: Any, limit: int) -> list[str]:
-    return bounded_list((str(item) for item in items), limit)
 
 
 def _missing_references(bundle: Bundle) -> list[Finding]:
